@@ -1,0 +1,121 @@
+# vcfs - one Makefile for libraries, tools, daemons, tests and benchmarks.
+#
+#   make               build everything into build/
+#   make check         install what is missing, start the test servers, run every test
+#   make demo          the README's demo
+#   make bench         benchmarks (tables beside the raw backing store)
+#   make lint          no storage syscalls outside disk/
+#   make install       PREFIX=/usr/local DESTDIR=
+# Switches: V=1 (show commands), SAN=address,undefined, WERROR=1 (default in CI),
+#           RADOS=1/0 (default: on when librados is installed), DEBUG=1 (-O0).
+
+CC       ?= cc
+PREFIX   ?= /usr/local
+SBINDIR  ?= $(PREFIX)/sbin
+BINDIR   ?= $(PREFIX)/bin
+MANDIR   ?= $(PREFIX)/share/man
+B        := build
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+ifneq ($(CI),)
+WERROR ?= 1
+endif
+
+ifeq ($(RADOS),)
+RADOS := $(shell test -f /usr/include/rados/librados.h && echo 1 || echo 0)
+endif
+
+WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Wvla
+OPT  := $(if $(DEBUG),-O0,-O2) -g
+CFLAGS_ALL := -std=c11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 $(OPT) $(WARN) \
+	$(if $(filter 1,$(WERROR)),-Werror) -MMD -MP -pthread -I. \
+	$(if $(SAN),-fsanitize=$(SAN) -fno-omit-frame-pointer) \
+	$(shell pkg-config --cflags fuse3 libiscsi libnfs jansson uuid) $(CFLAGS)
+LDFLAGS_ALL := -pthread $(if $(SAN),-fsanitize=$(SAN)) $(LDFLAGS)
+LIBS := $(shell pkg-config --libs libiscsi libnfs uuid) -lm
+ifeq ($(RADOS),1)
+CFLAGS_ALL += -DVCFS_HAVE_RADOS
+LIBS += -lrados
+endif
+FUSE_LIBS  := $(shell pkg-config --libs fuse3)
+JSON_LIBS  := $(shell pkg-config --libs jansson)
+CHECK_LIBS := $(shell pkg-config --libs check)
+
+# ---- the library: every module below the front ends ----
+LIB_DIRS := common disk fs lock journal
+LIB_SRC  := $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c))
+LIB_OBJ  := $(LIB_SRC:%.c=$(B)/%.o)
+LIBVCFS  := $(B)/libvcfs.a
+
+# ---- programs: one main per file ----
+TOOLS      := $(patsubst tools/%.c,$(B)/%,$(wildcard tools/*.c))
+TEST_UNITS := $(patsubst tests/unit/%.c,$(B)/tests/%,$(wildcard tests/unit/check_*.c))
+TEST_PROGS := $(patsubst tests/disk/%.c,$(B)/tests/%,$(wildcard tests/disk/*.c))
+BENCHES    := $(patsubst bench/%.c,$(B)/bench/%,$(wildcard bench/*.c))
+
+all: $(LIBVCFS) $(TOOLS) $(TEST_UNITS) $(TEST_PROGS) $(BENCHES)
+
+$(B)/%.o: %.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CFLAGS_ALL) -c -o $@ $<
+
+$(LIBVCFS): $(LIB_OBJ)
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(B)/%: $(B)/tools/%.o $(LIBVCFS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIBVCFS) $(LIBS) $(FUSE_LIBS) $(JSON_LIBS)
+
+$(B)/tests/%: $(B)/tests/unit/%.o $(LIBVCFS)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIBVCFS) $(LIBS) $(CHECK_LIBS)
+
+$(B)/tests/%: $(B)/tests/disk/%.o $(LIBVCFS)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIBVCFS) $(LIBS)
+
+$(B)/bench/%: $(B)/bench/%.o $(LIBVCFS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIBVCFS) $(LIBS) -lm
+
+# ---- running things ----
+check:
+	bash tests/run.sh
+
+demo:
+	bash tools/demo.sh
+
+bench: all
+	bash bench/run.sh
+
+# No storage syscalls on the datastore outside the backends (STYLE.md).
+lint:
+	@bad=$$(grep -nE '\b(pread|pwrite|preadv|pwritev|ioctl|fallocate)[[:space:]]*\(' \
+		$$(ls $(filter-out disk/%,$(LIB_SRC)) fuse/*.c 2>/dev/null) || true); \
+	if [ -n "$$bad" ]; then echo "storage syscalls outside disk/:"; echo "$$bad"; exit 1; fi; \
+	echo "lint: ok"
+
+install: all
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man8
+	for t in $(TOOLS); do \
+		n=$$(basename $$t); case $$n in mkfs.*|fsck.*|mount.*|vcfs-fuse) d=$(SBINDIR);; *) d=$(BINDIR);; esac; \
+		install -m 755 $$t $(DESTDIR)$$d/$$n; done
+	for m in man/*.[18]; do [ -f "$$m" ] || continue; s=$${m##*.}; \
+		install -m 644 $$m $(DESTDIR)$(MANDIR)/man$$s/; done
+
+clean:
+	rm -rf $(B)
+
+.PHONY: all check demo bench lint install clean
+.SECONDARY:
+
+-include $(shell find $(B) -name '*.d' 2>/dev/null)

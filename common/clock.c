@@ -1,0 +1,32 @@
+/* clock.c - monotonic clock with a test-installable override. */
+#include <errno.h>
+#include <time.h>
+#include "clock.h"
+
+static vcfs_clock_fn clock_fn;
+static void *clock_arg;
+
+void vcfs_clock_set(vcfs_clock_fn fn, void *arg)
+{
+	clock_fn = fn;
+	clock_arg = arg;
+}
+
+uint64_t vcfs_now_ns(void)
+{
+	struct timespec ts;
+
+	if (clock_fn)
+		return clock_fn(clock_arg);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * VCFS_NS_PER_S + (uint64_t)ts.tv_nsec;
+}
+
+void vcfs_sleep_ns(uint64_t ns)
+{
+	struct timespec ts = { .tv_sec = (time_t)(ns / VCFS_NS_PER_S),
+			       .tv_nsec = (long)(ns % VCFS_NS_PER_S) };
+
+	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+		;
+}

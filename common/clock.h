@@ -1,0 +1,24 @@
+/*
+ * clock.h - injected time (e2fsck's E2FSCK_TIME habit).
+ *
+ * Heartbeats, lease expiry and I/O deadlines read vcfs_now_ns(), a monotonic
+ * clock in nanoseconds.  Tests install their own clock with vcfs_clock_set() and
+ * drive it, so multi-host protocol tests run deterministically.  Hosts never
+ * compare clock values with each other: each only measures its own intervals.
+ */
+#ifndef VCFS_CLOCK_H
+#define VCFS_CLOCK_H
+#include <stdint.h>
+
+typedef uint64_t (*vcfs_clock_fn)(void *arg);
+
+uint64_t vcfs_now_ns(void);
+/* Install a clock; NULL restores CLOCK_MONOTONIC. */
+void vcfs_clock_set(vcfs_clock_fn fn, void *arg);
+/* Sleep for ns on the real clock (backoff between retries). */
+void vcfs_sleep_ns(uint64_t ns);
+
+#define VCFS_NS_PER_MS 1000000ULL
+#define VCFS_NS_PER_S  1000000000ULL
+
+#endif

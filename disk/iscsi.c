@@ -1,0 +1,11 @@
+/* iscsi.c - placeholder until the iscsi backend lands (being written). */
+#include "disk_int.h"
+
+int vcfs_iscsi_open(const struct vcfs_uri *u, const struct vcfs_disk_opts *o,
+		   struct vcfs_disk **out)
+{
+	(void)u;
+	(void)o;
+	*out = 0;
+	return -VCFS_ENOBACKEND;
+}
