@@ -89,6 +89,12 @@ int vcfs_disk_open(const char *uri, const struct vcfs_disk_opts *opts,
 	if (rc)
 		return rc;
 	rc = vcfs_disk_check_geometry(&d->info);
+	if (!rc && d->info.size < VCFS_DISK_MIN_SIZE) {
+		vcfs_err("%s: %llu bytes is below the %llu-byte minimum of a datastore; "
+			 "enlarge the file or LUN", d->info.desc,
+			 (unsigned long long)d->info.size, VCFS_DISK_MIN_SIZE);
+		rc = -VCFS_ETOOSMALL;
+	}
 	if (rc) {
 		vcfs_disk_close(d);
 		return rc;

@@ -95,6 +95,8 @@ struct vcfs_disk_opts {
 };
 
 #define VCFS_DISK_DEFAULT_IO_TIMEOUT_MS 5000
+/* Smallest datastore any backend opens (vcfs_disk_open: -VCFS_ETOOSMALL). */
+#define VCFS_DISK_MIN_SIZE (1ull << 20)
 #define VCFS_DISK_STALE_GUARD_FACTOR	4
 
 /* Open a datastore by URI.  opts may be NULL.  *out is set only on success. */

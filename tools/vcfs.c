@@ -1,0 +1,179 @@
+/*
+ * vcfs.c - the admin CLI (like vmkfstools and debugfs.ocfs2): a thin front end
+ * that parses arguments and calls the libraries.
+ *
+ *   vcfs probe [--stress N] [--iters N] [--json] [--timeout-ms T] URI
+ *
+ * Exit codes: 0 success (probe: the target is safe for vcfs), 1 the target
+ * or object is unsafe / the check failed, 2 usage, 8 operational error.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "disk/disk.h"
+#include "disk/probe.h"
+
+#define EXIT_UNSAFE 1
+#define EXIT_USAGE 2
+#define EXIT_OPERR 8
+
+static double us(uint64_t ns)
+{
+	return (double)ns / 1000.0;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: vcfs COMMAND [options] ...\n"
+		"  probe [--stress N] [--iters N] [--json] [--timeout-ms T] URI\n"
+		"        what the backend offers and whether it is safe for vcfs\n"
+		"URIs: file:/path | iscsi://[user%%pass@]host[:port]/iqn/lun |\n"
+		"      nfs://server[:port]/export/file | rados://pool/image[?conf=PATH]\n"
+		"See vcfs(8).\n");
+}
+
+static int cmd_probe(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "stress", required_argument, 0, 's' },
+		{ "iters", required_argument, 0, 'i' },
+		{ "json", no_argument, 0, 'j' },
+		{ "timeout-ms", required_argument, 0, 'T' },
+		{ "help", no_argument, 0, 'h' },
+		{ 0, 0, 0, 0 } };
+	struct vcfs_disk_opts opts = { 0 };
+	struct vcfs_probe_result r;
+	struct vcfs_disk *d;
+	int nproc = 0, iters = 100, json = 0, c, rc, safe;
+	uint64_t final = 0, mis = 0, soff = 0, slen = 0;
+	int stress_rc = 0, stressed = 0;
+	const char *uri;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+		switch (c) {
+		case 's': nproc = atoi(optarg); break;
+		case 'i': iters = atoi(optarg); break;
+		case 'j': json = 1; break;
+		case 'T': opts.io_timeout_ms = (uint32_t)atoi(optarg); break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return EXIT_USAGE;
+		}
+	}
+	if (optind != argc - 1 || nproc < 0 || nproc > 256 || iters < 1) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	uri = argv[optind];
+	rc = vcfs_disk_open(uri, &opts, &d);
+	if (rc) {
+		fprintf(stderr, "vcfs probe: cannot open %s: %s\n", uri, vcfs_strerror(rc));
+		return EXIT_OPERR;
+	}
+	rc = vcfs_probe_run(d, 32, &r);
+	if (!rc && nproc) {
+		rc = vcfs_probe_scratch(d, &soff, &slen);
+		if (!rc && !slen) {
+			fprintf(stderr, "vcfs probe: %s holds a vcfs datastore: --stress would "
+					"write to it; run it before mkfs.vcfs\n", uri);
+			vcfs_disk_close(d);
+			return EXIT_USAGE;
+		}
+	}
+	vcfs_disk_close(d);
+	if (rc) {
+		fprintf(stderr, "vcfs probe: %s: %s\n", uri, vcfs_strerror(rc));
+		return EXIT_OPERR;
+	}
+	if (nproc) {
+		stressed = 1;
+		stress_rc = vcfs_cas_stress(uri, &opts, soff, nproc, iters, &final, &mis);
+		/* leave the scratch sector as probe found it: zeroed is what it was
+		 * before mkfs on a fresh target; the counter is not data */
+		if (!vcfs_disk_open(uri, &opts, &d)) {
+			unsigned char *z = vcfs_disk_buf_alloc(r.info.lsec);
+			if (z)
+				vcfs_disk_write(d, soff, z, r.info.lsec, VCFS_IO_FUA);
+			free(z);
+			vcfs_disk_close(d);
+		}
+	}
+	safe = r.info.cas_mode != VCFS_CAS_NONE && r.cas_ok && r.miscompare_ok &&
+	       (!stressed || (!stress_rc && final == (uint64_t)nproc * (uint64_t)iters));
+
+	if (json) {
+		printf("{\"uri\":\"%s\",\"backend\":\"%s\",\"size\":%llu,\"lsec\":%u,\"psec\":%u,"
+		       "\"max_io\":%u,\"cas_mode\":\"%s\",\"ats\":%s,\"cas_shared\":%s,"
+		       "\"unmap\":%s,\"formatted\":%s,"
+		       "\"read4k_us\":{\"p50\":%.1f,\"p99\":%.1f},"
+		       "\"write4k_us\":{\"p50\":%.1f,\"p99\":%.1f},"
+		       "\"cas_us\":{\"p50\":%.1f,\"p99\":%.1f},",
+		       r.info.desc, r.info.backend, (unsigned long long)r.info.size, r.info.lsec,
+		       r.info.psec, r.info.max_io, vcfs_cas_mode_name(r.info.cas_mode),
+		       r.info.cas_mode == VCFS_CAS_ATS ? "true" : "false",
+		       r.info.caps & VCFS_DISK_CAP_CAS_SHARED ? "true" : "false",
+		       r.info.caps & VCFS_DISK_CAP_UNMAP ? "true" : "false",
+		       r.formatted ? "true" : "false", us(r.read4k_p50), us(r.read4k_p99),
+		       us(r.write4k_p50), us(r.write4k_p99), us(r.cas_p50), us(r.cas_p99));
+		if (stressed)
+			printf("\"stress\":{\"procs\":%d,\"iters\":%d,\"final\":%llu,"
+			       "\"lost_races\":%llu,\"exact\":%s},",
+			       nproc, iters, (unsigned long long)final, (unsigned long long)mis,
+			       final == (uint64_t)nproc * (uint64_t)iters ? "true" : "false");
+		printf("\"safe\":%s}\n", safe ? "true" : "false");
+	} else {
+		printf("target:        %s\n", r.info.desc);
+		printf("backend:       %s\n", r.info.backend);
+		printf("size:          %llu bytes (%.1f GiB)\n", (unsigned long long)r.info.size,
+		       (double)r.info.size / (1 << 30));
+		printf("sector size:   %u logical, %u physical; max request %u KiB\n",
+		       r.info.lsec, r.info.psec, r.info.max_io >> 10);
+		printf("ATS:           %s\n", r.info.cas_mode == VCFS_CAS_ATS ? "yes" : "no");
+		printf("CAS mode:      %s%s\n", vcfs_cas_mode_name(r.info.cas_mode),
+		       r.info.cas_mode == VCFS_CAS_OFD ?
+			       " (atomic among processes of this machine only)" :
+		       r.info.cas_mode == VCFS_CAS_ATS_PR ?
+			       " (SCSI-3 persistent reservation around read-compare-write)" : "");
+		printf("UNMAP:         %s\n", r.info.caps & VCFS_DISK_CAP_UNMAP ? "yes" :
+		       "no (freed space is zero-written)");
+		printf("probe mode:    %s\n", r.formatted ?
+		       "read-only (a vcfs datastore is here; identity compare-and-writes only)" :
+		       "scratch area at the end of the target, restored afterwards");
+		printf("4 KiB read:    p50 %.0f us, p99 %.0f us\n", us(r.read4k_p50),
+		       us(r.read4k_p99));
+		if (!r.formatted)
+			printf("4 KiB write:   p50 %.0f us, p99 %.0f us (FUA)\n",
+			       us(r.write4k_p50), us(r.write4k_p99));
+		printf("CAS:           p50 %.0f us, p99 %.0f us; miscompare %s\n", us(r.cas_p50),
+		       us(r.cas_p99), r.miscompare_ok ? "detected" : "NOT DETECTED");
+		if (stressed)
+			printf("stress:        %d processes x %d increments = %llu (%s), %llu lost races\n",
+			       nproc, iters, (unsigned long long)final,
+			       final == (uint64_t)nproc * (uint64_t)iters ? "exact" : "WRONG",
+			       (unsigned long long)mis);
+		printf("verdict:       %s\n", safe ?
+		       "SAFE for a shared vcfs datastore" :
+		       "UNSAFE: no working atomic compare-and-write; do not format it for sharing");
+	}
+	return safe ? 0 : EXIT_UNSAFE;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+		usage(stdout);
+		return 0;
+	}
+	if (!strcmp(argv[1], "probe"))
+		return cmd_probe(argc - 1, argv + 1);
+	fprintf(stderr, "vcfs: unknown command '%s'\n", argv[1]);
+	usage(stderr);
+	return EXIT_USAGE;
+}
