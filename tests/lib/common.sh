@@ -89,3 +89,5 @@ wait_for() {
 	done
 	return 1
 }
+
+trap 't_cleanup_run' EXIT
