@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,25 +106,32 @@ static int cmd_probe(int argc, char **argv)
 	       (!stressed || (!stress_rc && final == (uint64_t)nproc * (uint64_t)iters));
 
 	if (json) {
-		printf("{\"uri\":\"%s\",\"backend\":\"%s\",\"size\":%llu,\"lsec\":%u,\"psec\":%u,"
-		       "\"max_io\":%u,\"cas_mode\":\"%s\",\"ats\":%s,\"cas_shared\":%s,"
-		       "\"unmap\":%s,\"formatted\":%s,"
-		       "\"read4k_us\":{\"p50\":%.1f,\"p99\":%.1f},"
-		       "\"write4k_us\":{\"p50\":%.1f,\"p99\":%.1f},"
-		       "\"cas_us\":{\"p50\":%.1f,\"p99\":%.1f},",
-		       r.info.desc, r.info.backend, (unsigned long long)r.info.size, r.info.lsec,
-		       r.info.psec, r.info.max_io, vcfs_cas_mode_name(r.info.cas_mode),
-		       r.info.cas_mode == VCFS_CAS_ATS ? "true" : "false",
-		       r.info.caps & VCFS_DISK_CAP_CAS_SHARED ? "true" : "false",
-		       r.info.caps & VCFS_DISK_CAP_UNMAP ? "true" : "false",
-		       r.formatted ? "true" : "false", us(r.read4k_p50), us(r.read4k_p99),
-		       us(r.write4k_p50), us(r.write4k_p99), us(r.cas_p50), us(r.cas_p99));
-		if (stressed)
-			printf("\"stress\":{\"procs\":%d,\"iters\":%d,\"final\":%llu,"
-			       "\"lost_races\":%llu,\"exact\":%s},",
-			       nproc, iters, (unsigned long long)final, (unsigned long long)mis,
-			       final == (uint64_t)nproc * (uint64_t)iters ? "true" : "false");
-		printf("\"safe\":%s}\n", safe ? "true" : "false");
+		json_t *o = json_pack("{s:s, s:s, s:I, s:i, s:i, s:i, s:s, s:b, s:b, s:b, s:b,"
+				      " s:{s:f, s:f}, s:{s:f, s:f}, s:{s:f, s:f}, s:b}",
+			"target", r.info.desc, "backend", r.info.backend,
+			"size", (json_int_t)r.info.size, "lsec", (int)r.info.lsec,
+			"psec", (int)r.info.psec, "max_io", (int)r.info.max_io,
+			"cas_mode", vcfs_cas_mode_name(r.info.cas_mode),
+			"ats", r.info.cas_mode == VCFS_CAS_ATS,
+			"cas_shared", !!(r.info.caps & VCFS_DISK_CAP_CAS_SHARED),
+			"unmap", !!(r.info.caps & VCFS_DISK_CAP_UNMAP),
+			"formatted", r.formatted,
+			"read4k_us", "p50", us(r.read4k_p50), "p99", us(r.read4k_p99),
+			"write4k_us", "p50", us(r.write4k_p50), "p99", us(r.write4k_p99),
+			"cas_us", "p50", us(r.cas_p50), "p99", us(r.cas_p99),
+			"safe", safe);
+		if (o && stressed)
+			json_object_set_new(o, "stress", json_pack("{s:i, s:i, s:I, s:I, s:b}",
+				"procs", nproc, "iters", iters, "final", (json_int_t)final,
+				"lost_races", (json_int_t)mis,
+				"exact", final == (uint64_t)nproc * (uint64_t)iters));
+		if (!o) {
+			fprintf(stderr, "vcfs probe: out of memory\n");
+			return EXIT_OPERR;
+		}
+		json_dumpf(o, stdout, JSON_COMPACT | JSON_REAL_PRECISION(6));
+		putchar('\n');
+		json_decref(o);
 	} else {
 		printf("target:        %s\n", r.info.desc);
 		printf("backend:       %s\n", r.info.backend);
