@@ -1,0 +1,136 @@
+/*
+ * fs.h - the datastore filesystem as seen by its front ends (the FUSE daemon,
+ * the admin tools, tests).  One struct vcfs_fs is one mounted host of the
+ * cluster: it owns a heartbeat slot and a journal, and every call below is
+ * safe against the other hosts that have the same datastore mounted.
+ *
+ * Calls name objects by inode number, like FUSE's low-level API, so the daemon
+ * maps node ids to inodes one to one.  Every call returns 0 or a negative
+ * error (-errno, or -VCFS_E* from common/vcfs_err.h); POSIX refusals use the
+ * errno a local filesystem would (ENOENT, EEXIST, ENOTEMPTY, EISDIR, ENOTDIR,
+ * ENAMETOOLONG, EXDEV, EBUSY when another host holds the object's lock).
+ *
+ * Cluster rules the implementation keeps (see docs/architecture.md):
+ *  - a metadata change takes the lock record of every object it modifies by
+ *    compare-and-write, re-reads those objects from disk, commits one journal
+ *    transaction, writes the blocks home, and only then releases the locks:
+ *    another host that takes the lock next always reads current metadata;
+ *  - an open for writing takes the inode's lock exclusively for as long as the
+ *    file stays open (another host's write open gets EBUSY and the log names the
+ *    holder); read-only opens share; VCFS_OPEN_MULTIWRITER shares writers;
+ *  - once fenced (lost heartbeat), every call fails with -VCFS_EFENCED.
+ */
+#ifndef VCFS_FS_H
+#define VCFS_FS_H
+
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+#include "../common/vcfs_err.h"
+
+struct vcfs_fs;
+struct vcfs_file;
+
+struct vcfs_mount_opts {
+	const char *host_name;	/* name shown to other hosts; NULL = hostname */
+	int read_only;		/* mount without a heartbeat slot: reads only */
+	uint32_t io_timeout_ms;	/* 0 = the value recorded in the volume header */
+};
+
+struct vcfs_attr {
+	uint64_t ino;
+	uint64_t size;
+	uint64_t blocks;	/* 512-byte units allocated */
+	uint32_t mode, nlink, uid, gid;
+	uint64_t rdev;
+	struct timespec atime, mtime, ctime, crtime;
+	uint64_t generation;	/* inode generation: changes when a number is reused */
+};
+
+/* setattr mask bits */
+#define VCFS_SET_MODE	(1u << 0)
+#define VCFS_SET_UID	(1u << 1)
+#define VCFS_SET_GID	(1u << 2)
+#define VCFS_SET_SIZE	(1u << 3)
+#define VCFS_SET_ATIME	(1u << 4)
+#define VCFS_SET_MTIME	(1u << 5)
+#define VCFS_SET_ATIME_NOW (1u << 6)
+#define VCFS_SET_MTIME_NOW (1u << 7)
+#define VCFS_SET_CTIME	(1u << 8)
+
+/* open flags beyond O_* access modes */
+#define VCFS_OPEN_MULTIWRITER (1u << 0)	/* share a write open with other hosts */
+
+struct vcfs_statfs {
+	uint64_t bsize, blocks, bfree, files, ffree, namemax;
+};
+
+int vcfs_fs_mount(const char *uri, const struct vcfs_mount_opts *o, struct vcfs_fs **out);
+/* Flush, release every lock, clear the heartbeat slot. */
+int vcfs_fs_unmount(struct vcfs_fs *fs);
+uint64_t vcfs_fs_root(const struct vcfs_fs *fs);
+
+int vcfs_fs_lookup(struct vcfs_fs *fs, uint64_t dir, const char *name, struct vcfs_attr *out);
+int vcfs_fs_getattr(struct vcfs_fs *fs, uint64_t ino, struct vcfs_attr *out);
+int vcfs_fs_setattr(struct vcfs_fs *fs, uint64_t ino, const struct vcfs_attr *in,
+		    unsigned mask, struct vcfs_attr *out);
+/* Regular files, FIFOs, sockets and device nodes (mode carries the type). */
+int vcfs_fs_mknod(struct vcfs_fs *fs, uint64_t dir, const char *name, uint32_t mode,
+		  uint64_t rdev, uint32_t uid, uint32_t gid, struct vcfs_attr *out);
+int vcfs_fs_mkdir(struct vcfs_fs *fs, uint64_t dir, const char *name, uint32_t mode,
+		  uint32_t uid, uint32_t gid, struct vcfs_attr *out);
+int vcfs_fs_symlink(struct vcfs_fs *fs, uint64_t dir, const char *name, const char *target,
+		    uint32_t uid, uint32_t gid, struct vcfs_attr *out);
+int vcfs_fs_readlink(struct vcfs_fs *fs, uint64_t ino, char *buf, size_t size);
+int vcfs_fs_link(struct vcfs_fs *fs, uint64_t ino, uint64_t newdir, const char *newname,
+		 struct vcfs_attr *out);
+int vcfs_fs_unlink(struct vcfs_fs *fs, uint64_t dir, const char *name);
+int vcfs_fs_rmdir(struct vcfs_fs *fs, uint64_t dir, const char *name);
+/* flags: RENAME_NOREPLACE, RENAME_EXCHANGE (linux/fs.h values) */
+int vcfs_fs_rename(struct vcfs_fs *fs, uint64_t olddir, const char *oldname,
+		   uint64_t newdir, const char *newname, unsigned flags);
+
+/*
+ * Directory listing from cookie (0 = start; "." and ".." come first).  fill()
+ * returns non-zero when the caller's buffer is full; the entry is then not
+ * consumed and the next call resumes at it.
+ */
+typedef int (*vcfs_fill_fn)(void *arg, const char *name, uint64_t ino, uint32_t type,
+			    uint64_t next_cookie);
+int vcfs_fs_readdir(struct vcfs_fs *fs, uint64_t dir, uint64_t cookie, vcfs_fill_fn fill,
+		    void *arg);
+
+int vcfs_fs_open(struct vcfs_fs *fs, uint64_t ino, int oflags, unsigned vflags,
+		 struct vcfs_file **out);
+int vcfs_fs_create(struct vcfs_fs *fs, uint64_t dir, const char *name, uint32_t mode,
+		   uint32_t uid, uint32_t gid, int oflags, struct vcfs_attr *attr,
+		   struct vcfs_file **out);
+/* Last close: drops the lock; frees the inode if it was unlinked while open. */
+int vcfs_file_release(struct vcfs_file *f);
+ssize_t vcfs_file_read(struct vcfs_file *f, uint64_t off, void *buf, size_t len);
+ssize_t vcfs_file_write(struct vcfs_file *f, uint64_t off, const void *buf, size_t len);
+int vcfs_file_fsync(struct vcfs_file *f, int datasync);
+/* mode: 0, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE|KEEP_SIZE, FALLOC_FL_ZERO_RANGE */
+int vcfs_file_fallocate(struct vcfs_file *f, int mode, uint64_t off, uint64_t len);
+/* SEEK_DATA / SEEK_HOLE; -ENXIO past the end as lseek(2). */
+int vcfs_file_lseek(struct vcfs_file *f, uint64_t off, int whence, uint64_t *out);
+
+int vcfs_fs_setxattr(struct vcfs_fs *fs, uint64_t ino, const char *name, const void *val,
+		     size_t size, int flags);
+/* Returns the value size; with size 0 only the size. */
+ssize_t vcfs_fs_getxattr(struct vcfs_fs *fs, uint64_t ino, const char *name, void *val,
+			 size_t size);
+ssize_t vcfs_fs_listxattr(struct vcfs_fs *fs, uint64_t ino, char *list, size_t size);
+int vcfs_fs_removexattr(struct vcfs_fs *fs, uint64_t ino, const char *name);
+
+int vcfs_fs_statfs(struct vcfs_fs *fs, struct vcfs_statfs *out);
+
+/*
+ * Coherence hook for the FUSE daemon: called (from any thread) when an inode's
+ * cached attributes or data may be stale because another host changed it or a
+ * lock that justified a cache was lost; the daemon invalidates the kernel's cache.
+ */
+typedef void (*vcfs_inval_fn)(void *arg, uint64_t ino);
+void vcfs_fs_set_inval(struct vcfs_fs *fs, vcfs_inval_fn fn, void *arg);
+
+#endif
