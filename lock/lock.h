@@ -1,0 +1,156 @@
+/*
+ * lock.h - cluster membership by on-disk heartbeats, and on-disk lock records.
+ *
+ * Everything here goes through vcfs_disk_cas() on record blocks (fs/ondisk.h:
+ * struct vcfs_hb_disk, struct vcfs_lock_disk); hosts need no network.
+ *
+ * Timing (docs/architecture.md has the argument and the trace).  From the I/O
+ * timeout T recorded in the volume header:
+ *	R = T		renewal interval
+ *	F = 4T		a host whose last renewal that succeeded *started* more
+ *			than F - T ago issues no further write (fenced)
+ *	D = F + 2T + R	an observer that saw a slot's counter unchanged for D on
+ *			its own monotonic clock may declare that host dead
+ * vcfs_hb_join() refuses timings that break D > F + T.
+ *
+ * Heartbeat protocol
+ *  - join: read every slot; claim a FREE (or uninitialised) one by CAS with
+ *    state LIVE, generation + 1, counter 0, host name and a fresh host uuid.
+ *  - renew every R by CAS of our own slot from what we last wrote: a
+ *    miscompare means another host took or recovered our slot, and we fence.
+ *  - a monitor thread reads all slots every R and records, per slot, when on
+ *    our clock its (state, generation, counter) last changed.
+ *  - leave: CAS our slot to FREE (generation kept).
+ *
+ * Recovery of a dead host X (by any survivor S; exactly one wins the CAS):
+ *	S: sees X LIVE with counter unchanged for D
+ *	S: CAS slot X: state RECOVERING, recoverer S, recoverer_gen = S's gen
+ *	S: replays X's journal (the recover callback given at join)
+ *	S: CAS slot X: state FREE, generation + 1  -> every lock X held is stale
+ * If S dies while RECOVERING, another survivor that sees S dead takes the
+ * recovery over by the same CAS (replay is idempotent: per-block seq guard).
+ *
+ * Lock records
+ *  - a holder entry is (slot, low 32 bits of that slot's generation); it is
+ *    valid while the slot is LIVE with that generation (or RECOVERING: the
+ *    journal has not been replayed yet, so its locks still stand);
+ *  - acquire reads the record, drops stale holder entries, and if the mode
+ *    allows, CASes the record with itself added (h.seq + 1); a miscompare just
+ *    re-reads and retries.  Uncontended: one read and one CAS.
+ *  - a holder that looks dead (no renewal for D) is recovered first, then its
+ *    entries are stale; a holder that is alive makes acquire fail with -EBUSY
+ *    (or wait, with VCFS_LOCK_WAIT, up to the given bound).
+ *  - release CASes the record without our entry.
+ *  - obj_version: a writer bumps it (vcfs_lock_bump) when it changed the
+ *    protected object, so another host can keep a cache while it is unchanged.
+ */
+#ifndef VCFS_LOCK_H
+#define VCFS_LOCK_H
+
+#include <stdint.h>
+#include "../disk/disk.h"
+#include "../fs/ondisk.h"
+
+struct vcfs_hb;
+
+/* Replay the journal of slot `slot` (called by recovery; must be idempotent). */
+typedef int (*vcfs_recover_fn)(void *arg, struct vcfs_hb *hb, uint32_t slot);
+/* Told once, from the renewal thread, when this host fences itself. */
+typedef void (*vcfs_fence_fn)(void *arg, int why);
+
+struct vcfs_hb_opts {
+	const char *host_name;		/* NULL: gethostname() */
+	vcfs_recover_fn recover;	/* NULL: this host never recovers others */
+	void *recover_arg;
+	vcfs_fence_fn on_fence;
+	void *fence_arg;
+	int want_slot;			/* -1 any; else this slot only (tests) */
+};
+
+/* Timing derived from T (milliseconds). */
+struct vcfs_hb_timing { uint64_t t_ns, renew_ns, fence_ns, dead_ns; };
+void vcfs_hb_timing_from(uint32_t io_timeout_ms, struct vcfs_hb_timing *out);
+
+/*
+ * Join the cluster: claim a slot, start the renewal and monitor threads.
+ * -VCFS_EBUSY-like -EUSERS when every slot is taken (the message says how many
+ * are live and that mkfs -H sets the limit).
+ */
+int vcfs_hb_join(struct vcfs_disk *d, const struct vcfs_sb *sb,
+		 const struct vcfs_hb_opts *o, struct vcfs_hb **out);
+/* Stop renewing and free the slot (only after every lock was released). */
+int vcfs_hb_leave(struct vcfs_hb *hb);
+/* Stop the threads without touching the disk (a simulated crash in tests). */
+void vcfs_hb_abandon(struct vcfs_hb *hb);
+
+uint32_t vcfs_hb_slot(const struct vcfs_hb *hb);
+uint64_t vcfs_hb_generation(const struct vcfs_hb *hb);
+struct vcfs_disk *vcfs_hb_disk(const struct vcfs_hb *hb);
+const struct vcfs_sb *vcfs_hb_sb(const struct vcfs_hb *hb);
+
+/*
+ * Every write to the datastore by a mounted host goes through this guard: 0 if
+ * the lease allows a write to start now, else -VCFS_EFENCED (sticky).
+ */
+int vcfs_hb_write_ok(struct vcfs_hb *hb);
+int vcfs_hb_fenced(const struct vcfs_hb *hb);
+/* Fence on purpose (a metadata write failed: never retry it). */
+void vcfs_hb_fence(struct vcfs_hb *hb, int why);
+
+/* What vcfs hosts shows. */
+struct vcfs_slot_info {
+	uint32_t slot;
+	enum vcfs_hb_state state;
+	uint64_t generation, counter;
+	char host_name[64];
+	uint32_t recoverer;
+	int valid;		/* the block is initialised */
+	int dead;		/* unchanged for D as seen by this host */
+	uint64_t unchanged_ns;	/* how long it has not changed, on our clock */
+};
+/* Fill info for every slot (n = sb->max_hosts entries). */
+int vcfs_hb_slots(struct vcfs_hb *hb, struct vcfs_slot_info *info);
+/* Offline: read the slots once, no liveness judgement (dead = 0). */
+int vcfs_hb_read_slots(struct vcfs_disk *d, const struct vcfs_sb *sb,
+		       struct vcfs_slot_info *info);
+/*
+ * Offline liveness check for mkfs/fsck: watch the slots for `ns` and return
+ * the number whose counter changed (live hosts), 0 if none.
+ */
+int vcfs_hb_count_live(struct vcfs_disk *d, const struct vcfs_sb *sb, uint64_t ns);
+
+/* Recover slot if it is dead (0 done or nothing to do, -EBUSY if alive). */
+int vcfs_hb_recover(struct vcfs_hb *hb, uint32_t slot);
+
+/* ---- lock records ---- */
+#define VCFS_LOCK_WAIT	(1u << 0)	/* wait for live holders (bounded) */
+
+struct vcfs_lock_info {
+	enum vcfs_lock_mode mode;
+	uint64_t seq, obj_version;
+	uint32_t nholders;
+	struct { uint32_t slot; uint32_t gen; int stale; } holders[VCFS_LOCK_HOLDERS];
+};
+
+/*
+ * Take the lock record at blkno in mode.  flags VCFS_LOCK_WAIT: wait up to
+ * wait_ms for live holders.  On -EBUSY, *busy (if given) names a holder.
+ * *obj_version receives the record's obj_version (cache validation).
+ */
+int vcfs_lock_acquire(struct vcfs_hb *hb, uint64_t blkno, enum vcfs_lock_mode mode,
+		      unsigned flags, uint32_t wait_ms, uint64_t *obj_version,
+		      struct vcfs_lock_info *busy);
+/* Drop our entry; with bump, obj_version + 1 in the same CAS. */
+int vcfs_lock_release(struct vcfs_hb *hb, uint64_t blkno, int bump);
+/* Bump obj_version while holding it exclusively. */
+int vcfs_lock_bump(struct vcfs_hb *hb, uint64_t blkno);
+/* Still ours?  0 yes, -VCFS_EFENCED / -ESTALE if it was broken. */
+int vcfs_lock_check(struct vcfs_hb *hb, uint64_t blkno);
+/* Read a record (offline too: hb may be NULL, then stale = 0). */
+int vcfs_lock_read(struct vcfs_disk *d, const struct vcfs_sb *sb, struct vcfs_hb *hb,
+		   uint64_t blkno, struct vcfs_lock_info *out);
+const char *vcfs_lock_mode_name(enum vcfs_lock_mode m);
+/* Host name of a slot as last written in its heartbeat (for messages). */
+void vcfs_hb_slot_name(struct vcfs_hb *hb, uint32_t slot, char *buf, size_t len);
+
+#endif
