@@ -1,0 +1,106 @@
+# tests/lib/hosts.sh - many vcfs hosts on one machine (sourced after common.sh).
+#
+# A "host" is a vcfs-fuse daemon in namespaces of its own: a network namespace
+# (ip netns), and a private mount and UTS namespace (unshare) so that its FUSE
+# mount is visible only inside it and its hostname is its name.  Every host
+# mounts the same datastore URI: an image file (the OFD CAS works across
+# namespaces of one kernel), or a LUN / NFS file served from the storage
+# namespace that hosts_net_setup creates and reaches over a veth per host, so
+# that one host's storage path can be cut (host_cut).
+#
+#   hosts_net_setup          storage namespace $HOSTS_STOR_NS with bridge
+#                            10.250.0.1/24; later hosts get 10.250.0.(10+i)
+#   host_start NAME URI [OPTS]   mount; sets HOST_PID_NAME, HOST_MNT_NAME
+#   host_exec NAME CMD...    run CMD inside the host (its mount, net, uts)
+#   host_mnt NAME            its mount point (a path valid inside the host)
+#   host_kill NAME           kill -9 (a crash: no unmount, no slot release)
+#   host_stop NAME           clean unmount
+#   host_cut NAME / host_uncut NAME   storage link down / up
+#   hosts_stop_all
+
+HOSTS_DIR=$VCFS_TEST_TMP/hosts
+HOSTS_STOR_NS=
+HOSTS_N=0
+declare -A HOST_PID HOST_NS HOST_MNT HOST_IDX
+
+hosts_net_setup() {
+	HOSTS_STOR_NS=vcstor$$
+	ip netns add "$HOSTS_STOR_NS" || return 1
+	t_cleanup_push "ip netns del $HOSTS_STOR_NS"
+	ip -n "$HOSTS_STOR_NS" link set lo up
+	ip -n "$HOSTS_STOR_NS" link add br0 type bridge
+	ip -n "$HOSTS_STOR_NS" addr add 10.250.0.1/24 dev br0
+	ip -n "$HOSTS_STOR_NS" link set br0 up
+}
+
+stor_exec() { ip netns exec "$HOSTS_STOR_NS" "$@"; }
+
+host_start() {
+	local name=$1 uri=$2 opts=${3:-} ns i mnt log
+	HOSTS_N=$((HOSTS_N + 1)); i=$HOSTS_N
+	ns=vch$$_$i
+	mnt=$HOSTS_DIR/$name/mnt
+	log=$HOSTS_DIR/$name/fuse.log
+	mkdir -p "$mnt"
+	ip netns add "$ns" || return 1
+	t_cleanup_push "ip netns del $ns"
+	ip -n "$ns" link set lo up
+	if [ -n "$HOSTS_STOR_NS" ]; then
+		ip link add "vh$$_$i" type veth peer name "vs$$_$i" || return 1
+		ip link set "vh$$_$i" netns "$ns"
+		ip link set "vs$$_$i" netns "$HOSTS_STOR_NS"
+		ip -n "$ns" link set "vh$$_$i" name eth0
+		ip -n "$ns" addr add "10.250.0.$((10 + i))/24" dev eth0
+		ip -n "$ns" link set eth0 up
+		ip -n "$HOSTS_STOR_NS" link set "vs$$_$i" master br0
+		ip -n "$HOSTS_STOR_NS" link set "vs$$_$i" up
+	fi
+	ip netns exec "$ns" unshare --mount --uts --propagation private \
+		sh -c "hostname '$name'; exec '$VCFS_BUILD/vcfs-fuse' -f -o host='$name'${opts:+,$opts} '$uri' '$mnt'" \
+		> "$log" 2>&1 &
+	HOST_PID[$name]=$!
+	HOST_NS[$name]=$ns
+	HOST_MNT[$name]=$mnt
+	HOST_IDX[$name]=$i
+	t_cleanup_push "kill -9 ${HOST_PID[$name]}"
+	local t
+	for t in $(seq 1 100); do
+		if ! kill -0 "${HOST_PID[$name]}" 2>/dev/null; then
+			echo "host $name: vcfs-fuse exited:" >&2; tail -n 5 "$log" >&2
+			return 1
+		fi
+		nsenter -t "${HOST_PID[$name]}" -m -- mountpoint -q "$mnt" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	echo "host $name: not mounted after 10 s" >&2; tail -n 5 "$log" >&2
+	return 1
+}
+
+host_exec() {
+	local name=$1; shift
+	nsenter -t "${HOST_PID[$name]}" -m -u -n -- "$@"
+}
+
+host_mnt() { echo "${HOST_MNT[$1]}"; }
+
+host_kill() {
+	kill -9 "${HOST_PID[$1]}" 2>/dev/null
+	wait "${HOST_PID[$1]}" 2>/dev/null
+	return 0
+}
+
+host_stop() {
+	local name=$1
+	kill -0 "${HOST_PID[$name]}" 2>/dev/null || return 0
+	host_exec "$name" fusermount3 -u "${HOST_MNT[$name]}" || return 1
+	wait "${HOST_PID[$name]}" 2>/dev/null
+	return 0
+}
+
+host_cut() { ip -n "${HOST_NS[$1]}" link set eth0 down; }
+host_uncut() { ip -n "${HOST_NS[$1]}" link set eth0 up; }
+
+hosts_stop_all() {
+	local n
+	for n in "${!HOST_PID[@]}"; do host_stop "$n" || host_kill "$n"; done
+}
