@@ -53,9 +53,21 @@
 
 struct vcfs_hb;
 
-/* Replay the journal of slot `slot` (called by recovery; must be idempotent). */
+/*
+ * Replay the journal of slot `slot` (called by recovery; must be idempotent).
+ * Called with this host's recovery mutex held, from the monitor thread or
+ * from whichever thread called vcfs_hb_recover (lock acquire does): it must
+ * not call vcfs_hb_recover itself (-EDEADLK) nor leave/abandon hb.  A non-zero
+ * return leaves the slot RECOVERING by us; it is retried after D.
+ */
 typedef int (*vcfs_recover_fn)(void *arg, struct vcfs_hb *hb, uint32_t slot);
-/* Told once, from the renewal thread, when this host fences itself. */
+/*
+ * Told once, from the renewal thread, when this host fences itself.  why:
+ * -VCFS_EMISCOMPARE  our slot was rewritten by another host (taken/recovered);
+ * -ETIMEDOUT         no renewal succeeded within F - T (the log names the
+ *                    last I/O error);
+ * anything else      what vcfs_hb_fence() was given.
+ */
 typedef void (*vcfs_fence_fn)(void *arg, int why);
 
 struct vcfs_hb_opts {
@@ -70,17 +82,29 @@ struct vcfs_hb_opts {
 /* Timing derived from T (milliseconds). */
 struct vcfs_hb_timing { uint64_t t_ns, renew_ns, fence_ns, dead_ns; };
 void vcfs_hb_timing_from(uint32_t io_timeout_ms, struct vcfs_hb_timing *out);
+/* 0 if the timing is safe (D > F + T, and F - T > R so a lease outlives a
+ * renewal period), else -EINVAL with a message.  vcfs_hb_join() calls it. */
+int vcfs_hb_timing_ok(const struct vcfs_hb_timing *tm);
 
 /*
  * Join the cluster: claim a slot, start the renewal and monitor threads.
  * -VCFS_EBUSY-like -EUSERS when every slot is taken (the message says how many
- * are live and that mkfs -H sets the limit).
+ * are live and that mkfs -H sets the limit); -EBUSY if want_slot is in use.
+ * d must be opened with opts.io_timeout_ms <= sb->io_timeout_ms: the safety
+ * argument assumes every request ends within T (join cannot check it).
+ * A slot never initialised starts at a random generation, so stale lock
+ * entries from before an fsck that zeroed it cannot match.
  */
 int vcfs_hb_join(struct vcfs_disk *d, const struct vcfs_sb *sb,
 		 const struct vcfs_hb_opts *o, struct vcfs_hb **out);
-/* Stop renewing and free the slot (only after every lock was released). */
+/*
+ * Stop renewing and free the slot (only after every lock was released).
+ * Frees hb whatever the result; -VCFS_EFENCED if the slot could not be freed
+ * (fenced, or taken over): survivors then recover it.
+ */
 int vcfs_hb_leave(struct vcfs_hb *hb);
-/* Stop the threads without touching the disk (a simulated crash in tests). */
+/* Stop the threads without touching the disk (a simulated crash in tests);
+ * frees hb. */
 void vcfs_hb_abandon(struct vcfs_hb *hb);
 
 uint32_t vcfs_hb_slot(const struct vcfs_hb *hb);
@@ -119,8 +143,28 @@ int vcfs_hb_read_slots(struct vcfs_disk *d, const struct vcfs_sb *sb,
  */
 int vcfs_hb_count_live(struct vcfs_disk *d, const struct vcfs_sb *sb, uint64_t ns);
 
-/* Recover slot if it is dead (0 done or nothing to do, -EBUSY if alive). */
+/*
+ * Recover slot if it is dead (0 done or nothing to do, -EBUSY if alive or
+ * another live host is recovering it, -EOPNOTSUPP if hb has no recover fn,
+ * -EDEADLK from inside a recover callback, -VCFS_EFENCED if we are fenced).
+ */
 int vcfs_hb_recover(struct vcfs_hb *hb, uint32_t slot);
+
+/*
+ * How this host judges a lock holder entry (slot, low 32 bits of gen); used by
+ * lock.c.  Decided on the monitor's view of the slot, re-read from disk when
+ * the view does not show that generation (the view may predate the holder's
+ * join).  A slot whose block is corrupt counts as LIVE (never broken).
+ */
+enum vcfs_holder_state {
+	VCFS_HOLDER_STALE = 0,	/* slot FREE or at another generation */
+	VCFS_HOLDER_LIVE = 1,	/* valid; the host renews (or is being
+				 * recovered by a live host) */
+	VCFS_HOLDER_DEAD = 2,	/* valid, but recoverable now: LIVE and unchanged
+				 * for D, or RECOVERING by a dead host */
+};
+/* An enum vcfs_holder_state, or a negative error (reading the slot). */
+int vcfs_hb_holder_state(struct vcfs_hb *hb, uint32_t slot, uint32_t gen32);
 
 /* ---- lock records ---- */
 #define VCFS_LOCK_WAIT	(1u << 0)	/* wait for live holders (bounded) */
@@ -136,13 +180,19 @@ struct vcfs_lock_info {
  * Take the lock record at blkno in mode.  flags VCFS_LOCK_WAIT: wait up to
  * wait_ms for live holders.  On -EBUSY, *busy (if given) names a holder.
  * *obj_version receives the record's obj_version (cache validation).
+ * -EDEADLK if this host (slot and generation) already holds the record in any
+ * mode: callers count their own opens; there is no in-place upgrade.
+ * -EBUSY also when all VCFS_LOCK_HOLDERS entries are taken by live sharers.
+ * -VCFS_ECORRUPT for a damaged record (logged), -VCFS_EFENCED when fenced.
  */
 int vcfs_lock_acquire(struct vcfs_hb *hb, uint64_t blkno, enum vcfs_lock_mode mode,
 		      unsigned flags, uint32_t wait_ms, uint64_t *obj_version,
 		      struct vcfs_lock_info *busy);
-/* Drop our entry; with bump, obj_version + 1 in the same CAS. */
+/* Drop our entry; with bump, obj_version + 1 in the same CAS.  -ESTALE if
+ * our entry is no longer there (the lock was broken). */
 int vcfs_lock_release(struct vcfs_hb *hb, uint64_t blkno, int bump);
-/* Bump obj_version while holding it exclusively. */
+/* Bump obj_version while holding it EXCL (or MW: a writer too); -EPERM in
+ * RO, -ESTALE if our entry is gone. */
 int vcfs_lock_bump(struct vcfs_hb *hb, uint64_t blkno);
 /* Still ours?  0 yes, -VCFS_EFENCED / -ESTALE if it was broken. */
 int vcfs_lock_check(struct vcfs_hb *hb, uint64_t blkno);
