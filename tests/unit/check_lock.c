@@ -9,6 +9,7 @@
  * processes that count under one EXCL lock.
  */
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -30,7 +31,8 @@
 #define T_MS	100
 #define HOSTS	8
 
-static char img[64];
+static char dir[64];	/* made by main, removed after the run even if tests fail */
+static char img[128];
 static struct vcfs_sb sb;
 static struct vcfs_hb_timing tm;
 
@@ -62,7 +64,7 @@ static void setup(void)
 {
 	int fd;
 
-	strcpy(img, "/var/tmp/vcfs-lock-XXXXXX");
+	snprintf(img, sizeof(img), "%s/img-XXXXXX", dir);
 	fd = mkstemp(img);
 	ck_assert_int_ge(fd, 0);
 	ck_assert_int_eq(ftruncate(fd, 256ll << 20), 0);
@@ -1084,14 +1086,38 @@ static Suite *suite(void)
 	return s;
 }
 
+/* A failed test exits without its teardown: sweep what it left. */
+static void remove_dir(void)
+{
+	DIR *dp = opendir(dir);
+	struct dirent *e;
+	char path[400];
+
+	while (dp && (e = readdir(dp))) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		unlink(path);
+	}
+	if (dp)
+		closedir(dp);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	SRunner *sr = srunner_create(suite());
 	int nf;
 
+	strcpy(dir, "/var/tmp/vcfs-lock-XXXXXX");
+	if (!mkdtemp(dir)) {
+		perror(dir);
+		return 1;
+	}
 	srunner_set_fork_status(sr, CK_FORK);
 	srunner_run_all(sr, CK_NORMAL);
 	nf = srunner_ntests_failed(sr);
 	srunner_free(sr);
+	remove_dir();
 	return nf ? 1 : 0;
 }
