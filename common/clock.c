@@ -1,4 +1,11 @@
-/* clock.c - monotonic clock with a test-installable override. */
+/*
+ * clock.c - monotonic clock with a test-installable override.
+ *
+ * CLOCK_BOOTTIME, not CLOCK_MONOTONIC: the monotonic clock stops while the
+ * machine is suspended, so a host resumed after a suspend would believe its
+ * heartbeat lease still fresh while the others had long declared it dead.
+ * The boot-time clock keeps counting through a suspend.
+ */
 #include <errno.h>
 #include <time.h>
 #include "clock.h"
@@ -18,7 +25,7 @@ uint64_t vcfs_now_ns(void)
 
 	if (clock_fn)
 		return clock_fn(clock_arg);
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	clock_gettime(CLOCK_BOOTTIME, &ts);
 	return (uint64_t)ts.tv_sec * VCFS_NS_PER_S + (uint64_t)ts.tv_nsec;
 }
 

@@ -2,7 +2,7 @@
  * clock.h - injected time (e2fsck's E2FSCK_TIME habit).
  *
  * Heartbeats, lease expiry and I/O deadlines read vcfs_now_ns(), a monotonic
- * clock in nanoseconds.  Tests install their own clock with vcfs_clock_set() and
+ * clock in nanoseconds that keeps counting through a suspend (CLOCK_BOOTTIME).  Tests install their own clock with vcfs_clock_set() and
  * drive it, so multi-host protocol tests run deterministically.  Hosts never
  * compare clock values with each other: each only measures its own intervals.
  */
