@@ -130,6 +130,13 @@ void *vcfs_disk_buf_alloc(size_t len);
 
 const char *vcfs_cas_mode_name(enum vcfs_cas_mode m);
 
+/*
+ * A copy of uri fit for messages and logs: the password of
+ * iscsi://user%password@host/... is replaced by "***".  malloc'd; NULL only
+ * when out of memory.
+ */
+char *vcfs_uri_redact(const char *uri);
+
 /* ---- test layers: wrap any backend (they take ownership of lower) ---- */
 
 enum vcfs_disk_op {

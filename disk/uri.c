@@ -11,6 +11,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "disk_int.h"
@@ -293,4 +294,30 @@ char *vcfs_uri_query_get(const struct vcfs_uri *u, const char *key)
 		p = amp ? amp + 1 : NULL;
 	}
 	return NULL;
+}
+
+char *vcfs_uri_redact(const char *uri)
+{
+	const char *scheme_end = strstr(uri, "://"), *auth, *at, *pct, *slash;
+	char *out;
+	size_t n;
+
+	if (!scheme_end)
+		return strdup(uri);
+	auth = scheme_end + 3;
+	slash = strchr(auth, '/');
+	at = memchr(auth, '@', slash ? (size_t)(slash - auth) : strlen(auth));
+	if (!at)
+		return strdup(uri);
+	pct = memchr(auth, '%', (size_t)(at - auth));
+	if (!pct)
+		pct = memchr(auth, ':', (size_t)(at - auth));
+	if (!pct)
+		return strdup(uri);
+	n = (size_t)(pct + 1 - uri) + 3 + strlen(at) + 1;
+	out = malloc(n);
+	if (!out)
+		return NULL;
+	snprintf(out, n, "%.*s***%s", (int)(pct + 1 - uri), uri, at);
+	return out;
 }

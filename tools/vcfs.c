@@ -31,6 +31,7 @@ static void usage(FILE *f)
 		"usage: vcfs COMMAND [options] ...\n"
 		"  probe [--stress N] [--iters N] [--json] [--timeout-ms T] URI\n"
 		"        what the backend offers and whether it is safe for vcfs\n"
+
 		"URIs: file:/path | iscsi://[user%%pass@]host[:port]/iqn/lun |\n"
 		"      nfs://server[:port]/export/file | rados://pool/image[?conf=PATH]\n"
 		"See vcfs(8).\n");
@@ -51,7 +52,7 @@ static int cmd_probe(int argc, char **argv)
 	int nproc = 0, iters = 100, json = 0, c, rc, safe;
 	uint64_t final = 0, mis = 0, soff = 0, slen = 0;
 	int stress_rc = 0, stressed = 0;
-	const char *uri;
+	char *uri;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
@@ -68,8 +69,10 @@ static int cmd_probe(int argc, char **argv)
 		usage(stderr);
 		return EXIT_USAGE;
 	}
-	uri = argv[optind];
-	rc = vcfs_disk_open(uri, &opts, &d);
+	uri = vcfs_uri_redact(argv[optind]);	/* for messages: no password */
+	if (!uri)
+		return EXIT_OPERR;
+	rc = vcfs_disk_open(argv[optind], &opts, &d);
 	if (rc) {
 		fprintf(stderr, "vcfs probe: cannot open %s: %s\n", uri, vcfs_strerror(rc));
 		return EXIT_OPERR;
@@ -91,10 +94,10 @@ static int cmd_probe(int argc, char **argv)
 	}
 	if (nproc) {
 		stressed = 1;
-		stress_rc = vcfs_cas_stress(uri, &opts, soff, nproc, iters, &final, &mis);
+		stress_rc = vcfs_cas_stress(argv[optind], &opts, soff, nproc, iters, &final, &mis);
 		/* leave the scratch sector as probe found it: zeroed is what it was
 		 * before mkfs on a fresh target; the counter is not data */
-		if (!vcfs_disk_open(uri, &opts, &d)) {
+		if (!vcfs_disk_open(argv[optind], &opts, &d)) {
 			unsigned char *z = vcfs_disk_buf_alloc(r.info.lsec);
 			if (z)
 				vcfs_disk_write(d, soff, z, r.info.lsec, VCFS_IO_FUA);
@@ -181,6 +184,7 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "probe"))
 		return cmd_probe(argc - 1, argv + 1);
+
 	fprintf(stderr, "vcfs: unknown command '%s'\n", argv[1]);
 	usage(stderr);
 	return EXIT_USAGE;
