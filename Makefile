@@ -87,6 +87,28 @@ $(B)/bench/%: $(B)/bench/%.o $(LIBVCFS)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIBVCFS) $(LIBS) -lm
 
+# ---- hypervisor/: libvcvm.a (QMP client, VM config, VM control) under vcvm ----
+HV_PROG_SRC := $(wildcard hypervisor/vcvm.c)
+HV_LIB_SRC  := $(filter-out $(HV_PROG_SRC),$(wildcard hypervisor/*.c))
+LIBVCVM     := $(B)/libvcvm.a
+HV_PROGS    := $(HV_PROG_SRC:hypervisor/%.c=$(B)/%)
+HV_UNITS    := $(B)/tests/check_qmp $(B)/tests/check_vmcfg
+HV_GUEST    := $(B)/tests/guest/check_counter
+all: $(LIBVCVM) $(HV_PROGS) $(HV_GUEST)
+$(LIBVCVM): $(HV_LIB_SRC:%.c=$(B)/%.o)
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)rm -f $@ && ar rcs $@ $^
+$(HV_PROGS): $(B)/%: $(B)/hypervisor/%.o $(LIBVCVM) $(LIBVCFS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIBVCVM) $(LIBVCFS) $(LIBS) $(JSON_LIBS)
+$(HV_UNITS): $(B)/tests/%: $(B)/tests/unit/%.o $(LIBVCVM) $(LIBVCFS)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIBVCVM) $(LIBVCFS) $(LIBS) $(JSON_LIBS) $(CHECK_LIBS)
+$(HV_GUEST): $(B)/tests/guest/%: $(B)/tests/guest/%.o
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $<
+
 # ---- running things ----
 check:
 	bash tests/run.sh
