@@ -40,20 +40,41 @@ struct vcfs_hb;
 struct vcfs_journal;
 struct vcfs_txn;
 
-/* Largest number of blocks one transaction may hold for this volume. */
+/*
+ * Largest number of blocks one transaction may hold for this volume:
+ * journal_blocks - 3 (header, descriptor and commit take one block each),
+ * at most VCFS_JDESC_MAX.
+ */
 uint32_t vcfs_journal_max_blocks(const struct vcfs_sb *sb);
 
 /*
  * Open slot's journal for writing (after vcfs_journal_replay of the same
- * slot).  hb may be NULL for offline tools (no lease guard).
+ * slot; open replays again, a no-op then, so a pending transaction can never
+ * be overwritten).  Writes the header with jgen + 1 (a never used header
+ * starts the journal).  hb may be NULL for offline tools (no lease guard).
+ * -VCFS_ECORRUPT if the header is damaged (vcfs_journal_reset).
  */
 int vcfs_journal_open(struct vcfs_disk *d, const struct vcfs_sb *sb, uint32_t slot,
 		      struct vcfs_hb *hb, struct vcfs_journal **out);
 void vcfs_journal_close(struct vcfs_journal *j);
 
-/* Replay slot's journal.  *applied (may be NULL): blocks written home. */
+/*
+ * Replay slot's journal.  *applied (may be NULL): blocks written home.
+ * 0 also when there is nothing to replay (never used, checkpointed, torn or
+ * foreign record: the log says which).  -VCFS_ECORRUPT when the header is
+ * damaged: what is committed is unknown, so nothing is written (fsck resets
+ * the journal).  Write errors are returned, never retried, and do not fence.
+ */
 int vcfs_journal_replay(struct vcfs_disk *d, const struct vcfs_sb *sb, uint32_t slot,
 			struct vcfs_hb *hb, unsigned *applied);
+/*
+ * fsck: make a damaged journal usable again: a valid header whose generation
+ * and checkpoint go past everything found in the old header and record, so
+ * nothing in the journal is ever replayed.  Only after the volume has been
+ * checked (a transaction that was pending is lost).
+ */
+int vcfs_journal_reset(struct vcfs_disk *d, const struct vcfs_sb *sb, uint32_t slot,
+		       struct vcfs_hb *hb);
 
 /* What fsck and `vcfs hosts` show about a journal. */
 struct vcfs_journal_state {
@@ -61,7 +82,10 @@ struct vcfs_journal_state {
 	uint64_t jgen, ckpt_seq;
 	int pending;		/* a committed transaction awaits replay */
 	uint32_t pending_blocks;
+	int corrupt;		/* header has our signature but is damaged
+				 * (initialised = 0; replay and open refuse) */
 };
+/* 0 unless the journal could not be read (I/O error). */
 int vcfs_journal_inspect(struct vcfs_disk *d, const struct vcfs_sb *sb, uint32_t slot,
 			 struct vcfs_journal_state *out);
 
