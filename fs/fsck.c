@@ -529,8 +529,8 @@ static int pass_inodes(struct fsck *fc)
 		uint32_t c, bit;
 
 		c = cl_of(fc, VCFS_CK_INODE, n, &bit);
-		if (fc->cbmp_bad[c])
-			used = 1;	/* look at every inode of a damaged cluster */
+		if (fc->cbmp_bad[c] || n == VCFS_ROOT_INO)
+			used = 1;	/* every inode of a damaged cluster; the root always */
 		if (!used || (is_reserved(fc, n) && !is_orphan_dir(fc, n)))
 			continue;
 		if (rd(fc, vcfs_inode_lock_blk(sb, n), buf, 2))

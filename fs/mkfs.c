@@ -26,7 +26,7 @@ int vcfs_read_super(struct vcfs_disk *d, struct vcfs_sb *sb, int *used_backup)
 	rc = vcfs_disk_read(d, 0, blk, VCFS_BLK);
 	if (!rc)
 		rc = vcfs_super_decode(blk, VCFS_SUPER_BLKNO, sb);
-	if (rc == -VCFS_ECORRUPT) {
+	if (rc == -VCFS_ECORRUPT || rc == -VCFS_ENOTVCFS) {
 		/* the backup sits in the last block of the volume as formatted;
 		 * a grown LUN moved the end, so try the recorded end first */
 		rc2 = vcfs_disk_read(d, last * VCFS_BLK, blk, VCFS_BLK);

@@ -3,6 +3,9 @@
  * that parses arguments and calls the libraries.
  *
  *   vcfs probe [--stress N] [--iters N] [--json] [--timeout-ms T] URI
+ *   vcfs info [--json] URI
+ *   vcfs hosts [--json] [--watch-ms MS] URI
+ *   vcfs locks [--json] URI INODE
  *
  * Exit codes: 0 success (probe: the target is safe for vcfs), 1 the target
  * or object is unsafe / the check failed, 2 usage, 8 operational error.
@@ -15,6 +18,7 @@
 #include <string.h>
 #include "disk/disk.h"
 #include "disk/probe.h"
+#include "fs/admin.h"
 
 #define EXIT_UNSAFE 1
 #define EXIT_USAGE 2
@@ -31,7 +35,12 @@ static void usage(FILE *f)
 		"usage: vcfs COMMAND [options] ...\n"
 		"  probe [--stress N] [--iters N] [--json] [--timeout-ms T] URI\n"
 		"        what the backend offers and whether it is safe for vcfs\n"
-
+		"  info [--json] URI\n"
+		"        volume header, geometry, free space\n"
+		"  hosts [--json] [--watch-ms MS] URI\n"
+		"        heartbeat slots: host, generation, liveness, journal state\n"
+		"  locks [--json] URI INODE\n"
+		"        the lock record of an inode: mode, holders, versions\n"
 		"URIs: file:/path | iscsi://[user%%pass@]host[:port]/iqn/lun |\n"
 		"      nfs://server[:port]/export/file | rados://pool/image[?conf=PATH]\n"
 		"See vcfs(8).\n");
@@ -172,6 +181,56 @@ static int cmd_probe(int argc, char **argv)
 	return safe ? 0 : EXIT_UNSAFE;
 }
 
+/* info, hosts, locks: open read-only, call the admin library. */
+static int cmd_view(const char *cmd, int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "json", no_argument, 0, 'j' },
+		{ "watch-ms", required_argument, 0, 'w' },
+		{ "help", no_argument, 0, 'h' },
+		{ 0, 0, 0, 0 } };
+	struct vcfs_disk_opts opts = { .flags = VCFS_DISK_RDONLY };
+	struct vcfs_disk *d;
+	int json = 0, c, rc, want = !strcmp(cmd, "locks") ? 2 : 1;
+	uint32_t watch = 0;
+	char *red;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+		switch (c) {
+		case 'j': json = 1; break;
+		case 'w': watch = (uint32_t)atoi(optarg); break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return EXIT_USAGE;
+		}
+	}
+	if (optind != argc - want) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	red = vcfs_uri_redact(argv[optind]);
+	rc = vcfs_disk_open(argv[optind], &opts, &d);
+	if (rc) {
+		fprintf(stderr, "vcfs %s: cannot open %s: %s\n", cmd, red ? red : "datastore",
+			vcfs_strerror(rc));
+		free(red);
+		return EXIT_OPERR;
+	}
+	if (!strcmp(cmd, "info"))
+		rc = vcfs_admin_info(d, stdout, json);
+	else if (!strcmp(cmd, "hosts"))
+		rc = vcfs_admin_hosts(d, watch, stdout, json);
+	else
+		rc = vcfs_admin_inode_lock(d, strtoull(argv[optind + 1], NULL, 0), stdout, json);
+	vcfs_disk_close(d);
+	if (rc)
+		fprintf(stderr, "vcfs %s: %s: %s\n", cmd, red ? red : "datastore",
+			rc == -VCFS_ENOTVCFS ? "not a vcfs datastore (format it with mkfs.vcfs)" :
+			vcfs_strerror(rc));
+	free(red);
+	return rc ? EXIT_OPERR : 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
@@ -184,7 +243,8 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "probe"))
 		return cmd_probe(argc - 1, argv + 1);
-
+	if (!strcmp(argv[1], "info") || !strcmp(argv[1], "hosts") || !strcmp(argv[1], "locks"))
+		return cmd_view(argv[1], argc - 1, argv + 1);
 	fprintf(stderr, "vcfs: unknown command '%s'\n", argv[1]);
 	usage(stderr);
 	return EXIT_USAGE;
