@@ -6,11 +6,15 @@
  *   vcfs info [--json] URI
  *   vcfs hosts [--json] [--watch-ms MS] URI
  *   vcfs locks [--json] URI INODE
+ *   vcfs disk create|clone|extend|inflate|reclaim ...
  *
  * Exit codes: 0 success (probe: the target is safe for vcfs), 1 the target
  * or object is unsafe / the check failed, 2 usage, 8 operational error.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -39,6 +43,9 @@ static void usage(FILE *f)
 		"        volume header, geometry, free space\n"
 		"  hosts [--json] [--watch-ms MS] URI\n"
 		"        heartbeat slots: host, generation, liveness, journal state\n"
+		"  disk create --thin|--zeroed|--eager SIZE PATH\n"
+		"  disk clone SRC DST | disk extend PATH SIZE | disk inflate PATH | disk reclaim PATH\n"
+		"        VM disk files on a mounted datastore\n"
 		"  locks [--json] URI INODE\n"
 		"        the lock record of an inode: mode, holders, versions\n"
 		"URIs: file:/path | iscsi://[user%%pass@]host[:port]/iqn/lun |\n"
@@ -231,6 +238,344 @@ static int cmd_view(const char *cmd, int argc, char **argv)
 	return rc ? EXIT_OPERR : 0;
 }
 
+/* ---- vcfs disk: VM disk files on a mounted datastore (any filesystem works) ---- */
+
+/* "10G", "512M", "4096" -> bytes; 0 on error. */
+static uint64_t parse_size(const char *s)
+{
+	char *end;
+	unsigned long long v = strtoull(s, &end, 10);
+
+	if (end == s)
+		return 0;
+	switch (*end) {
+	case 'k': case 'K': v <<= 10; end++; break;
+	case 'm': case 'M': v <<= 20; end++; break;
+	case 'g': case 'G': v <<= 30; end++; break;
+	case 't': case 'T': v <<= 40; end++; break;
+	case '\0': break;
+	default: return 0;
+	}
+	if (*end == 'i' && end[1] == 'B')
+		end += 2;
+	else if (*end == 'B')
+		end++;
+	return *end ? 0 : v;
+}
+
+/* A progress bar on stderr when it is a terminal. */
+static void progress(const char *what, uint64_t done, uint64_t total)
+{
+	static int last = -1;
+	int pct;
+
+	if (!isatty(2) || !total)
+		return;
+	pct = (int)(done * 100 / total);
+	if (pct == last && done < total)
+		return;
+	last = pct;
+	fprintf(stderr, "\r%s [%-40.*s] %3d%%", what, pct * 40 / 100,
+		"########################################", pct);
+	if (done >= total) {
+		fputc('\n', stderr);
+		last = -1;
+	}
+}
+
+#define DISK_CHUNK (1u << 20)
+
+/* Write zeros over [off, off+len) in 1 MiB pieces (eager zeroing). */
+static int write_zeros(int fd, uint64_t off, uint64_t len, uint64_t *done, uint64_t total,
+		       const char *what)
+{
+	static char *z;
+
+	if (!z && posix_memalign((void **)&z, 4096, DISK_CHUNK))
+		return -ENOMEM;
+	memset(z, 0, DISK_CHUNK);
+	while (len) {
+		size_t n = len < DISK_CHUNK ? (size_t)len : DISK_CHUNK;
+		ssize_t w = pwrite(fd, z, n, (off_t)off);
+		if (w < 0)
+			return -errno;
+		off += (uint64_t)w;
+		len -= (uint64_t)w;
+		*done += (uint64_t)w;
+		progress(what, *done, total);
+	}
+	return 0;
+}
+
+static int disk_create(const char *kind, uint64_t size, const char *path)
+{
+	int fd, rc = 0;
+	uint64_t done = 0;
+
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
+	if (fd < 0) {
+		fprintf(stderr, "vcfs disk create: %s: %s\n", path, strerror(errno));
+		return EXIT_OPERR;
+	}
+	if (ftruncate(fd, (off_t)size))
+		rc = -errno;
+	else if (!strcmp(kind, "zeroed") && fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, (off_t)size))
+		rc = -errno;
+	else if (!strcmp(kind, "eager")) {
+		if (fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, (off_t)size))
+			rc = -errno;
+		else
+			rc = write_zeros(fd, 0, size, &done, size, "zeroing");
+	}
+	if (!rc && fsync(fd))
+		rc = -errno;
+	close(fd);
+	if (rc) {
+		fprintf(stderr, "vcfs disk create: %s: %s%s\n", path, strerror(-rc),
+			rc == -ENOSPC ? " (the datastore is full: see vcfs info)" : "");
+		unlink(path);
+		return EXIT_OPERR;
+	}
+	printf("created %s disk %s, %llu bytes\n", kind, path, (unsigned long long)size);
+	return 0;
+}
+
+/* Copy only the data extents (SEEK_DATA/SEEK_HOLE): holes stay holes. */
+static int disk_clone(const char *src, const char *dst)
+{
+	int in, out, rc = 0;
+	struct stat st;
+	off_t data, hole;
+	uint64_t done = 0, copied = 0;
+	char *buf = NULL;
+
+	in = open(src, O_RDONLY);
+	if (in < 0 || fstat(in, &st)) {
+		fprintf(stderr, "vcfs disk clone: %s: %s\n", src, strerror(errno));
+		return EXIT_OPERR;
+	}
+	out = open(dst, O_WRONLY | O_CREAT | O_EXCL, st.st_mode & 0777);
+	if (out < 0) {
+		fprintf(stderr, "vcfs disk clone: %s: %s\n", dst, strerror(errno));
+		close(in);
+		return EXIT_OPERR;
+	}
+	if (posix_memalign((void **)&buf, 4096, DISK_CHUNK)) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	if (ftruncate(out, st.st_size)) {
+		rc = -errno;
+		goto out;
+	}
+	for (data = 0; data < st.st_size; data = hole) {
+		data = lseek(in, data, SEEK_DATA);
+		if (data < 0) {
+			if (errno == ENXIO)
+				break;	/* only a hole is left */
+			rc = -errno;
+			goto out;
+		}
+		hole = lseek(in, data, SEEK_HOLE);
+		if (hole < 0) {
+			rc = -errno;
+			goto out;
+		}
+		for (off_t o = data; o < hole; ) {
+			size_t n = (size_t)(hole - o) < DISK_CHUNK ? (size_t)(hole - o) : DISK_CHUNK;
+			ssize_t r = pread(in, buf, n, o);
+			if (r <= 0) {
+				rc = r < 0 ? -errno : -EIO;
+				goto out;
+			}
+			if (pwrite(out, buf, (size_t)r, o) != r) {
+				rc = -errno;
+				goto out;
+			}
+			o += r;
+			copied += (uint64_t)r;
+			done = (uint64_t)o;
+			progress("cloning", done, (uint64_t)st.st_size);
+		}
+	}
+	progress("cloning", (uint64_t)st.st_size, (uint64_t)st.st_size);
+	if (fsync(out))
+		rc = -errno;
+out:
+	free(buf);
+	close(in);
+	close(out);
+	if (rc) {
+		fprintf(stderr, "vcfs disk clone: %s -> %s: %s\n", src, dst, strerror(-rc));
+		unlink(dst);
+		return EXIT_OPERR;
+	}
+	printf("cloned %s to %s: %llu bytes, %llu bytes of data copied, holes kept\n", src, dst,
+	       (unsigned long long)st.st_size, (unsigned long long)copied);
+	return 0;
+}
+
+/* Grow a disk; a fully allocated (thick) disk stays thick. */
+static int disk_extend(const char *path, uint64_t size)
+{
+	struct stat st;
+	int fd = open(path, O_RDWR), rc = 0, thick;
+
+	if (fd < 0 || fstat(fd, &st)) {
+		fprintf(stderr, "vcfs disk extend: %s: %s\n", path, strerror(errno));
+		return EXIT_OPERR;
+	}
+	if (size <= (uint64_t)st.st_size) {
+		fprintf(stderr, "vcfs disk extend: %s is already %llu bytes; disks only grow\n",
+			path, (unsigned long long)st.st_size);
+		close(fd);
+		return EXIT_USAGE;
+	}
+	thick = (uint64_t)st.st_blocks * 512 >= (uint64_t)st.st_size && st.st_size > 0;
+	if (thick && fallocate(fd, 0, st.st_size, (off_t)(size - (uint64_t)st.st_size)))
+		rc = -errno;
+	else if (!thick && ftruncate(fd, (off_t)size))
+		rc = -errno;
+	if (!rc && fsync(fd))
+		rc = -errno;
+	close(fd);
+	if (rc) {
+		fprintf(stderr, "vcfs disk extend: %s: %s\n", path, strerror(-rc));
+		return EXIT_OPERR;
+	}
+	printf("extended %s to %llu bytes (%s)\n", path, (unsigned long long)size,
+	       thick ? "thick" : "thin");
+	return 0;
+}
+
+/* Thin -> eager zeroed: allocate and zero every hole. */
+static int disk_inflate(const char *path)
+{
+	struct stat st;
+	int fd = open(path, O_RDWR), rc = 0;
+	off_t hole, data;
+	uint64_t done = 0, filled = 0;
+
+	if (fd < 0 || fstat(fd, &st)) {
+		fprintf(stderr, "vcfs disk inflate: %s: %s\n", path, strerror(errno));
+		return EXIT_OPERR;
+	}
+	for (hole = 0; hole < st.st_size; hole = data) {
+		hole = lseek(fd, hole, SEEK_HOLE);
+		if (hole < 0 || hole >= st.st_size)
+			break;
+		data = lseek(fd, hole, SEEK_DATA);
+		if (data < 0)
+			data = st.st_size;
+		done = (uint64_t)hole;
+		rc = fallocate(fd, FALLOC_FL_KEEP_SIZE, hole, data - hole) ? -errno : 0;
+		if (!rc)
+			rc = write_zeros(fd, (uint64_t)hole, (uint64_t)(data - hole), &done,
+					 (uint64_t)st.st_size, "inflating");
+		if (rc)
+			break;
+		filled += (uint64_t)(data - hole);
+	}
+	if (!rc && fsync(fd))
+		rc = -errno;
+	close(fd);
+	if (rc) {
+		fprintf(stderr, "vcfs disk inflate: %s: %s%s\n", path, strerror(-rc),
+			rc == -ENOSPC ? " (the datastore is full)" : "");
+		return EXIT_OPERR;
+	}
+	progress("inflating", (uint64_t)st.st_size, (uint64_t)st.st_size);
+	printf("inflated %s: %llu bytes allocated and zeroed\n", path, (unsigned long long)filled);
+	return 0;
+}
+
+/* Punch every all-zero 1 MiB piece: its space returns to the datastore. */
+static int disk_reclaim(const char *path)
+{
+	struct stat st;
+	int fd = open(path, O_RDWR), rc = 0;
+	char *buf = NULL;
+	uint64_t punched = 0;
+
+	if (fd < 0 || fstat(fd, &st)) {
+		fprintf(stderr, "vcfs disk reclaim: %s: %s\n", path, strerror(errno));
+		return EXIT_OPERR;
+	}
+	if (posix_memalign((void **)&buf, 4096, DISK_CHUNK)) {
+		close(fd);
+		return EXIT_OPERR;
+	}
+	for (off_t o = 0; o < st.st_size; o += DISK_CHUNK) {
+		off_t d = lseek(fd, o, SEEK_DATA);
+		if (d < 0)
+			break;
+		if (d >= o + (off_t)DISK_CHUNK) {
+			o = d - d % DISK_CHUNK - DISK_CHUNK;
+			continue;
+		}
+		ssize_t r = pread(fd, buf, DISK_CHUNK, o);
+		if (r < 0) {
+			rc = -errno;
+			break;
+		}
+		int zero = 1;
+		for (ssize_t i = 0; i < r && zero; i += 8)
+			zero = !*(uint64_t *)(buf + i);
+		if (zero && r > 0) {
+			if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, o, r)) {
+				rc = -errno;
+				break;
+			}
+			punched += (uint64_t)r;
+		}
+		progress("reclaiming", (uint64_t)o + (uint64_t)r, (uint64_t)st.st_size);
+	}
+	if (!rc && fsync(fd))
+		rc = -errno;
+	free(buf);
+	close(fd);
+	if (rc) {
+		fprintf(stderr, "vcfs disk reclaim: %s: %s\n", path, strerror(-rc));
+		return EXIT_OPERR;
+	}
+	progress("reclaiming", (uint64_t)st.st_size, (uint64_t)st.st_size);
+	printf("reclaimed %llu bytes of zeros in %s\n", (unsigned long long)punched, path);
+	return 0;
+}
+
+static int cmd_disk(int argc, char **argv)
+{
+	const char *sub = argc > 1 ? argv[1] : "";
+	uint64_t size;
+
+	if (!strcmp(sub, "create") && argc == 5 &&
+	    (!strcmp(argv[2], "--thin") || !strcmp(argv[2], "--zeroed") ||
+	     !strcmp(argv[2], "--eager"))) {
+		size = parse_size(argv[3]);
+		if (!size) {
+			fprintf(stderr, "vcfs disk create: bad size '%s' (e.g. 10G)\n", argv[3]);
+			return EXIT_USAGE;
+		}
+		return disk_create(argv[2] + 2, size, argv[4]);
+	}
+	if (!strcmp(sub, "clone") && argc == 4)
+		return disk_clone(argv[2], argv[3]);
+	if (!strcmp(sub, "extend") && argc == 4) {
+		size = parse_size(argv[3]);
+		if (!size) {
+			fprintf(stderr, "vcfs disk extend: bad size '%s'\n", argv[3]);
+			return EXIT_USAGE;
+		}
+		return disk_extend(argv[2], size);
+	}
+	if (!strcmp(sub, "inflate") && argc == 3)
+		return disk_inflate(argv[2]);
+	if (!strcmp(sub, "reclaim") && argc == 3)
+		return disk_reclaim(argv[2]);
+	usage(stderr);
+	return EXIT_USAGE;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
@@ -243,6 +588,8 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "probe"))
 		return cmd_probe(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "disk"))
+		return cmd_disk(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "info") || !strcmp(argv[1], "hosts") || !strcmp(argv[1], "locks"))
 		return cmd_view(argv[1], argc - 1, argv + 1);
 	fprintf(stderr, "vcfs: unknown command '%s'\n", argv[1]);
