@@ -1,0 +1,341 @@
+/*
+ * fs_int.h - internals of the filesystem core (the fs/ sources implementing fs/fs.h).
+ *
+ * DESIGN
+ *
+ * One struct vcfs_fs is one mounted host: its disk, the decoded volume header,
+ * its heartbeat (lock/) and journal (journal/), its slot, and a table of the
+ * inodes that are OPEN on this host.  Nothing else is cached between calls:
+ * every metadata change re-reads what it changes under the objects' lock
+ * records, so another host's changes are always seen.
+ *
+ * Operations ("ops", op.c).  Every metadata change runs as one struct vcfs_op:
+ *   1. op_begin() takes fs->op_mu (one metadata op at a time per host: the
+ *      journal has one transaction at a time anyway, and it makes lock records
+ *      never contended between threads of one host, which lock.c requires:
+ *      -EDEADLK on a record this host already holds);
+ *   2. op_lock_inodes() takes the lock records of the inodes it modifies with
+ *      vcfs_lock_acquire(EXCL, WAIT, fs->lock_wait_ms), sorted by number;
+ *      an inode this host already holds EXCL because it is open for writing
+ *      is used under that lock (its cached body is the truth); an inode this
+ *      host holds RO for read opens is re-locked EXCL for the op and RO again
+ *      after it ("RO dance");
+ *   3. blocks are read through op_read() (validated with vcfs_mhdr_check,
+ *      corruption reported with VCFS_CORRUPT naming the block) into the op's
+ *      block list; changed ones are marked dirty; new metadata blocks come
+ *      from op_new(), which keeps the seq the block had on disk so journal
+ *      replay never mistakes the new image for an older one;
+ *   4. allocation (alloc.c) locks resource clusters (class order: all inode
+ *      locks, then cluster locks by number; a lock taken out of that order
+ *      -- a new inode's own lock, a lower cluster -- is only tried, never
+ *      waited for, so hosts cannot deadlock) and adds bitmap images;
+ *   5. op_end() commits every dirty block in ONE journal transaction
+ *      (vcfs_txn_commit writes the journal, then home, then checkpoints),
+ *      unmaps freed data blocks, releases the locks with bump = 1 (obj_version
+ *      + 1), and copies committed inode images back to the open-inode table.
+ *   Large changes (truncating a big file) run as several ops, each below
+ *   vcfs_journal_max_blocks(); the map stays consistent between them.
+ *
+ * Lock order, per host: fs->op_mu, then inode map_rw (exclusive), then
+ * fs->itab_mu / ip->mu (short, never held across I/O that waits on locks).
+ * Cluster-wide: inode lock records by number, then cluster records by number.
+ * A directory rename across parents also takes the root inode's lock record
+ * first (inode 1 is the lowest number): it serialises the subtree check of
+ * every such rename in the cluster, as Linux's s_vfs_rename_mutex does.
+ *
+ * Reads without modification (lookup, getattr, readdir, readlink, getxattr)
+ * take no lock: lockless_read() reads the object's lock record, waits
+ * (bounded) while another host holds it EXCL, reads the blocks with a
+ * read-only op, re-reads the record and retries unless h.seq is unchanged.
+ * An inode body that another host holds EXCL because the file is open there
+ * is accepted as read (close-to-open semantics: size and mtime are committed
+ * at fsync and close); a torn body fails its crc and is re-read.
+ *
+ * Block maps (bmap.c): VCFS_NDIRECT direct pointers, then single, double and
+ * triple indirect blocks (small blocks, journaled).  A regular file uses
+ * small 4 KiB blocks while it fits in one large block, and is converted once
+ * to large blocks (VCFS_IF_LARGE) when it grows past it.  0 is a hole;
+ * VCFS_BP_UNWRITTEN marks an allocated block that reads as zeros.  Invariant:
+ * bytes of an allocated block past EOF are zero (new blocks are zeroed where
+ * the write does not cover them; truncate zeroes the tail of the last block).
+ * inode.blocks counts 512-byte units of data AND indirect blocks (as fsck).
+ *
+ * Data (file.c) never goes through the journal: a write to a written block
+ * goes straight to the disk under the open's EXCL lock (vcfs_hb_write_ok
+ * first); a write into a hole or an unwritten block allocates in an op,
+ * writes zeroes and data, and only then commits the map change.  size and
+ * mtime of an open-for-write inode live in its cached body and are committed
+ * at fsync, release, and with any allocation.
+ *
+ * Directories (dir.c): linear hashing (ondisk.h); a readdir cookie is
+ * 3 + (bucket << 32 | index in the bucket's chain); 1 and 2 are "." and "..".
+ *
+ * Unlinked while open: nlink 0, VCFS_IF_ORPHAN, an entry named by the inode
+ * number in hex in VCFS_ORPHAN_INO(our slot); the last release frees it.  A
+ * dead host's orphans are freed by whoever recovers it (after replaying its
+ * journal); our own at mount.
+ */
+#ifndef VCFS_FS_INT_H
+#define VCFS_FS_INT_H
+
+#include <pthread.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include "fs.h"
+#include "ondisk.h"
+#include "../disk/disk.h"
+#include "../lock/lock.h"
+#include "../journal/journal.h"
+
+/* ---- open inodes ---- */
+
+#define VCFS_IND_CACHE 16	/* indirect blocks cached per open inode */
+
+struct vcfs_inode {
+	struct vcfs_inode *hnext;	/* fs->itab chain; protected by itab_mu */
+	uint64_t ino;
+	unsigned refs;			/* handles + ops using it; itab_mu */
+	unsigned nwrite, nread, nmw;	/* opens by kind; op_mu */
+	enum vcfs_lock_mode held;	/* record mode held for the opens; op_mu */
+	int lock_lost;			/* the record was lost (RO dance failed) */
+	pthread_rwlock_t map_rw;	/* shared: data I/O reading the map and
+					 * body; exclusive: an op changing them */
+	pthread_mutex_t mu;		/* size/mtime updates by data writes and
+					 * the indirect cache; never across I/O */
+	struct vcfs_inode_disk *body;	/* valid while held != FREE */
+	int dirty;			/* body changed in memory, not committed */
+	struct { uint64_t blk; uint8_t *buf; } ic[VCFS_IND_CACHE];
+};
+
+struct vcfs_file {
+	struct vcfs_fs *fs;
+	struct vcfs_inode *ip;
+	uint64_t ino;
+	int oflags;
+	unsigned vflags;
+	int can_read, can_write, locked;	/* locked: counted in ip->n* */
+};
+
+#define VCFS_ITAB_SIZE 256
+
+struct vcfs_fs {
+	struct vcfs_disk *d;
+	struct vcfs_sb sb;
+	struct vcfs_hb *hb;		/* NULL on a read-only mount */
+	struct vcfs_journal *j;		/* NULL on a read-only mount */
+	uint32_t slot;
+	int read_only;
+	uint32_t lock_wait_ms;		/* bound on waiting for a lock record */
+	uint32_t jmax;			/* blocks one transaction may hold */
+	uint32_t ncl;			/* resource clusters of all kinds */
+
+	pthread_mutex_t op_mu;		/* one metadata op at a time */
+	pthread_mutex_t itab_mu;
+	struct vcfs_inode *itab[VCFS_ITAB_SIZE];
+
+	pthread_mutex_t misc_mu;	/* cursors, statfs cache, pending orphans */
+	uint32_t cursor[4];		/* per cluster kind: index within kind */
+	uint64_t statfs_at;		/* vcfs_now_ns of the cached statfs; 0 none */
+	struct vcfs_statfs statfs_cache;
+	uint32_t *orphan_slots;		/* dead slots whose orphans await freeing */
+	uint32_t norphan_slots;
+
+	vcfs_inval_fn inval;
+	void *inval_arg;
+};
+
+/* ---- ops (op.c) ---- */
+
+struct op_buf {
+	uint64_t blkno;
+	uint8_t *b;		/* 4 KiB, vcfs_disk_buf_alloc */
+	uint16_t type;
+	uint8_t dirty;
+	uint8_t uninit;		/* the block was not initialised on disk */
+};
+
+enum op_lock_how {
+	OPL_OWN = 0,		/* acquired by this op: release at the end */
+	OPL_OPEN,		/* held EXCL by an open on this host: keep */
+	OPL_DANCE,		/* held RO by opens: released, EXCL for the op, RO after */
+};
+
+struct op_lock {
+	uint64_t blkno;
+	uint64_t ino;		/* 0 for a cluster lock */
+	int how;
+	struct vcfs_inode *ip;	/* an open inode (map_rw held exclusive) */
+};
+
+#define OP_MAXLOCK 32
+
+struct vcfs_op {
+	struct vcfs_fs *fs;
+	int rw;				/* 0: lockless read op */
+	struct op_buf *bufs;
+	uint32_t nbufs, capbufs, ndirty;
+	struct op_lock locks[OP_MAXLOCK];
+	uint32_t nlocks;
+	uint64_t max_cluster_lock;	/* highest cluster lock block held */
+	struct { uint64_t off, len; } *unmap;	/* freed data ranges (bytes) */
+	uint32_t nunmap, capunmap;
+	int bitmaps_changed;
+};
+
+int op_begin(struct vcfs_fs *fs, struct vcfs_op *op);
+void op_begin_ro(struct vcfs_fs *fs, struct vcfs_op *op);
+/* Commit (rc == 0) or abandon (rc != 0), release, free; returns rc or the
+ * commit error. */
+int op_end(struct vcfs_op *op, int rc);
+void op_end_ro(struct vcfs_op *op);
+/* Forget every block read so far (a lockless read retries). */
+void op_reset_ro(struct vcfs_op *op);
+
+/* Lock the inodes (any order, duplicates and zeros ignored) EXCL for op. */
+int op_lock_inodes(struct vcfs_op *op, const uint64_t *inos, unsigned n);
+/* Try (no wait) to lock one more inode (a newly allocated one): -EBUSY. */
+int op_trylock_inode(struct vcfs_op *op, uint64_t ino);
+int op_has_lock(const struct vcfs_op *op, uint64_t blkno);
+/* Cluster lock c: waits only when in order, else retries for a bound. */
+int op_lock_cluster(struct vcfs_op *op, uint32_t c, int may_wait);
+/* Release every lock of an op that changed nothing (retry after re-check). */
+void op_unlock_all(struct vcfs_op *op);
+
+/* Read a metadata block of type t: -VCFS_ECORRUPT if not initialised. */
+int op_read(struct vcfs_op *op, uint64_t blkno, enum vcfs_btype t, void **out);
+/* Same, but a block not initialised is returned zeroed (type set, seq 0)
+ * with *uninit = 1. */
+int op_read_maybe(struct vcfs_op *op, uint64_t blkno, enum vcfs_btype t, void **out,
+		  int *uninit);
+/* A new image for blkno (zeroed, type t, seq of what the disk holds). */
+int op_new(struct vcfs_op *op, uint64_t blkno, enum vcfs_btype t, void **out);
+void op_dirty(struct vcfs_op *op, const void *buf);
+/* Do not write blkno after all (a metadata block that was freed). */
+void op_forget(struct vcfs_op *op, uint64_t blkno);
+/* Queue a freed data range for unmap after commit. */
+void op_unmap(struct vcfs_op *op, uint64_t off, uint64_t len);
+/* The inode body for ino: locked in op (or the open inode's cached body). */
+int op_inode(struct vcfs_op *op, uint64_t ino, struct vcfs_inode_disk **out);
+/* Room left in this op's transaction (blocks). */
+uint32_t op_room(const struct vcfs_op *op);
+
+/*
+ * Lockless consistent read of what lock record lockblk protects: calls
+ * fn(op, arg) with a fresh read-only op until the record's seq is the same
+ * before and after.  accept_held: an EXCL holder on another host does not
+ * make us wait (inode bodies of files open there).
+ */
+int lockless_read(struct vcfs_fs *fs, uint64_t lockblk, int accept_held,
+		  int (*fn)(struct vcfs_op *op, void *arg), void *arg);
+
+/* ---- fs-wide helpers (super.c, inode.c) ---- */
+int fs_check(struct vcfs_fs *fs, int write);	/* fenced / read-only */
+struct vcfs_inode *itab_get(struct vcfs_fs *fs, uint64_t ino, int create);
+void itab_put(struct vcfs_fs *fs, struct vcfs_inode *ip);
+struct vcfs_inode *itab_find(struct vcfs_fs *fs, uint64_t ino);	/* no ref */
+int ino_valid(const struct vcfs_fs *fs, uint64_t ino);
+void inode_to_attr(uint64_t ino, const struct vcfs_inode_disk *di, struct vcfs_attr *a);
+void ts_now(struct vcfs_ts_disk *t);
+/* Read the body of ino without locks (cached body if open here). */
+int inode_read_lockless(struct vcfs_fs *fs, uint64_t ino, struct vcfs_inode_disk *out);
+uint8_t dt_of_mode(uint32_t mode);
+void fs_inval(struct vcfs_fs *fs, uint64_t ino);
+void ind_cache_clear(struct vcfs_inode *ip);
+/* Free the orphans listed in slot's orphan directory (not open here). */
+int orphans_reclaim(struct vcfs_fs *fs, uint32_t slot);
+void orphans_run_pending(struct vcfs_fs *fs);
+/* Free an unlinked inode: blocks (several ops), then inode + orphan entry.
+ * Called without op_mu. */
+int inode_reclaim(struct vcfs_fs *fs, uint64_t ino, uint32_t orphan_slot);
+
+/* ---- allocation (alloc.c) ---- */
+int alloc_inode(struct vcfs_op *op, uint64_t *ino);
+int free_inode(struct vcfs_op *op, uint64_t ino);
+/* Small block: returns its 4 KiB block number. */
+int alloc_small(struct vcfs_op *op, uint64_t *blk);
+/* Large block: returns the 4 KiB number of its first block. */
+int alloc_large(struct vcfs_op *op, uint64_t *blk);
+int free_small(struct vcfs_op *op, uint64_t blk);
+int free_large(struct vcfs_op *op, uint64_t blk);
+int fs_statfs(struct vcfs_fs *fs, struct vcfs_statfs *out);
+
+/* ---- block maps (bmap.c) ---- */
+static inline uint32_t bmap_bsize(const struct vcfs_fs *fs, const struct vcfs_inode_disk *di)
+{
+	return (le32_get(di->flags) & VCFS_IF_LARGE) ? fs->sb.lblock_size : VCFS_BLK;
+}
+/* Highest logical block + 1 a map can address. */
+uint64_t bmap_limit(void);
+/* Pointer for logical block lb (0 = hole); ip: indirect cache (may be NULL). */
+int bmap_get(struct vcfs_op *op, struct vcfs_inode *ip, const struct vcfs_inode_disk *di,
+	     uint64_t lb, uint64_t *bp);
+/* Set the pointer of lb (allocating indirect blocks); di is dirty in op. */
+int bmap_set(struct vcfs_op *op, struct vcfs_inode_disk *di, uint64_t lb, uint64_t bp);
+/*
+ * Free the blocks of logical [from, to) (to = UINT64_MAX: to the end),
+ * dropping indirect blocks that become empty.  Stops early, returning 1,
+ * when the op's transaction is nearly full: commit and call again.
+ */
+int bmap_free(struct vcfs_op *op, struct vcfs_inode_disk *di, uint64_t from, uint64_t to);
+/* First logical block >= lb that is data (want_data) or a hole/unwritten;
+ * *found = UINT64_MAX if none below bmap_limit(). */
+int bmap_next(struct vcfs_op *op, const struct vcfs_inode_disk *di, uint64_t lb,
+	      int want_data, uint64_t *found);
+/* Convert a small-block file to large blocks (data copied). */
+int bmap_to_large(struct vcfs_op *op, struct vcfs_inode_disk *di);
+/* Allocate a data block for di (small or large), unaccounted. */
+int bmap_alloc_data(struct vcfs_op *op, const struct vcfs_inode_disk *di, uint64_t *blk);
+uint64_t bmap_blocks512(const struct vcfs_fs *fs, const struct vcfs_inode_disk *di);
+
+/* ---- directories (dir.c) ---- */
+struct dir_hit {
+	uint64_t ino;
+	uint8_t type;
+	uint64_t lb;		/* logical block holding the entry */
+	uint64_t blk;		/* its block number */
+	uint32_t off;		/* byte offset of the entry in data[] */
+};
+/* 0 found, -ENOENT not found. */
+int dir_find(struct vcfs_op *op, const struct vcfs_inode_disk *dir, const char *name,
+	     size_t len, struct dir_hit *hit);
+/* Add an entry (dir is dirty in op; dir_count + 1, splits). */
+int dir_add(struct vcfs_op *op, struct vcfs_inode_disk *dir, const char *name, size_t len,
+	    uint64_t ino, uint8_t type);
+/* Remove the entry named (found again); dir_count - 1. */
+int dir_remove(struct vcfs_op *op, struct vcfs_inode_disk *dir, const char *name, size_t len);
+/* Point an existing entry at another inode. */
+int dir_retarget(struct vcfs_op *op, struct vcfs_inode_disk *dir, const char *name,
+		 size_t len, uint64_t ino, uint8_t type);
+/* Initialise an empty directory body (no blocks). */
+void dir_init(struct vcfs_inode_disk *di, uint64_t parent);
+/* Free every block of a directory (it must be empty). */
+int dir_free_blocks(struct vcfs_op *op, struct vcfs_inode_disk *dir);
+typedef int (*dir_iter_fn)(void *arg, const struct vcfs_dirent_disk *e, uint64_t next_cookie);
+/* Buckets of a directory (0 if its geometry is corrupt). */
+uint64_t dir_nbuckets(const struct vcfs_inode_disk *dir);
+/* Entries of bucket b from index idx on; fn gets each entry's next cookie;
+ * stops when fn returns non-zero (returned). */
+int dir_iterate_bucket(struct vcfs_op *op, const struct vcfs_inode_disk *dir, uint32_t b,
+		       uint32_t idx, dir_iter_fn fn, void *arg);
+int name_check(const char *name, size_t *len);
+
+/* ---- namespace (namei.c) ---- */
+struct create_args {
+	uint64_t dir;
+	const char *name;
+	uint32_t mode, uid, gid;
+	uint64_t rdev;
+	const char *target;	/* symlinks */
+	int keep_lock;		/* leave the new inode's EXCL lock held (an open) */
+};
+/* Create an inode and its entry in one op: -EEXIST if the name exists. */
+int fs_create(struct vcfs_fs *fs, const struct create_args *a, uint64_t *ino_out,
+	      struct vcfs_attr *out);
+
+/* ---- files (file.c) ---- */
+/* Change size (truncate / extend) of ino under an op that locked it. */
+int file_set_size(struct vcfs_fs *fs, uint64_t ino, uint64_t size);
+/* Unmount: commit and release an inode's opens whatever the handles. */
+int inode_close_all(struct vcfs_fs *fs, struct vcfs_inode *ip);
+
+#endif

@@ -1,0 +1,626 @@
+/*
+ * op.c - metadata operations: locks, block images, one journal transaction.
+ *
+ * An op is the unit every metadata change runs in (see fs_int.h DESIGN):
+ *	op_begin  -> op_lock_inodes -> op_read / op_new / op_dirty / alloc
+ *	          -> op_end: txn of every dirty block, commit, unmap freed data,
+ *	             release locks (bump), refresh the open-inode table.
+ * A read-only op (op_begin_ro) only caches the blocks a lockless read needs.
+ *
+ * Why a new block keeps the seq it had on disk (op_new):
+ *	host A: dir block X (seq 9) freed      host B: allocates X as an indirect
+ *	                                       block, image seq 0 + 1 = 1
+ *	crash of B, replay of B's journal: "write home unless the home block has
+ *	a valid seq >= 1" -> X still holds A's seq 9: the image would be skipped.
+ * With the old seq (9 -> 10) replay writes it.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include "fs_int.h"
+#include "../common/clock.h"
+#include "../common/log.h"
+
+static __thread int in_op;	/* this thread holds some fs's op_mu */
+
+static void op_init(struct vcfs_fs *fs, struct vcfs_op *op, int rw)
+{
+	memset(op, 0, sizeof(*op));
+	op->fs = fs;
+	op->rw = rw;
+}
+
+int op_begin(struct vcfs_fs *fs, struct vcfs_op *op)
+{
+	int rc = fs_check(fs, 1);
+
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&fs->op_mu);
+	in_op++;
+	op_init(fs, op, 1);
+	return 0;
+}
+
+void op_begin_ro(struct vcfs_fs *fs, struct vcfs_op *op)
+{
+	op_init(fs, op, 0);
+}
+
+static void free_bufs(struct vcfs_op *op)
+{
+	for (uint32_t i = 0; i < op->nbufs; i++)
+		free(op->bufs[i].b);
+	free(op->bufs);
+	op->bufs = NULL;
+	op->nbufs = op->capbufs = op->ndirty = 0;
+}
+
+void op_reset_ro(struct vcfs_op *op)
+{
+	free_bufs(op);
+}
+
+void op_end_ro(struct vcfs_op *op)
+{
+	free_bufs(op);
+}
+
+static struct op_buf *find_buf(struct vcfs_op *op, uint64_t blkno)
+{
+	/* newest first: ops touch few blocks, and the last one most often */
+	for (uint32_t i = op->nbufs; i-- > 0; )
+		if (op->bufs[i].blkno == blkno)
+			return &op->bufs[i];
+	return NULL;
+}
+
+static struct op_buf *add_buf(struct vcfs_op *op, uint64_t blkno)
+{
+	struct op_buf *nb;
+
+	if (op->nbufs == op->capbufs) {
+		uint32_t cap = op->capbufs ? op->capbufs * 2 : 16;
+		nb = realloc(op->bufs, cap * sizeof(*nb));
+		if (!nb)
+			return NULL;
+		op->bufs = nb;
+		op->capbufs = cap;
+	}
+	nb = &op->bufs[op->nbufs];
+	memset(nb, 0, sizeof(*nb));
+	nb->b = vcfs_disk_buf_alloc(VCFS_BLK);
+	if (!nb->b)
+		return NULL;
+	nb->blkno = blkno;
+	op->nbufs++;
+	return nb;
+}
+
+int op_read_maybe(struct vcfs_op *op, uint64_t blkno, enum vcfs_btype t, void **out,
+		  int *uninit)
+{
+	struct vcfs_fs *fs = op->fs;
+	struct op_buf *ob = find_buf(op, blkno);
+	int rc;
+
+	if (ob) {
+		if (ob->type != t)
+			return VCFS_CORRUPT("block read as two different types", blkno);
+		*out = ob->b;
+		if (uninit)
+			*uninit = ob->uninit;
+		return 0;
+	}
+	if (blkno < fs->sb.hb_start || blkno >= fs->sb.volume_blocks - 1)
+		return VCFS_CORRUPT("block number outside the datastore", blkno);
+	ob = add_buf(op, blkno);
+	if (!ob)
+		return -ENOMEM;
+	ob->type = (uint16_t)t;
+	rc = vcfs_disk_read(fs->d, blkno * VCFS_BLK, ob->b, VCFS_BLK);
+	if (rc) {
+		vcfs_err("reading %s at block %llu: %s", vcfs_btype_name(t),
+			 (unsigned long long)blkno, vcfs_strerror(rc));
+		goto fail;
+	}
+	rc = vcfs_mhdr_check(ob->b, t, blkno, fs->sb.volgen);
+	if (rc < 0) {
+		rc = VCFS_CORRUPT(vcfs_btype_name(t), blkno);
+		goto fail;
+	}
+	if (rc == 1) {
+		if (!uninit) {
+			rc = VCFS_CORRUPT("metadata block is not initialised", blkno);
+			goto fail;
+		}
+		memset(ob->b, 0, VCFS_BLK);
+		((struct vcfs_mhdr *)(void *)ob->b)->type = le16_mk((uint16_t)t);
+		ob->uninit = 1;
+	}
+	if (uninit)
+		*uninit = ob->uninit;
+	*out = ob->b;
+	return 0;
+fail:
+	free(ob->b);
+	op->nbufs--;
+	return rc;
+}
+
+int op_read(struct vcfs_op *op, uint64_t blkno, enum vcfs_btype t, void **out)
+{
+	return op_read_maybe(op, blkno, t, out, NULL);
+}
+
+int op_new(struct vcfs_op *op, uint64_t blkno, enum vcfs_btype t, void **out)
+{
+	struct vcfs_fs *fs = op->fs;
+	struct op_buf *ob = find_buf(op, blkno);
+	struct vcfs_mhdr *h;
+	uint64_t seq = 0;
+	int rc;
+
+	if (!ob) {
+		ob = add_buf(op, blkno);
+		if (!ob)
+			return -ENOMEM;
+		rc = vcfs_disk_read(fs->d, blkno * VCFS_BLK, ob->b, VCFS_BLK);
+		if (rc) {
+			free(ob->b);
+			op->nbufs--;
+			return rc;
+		}
+	}
+	h = (struct vcfs_mhdr *)(void *)ob->b;
+	/* keep the seq of whatever valid block of this volume was there, of
+	 * any type (see the file comment) */
+	if (le32_get(h->magic) == VCFS_MAGIC && le64_get(h->blkno) == blkno &&
+	    le64_get(h->volgen) == fs->sb.volgen)
+		seq = le64_get(h->seq);
+	memset(ob->b, 0, VCFS_BLK);
+	h->type = le16_mk((uint16_t)t);
+	h->seq = le64_mk(seq);
+	ob->type = (uint16_t)t;
+	ob->uninit = 0;
+	if (!ob->dirty) {
+		ob->dirty = 1;
+		op->ndirty++;
+	}
+	*out = ob->b;
+	return 0;
+}
+
+void op_dirty(struct vcfs_op *op, const void *buf)
+{
+	for (uint32_t i = 0; i < op->nbufs; i++)
+		if (op->bufs[i].b == buf) {
+			if (!op->bufs[i].dirty) {
+				op->bufs[i].dirty = 1;
+				op->ndirty++;
+			}
+			return;
+		}
+	vcfs_err("op_dirty: buffer not in the op");
+	abort();
+}
+
+void op_forget(struct vcfs_op *op, uint64_t blkno)
+{
+	struct op_buf *ob = find_buf(op, blkno);
+
+	if (ob && ob->dirty) {
+		ob->dirty = 0;
+		op->ndirty--;
+	}
+}
+
+void op_unmap(struct vcfs_op *op, uint64_t off, uint64_t len)
+{
+	if (op->nunmap && op->unmap[op->nunmap - 1].off + op->unmap[op->nunmap - 1].len == off) {
+		op->unmap[op->nunmap - 1].len += len;
+		return;
+	}
+	if (op->nunmap == op->capunmap) {
+		uint32_t cap = op->capunmap ? op->capunmap * 2 : 16;
+		void *n = realloc(op->unmap, cap * sizeof(*op->unmap));
+		if (!n)
+			return;		/* only space reclamation is lost */
+		op->unmap = n;
+		op->capunmap = cap;
+	}
+	op->unmap[op->nunmap].off = off;
+	op->unmap[op->nunmap].len = len;
+	op->nunmap++;
+}
+
+uint32_t op_room(const struct vcfs_op *op)
+{
+	uint32_t lim = op->fs->jmax > 24 ? op->fs->jmax - 16 : op->fs->jmax / 2;
+
+	return op->ndirty >= lim ? 0 : lim - op->ndirty;
+}
+
+int op_has_lock(const struct vcfs_op *op, uint64_t blkno)
+{
+	for (uint32_t i = 0; i < op->nlocks; i++)
+		if (op->locks[i].blkno == blkno)
+			return 1;
+	return 0;
+}
+
+static struct op_lock *find_lock_ino(struct vcfs_op *op, uint64_t ino)
+{
+	for (uint32_t i = 0; i < op->nlocks; i++)
+		if (op->locks[i].ino == ino)
+			return &op->locks[i];
+	return NULL;
+}
+
+static void warn_busy(struct vcfs_fs *fs, const char *what, uint64_t id,
+		      const struct vcfs_lock_info *busy)
+{
+	char name[80] = "?";
+
+	if (busy->nholders)
+		vcfs_hb_slot_name(fs->hb, busy->holders[0].slot, name, sizeof(name));
+	vcfs_warn("%s %llu is locked (%s) by host '%s' (slot %u)", what,
+		  (unsigned long long)id, vcfs_lock_mode_name(busy->mode), name,
+		  busy->nholders ? busy->holders[0].slot : 0);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Take ino's lock for op (caller checked it is not held by op yet). */
+static int lock_one_inode(struct vcfs_op *op, uint64_t ino, int wait)
+{
+	struct vcfs_fs *fs = op->fs;
+	uint64_t blk = vcfs_inode_lock_blk(&fs->sb, ino);
+	struct vcfs_lock_info busy;
+	struct op_lock *l;
+	struct vcfs_inode *ip;
+	int rc;
+
+	if (op->nlocks == OP_MAXLOCK)
+		return -E2BIG;
+	l = &op->locks[op->nlocks];
+	memset(l, 0, sizeof(*l));
+	l->blkno = blk;
+	l->ino = ino;
+	ip = itab_get(fs, ino, 0);
+	if (ip && ip->held != VCFS_LOCK_FREE && !ip->lock_lost) {
+		pthread_rwlock_wrlock(&ip->map_rw);
+		l->ip = ip;
+		if (ip->held == VCFS_LOCK_EXCL) {
+			l->how = OPL_OPEN;
+			op->nlocks++;
+			return 0;
+		}
+		/* RO (or MW) for opens here: EXCL for the op, then back */
+		l->how = OPL_DANCE;
+		rc = vcfs_lock_release(fs->hb, blk, 0);
+		if (rc && rc != -ESTALE)
+			goto fail_unlock;
+		rc = vcfs_lock_acquire(fs->hb, blk, VCFS_LOCK_EXCL, wait ? VCFS_LOCK_WAIT : 0,
+				       fs->lock_wait_ms, NULL, &busy);
+		if (rc) {
+			int rc2 = vcfs_lock_acquire(fs->hb, blk, ip->held, VCFS_LOCK_WAIT,
+						    fs->lock_wait_ms, NULL, NULL);
+			if (rc2) {
+				vcfs_warn("inode %llu: lost its %s lock while trying to change it",
+					  (unsigned long long)ino, vcfs_lock_mode_name(ip->held));
+				ip->lock_lost = 1;
+				fs_inval(fs, ino);
+			}
+			if (rc == -EBUSY)
+				warn_busy(fs, "inode", ino, &busy);
+			goto fail_unlock;
+		}
+		op->nlocks++;
+		return 0;
+	}
+	if (ip)
+		pthread_rwlock_wrlock(&ip->map_rw);
+	l->ip = ip;
+	l->how = OPL_OWN;
+	rc = vcfs_lock_acquire(fs->hb, blk, VCFS_LOCK_EXCL, wait ? VCFS_LOCK_WAIT : 0,
+			       fs->lock_wait_ms, NULL, &busy);
+	if (rc) {
+		if (rc == -EBUSY && wait)
+			warn_busy(fs, "inode", ino, &busy);
+		if (rc == -EDEADLK)
+			rc = -EBUSY;
+		goto fail_unlock;
+	}
+	op->nlocks++;
+	return 0;
+fail_unlock:
+	if (ip) {
+		pthread_rwlock_unlock(&ip->map_rw);
+		itab_put(fs, ip);
+	}
+	return rc;
+}
+
+int op_lock_inodes(struct vcfs_op *op, const uint64_t *inos, unsigned n)
+{
+	uint64_t v[OP_MAXLOCK];
+	unsigned m = 0;
+	int rc;
+
+	if (n > OP_MAXLOCK)
+		return -E2BIG;
+	for (unsigned i = 0; i < n; i++)
+		if (inos[i])
+			v[m++] = inos[i];
+	qsort(v, m, sizeof(v[0]), cmp_u64);
+	for (unsigned i = 0; i < m; i++) {
+		if (i && v[i] == v[i - 1])
+			continue;
+		if (!ino_valid(op->fs, v[i]) && v[i] != VCFS_ROOT_INO &&
+		    !(v[i] >= VCFS_ORPHAN_INO(0) && v[i] < VCFS_ORPHAN_INO(op->fs->sb.max_hosts)))
+			return -ENOENT;
+		if (find_lock_ino(op, v[i]))
+			continue;
+		/* in class order only while no cluster lock is held and the
+		 * inode numbers keep rising; otherwise just try */
+		int in_order = !op->max_cluster_lock;
+		for (uint32_t k = 0; k < op->nlocks; k++)
+			if (op->locks[k].ino > v[i])
+				in_order = 0;
+		rc = lock_one_inode(op, v[i], in_order);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+int op_trylock_inode(struct vcfs_op *op, uint64_t ino)
+{
+	struct vcfs_inode *ip;
+
+	if (find_lock_ino(op, ino))
+		return -EBUSY;
+	ip = itab_find(op->fs, ino);
+	if (ip)
+		return -EBUSY;	/* open here: not a free inode */
+	return lock_one_inode(op, ino, 0);
+}
+
+int op_lock_cluster(struct vcfs_op *op, uint32_t c, int may_wait)
+{
+	struct vcfs_fs *fs = op->fs;
+	uint64_t blk = vcfs_cluster_lock_blk(&fs->sb, c);
+	uint64_t deadline, backoff = 200 * 1000ull;
+	struct vcfs_lock_info busy;
+	struct op_lock *l;
+	int rc;
+
+	if (op_has_lock(op, blk))
+		return 0;
+	if (op->nlocks == OP_MAXLOCK)
+		return -EBUSY;	/* the caller tries another cluster or fails */
+	if (may_wait && blk > op->max_cluster_lock) {
+		rc = vcfs_lock_acquire(fs->hb, blk, VCFS_LOCK_EXCL, VCFS_LOCK_WAIT,
+				       fs->lock_wait_ms, NULL, &busy);
+	} else {
+		deadline = vcfs_now_ns() + (uint64_t)fs->lock_wait_ms * VCFS_NS_PER_MS;
+		for (;;) {
+			rc = vcfs_lock_acquire(fs->hb, blk, VCFS_LOCK_EXCL, 0, 0, NULL, &busy);
+			if (rc != -EBUSY || !may_wait || vcfs_now_ns() > deadline)
+				break;
+			vcfs_sleep_ns(backoff);
+			if (backoff < 20 * VCFS_NS_PER_MS)
+				backoff *= 2;
+		}
+	}
+	if (rc) {
+		if (rc == -EBUSY && may_wait)
+			warn_busy(fs, "resource cluster", c, &busy);
+		return rc;
+	}
+	l = &op->locks[op->nlocks++];
+	memset(l, 0, sizeof(*l));
+	l->blkno = blk;
+	l->how = OPL_OWN;
+	if (blk > op->max_cluster_lock)
+		op->max_cluster_lock = blk;
+	return 0;
+}
+
+int op_inode(struct vcfs_op *op, uint64_t ino, struct vcfs_inode_disk **out)
+{
+	struct vcfs_fs *fs = op->fs;
+	uint64_t blk = vcfs_inode_blk(&fs->sb, ino);
+	struct op_lock *l = find_lock_ino(op, ino);
+	struct op_buf *ob;
+	void *p;
+	int rc;
+
+	if (!l) {
+		vcfs_err("op_inode: inode %llu is not locked by the op", (unsigned long long)ino);
+		return -EINVAL;
+	}
+	if (l->how == OPL_OPEN && !find_buf(op, blk)) {
+		ob = add_buf(op, blk);
+		if (!ob)
+			return -ENOMEM;
+		memcpy(ob->b, l->ip->body, VCFS_BLK);
+		ob->type = VCFS_T_INODE;
+		*out = (struct vcfs_inode_disk *)(void *)ob->b;
+		return 0;
+	}
+	rc = op_read(op, blk, VCFS_T_INODE, &p);
+	if (rc)
+		return rc;
+	*out = p;
+	return 0;
+}
+
+/* Release every lock; committed: bump and refresh open inodes. */
+static void release_locks(struct vcfs_op *op, int committed)
+{
+	struct vcfs_fs *fs = op->fs;
+	int rc;
+
+	for (uint32_t i = op->nlocks; i-- > 0; ) {
+		struct op_lock *l = &op->locks[i];
+		struct vcfs_inode *ip = l->ip;
+
+		if (ip && committed) {
+			struct op_buf *ob = find_buf(op, vcfs_inode_blk(&fs->sb, l->ino));
+			if (ob && !ob->uninit && l->how != OPL_OWN) {
+				pthread_mutex_lock(&ip->mu);
+				memcpy(ip->body, ob->b, VCFS_BLK);
+				ip->dirty = 0;
+				pthread_mutex_unlock(&ip->mu);
+			}
+			ind_cache_clear(ip);
+		}
+		if (l->how == OPL_OWN) {
+			rc = vcfs_lock_release(fs->hb, l->blkno, committed);
+			if (rc && rc != -VCFS_EFENCED)
+				vcfs_warn("releasing lock record %llu: %s",
+					  (unsigned long long)l->blkno, vcfs_strerror(rc));
+		} else if (l->how == OPL_DANCE) {
+			rc = vcfs_lock_release(fs->hb, l->blkno, committed);
+			if (!rc || rc == -ESTALE)
+				rc = vcfs_lock_acquire(fs->hb, l->blkno, ip->held, VCFS_LOCK_WAIT,
+						       fs->lock_wait_ms, NULL, NULL);
+			if (rc) {
+				vcfs_warn("inode %llu: could not take its %s lock back for "
+					  "its opens (%s)", (unsigned long long)l->ino,
+					  vcfs_lock_mode_name(ip->held), vcfs_strerror(rc));
+				ip->lock_lost = 1;
+				fs_inval(fs, l->ino);
+			}
+		}
+		if (ip) {
+			pthread_rwlock_unlock(&ip->map_rw);
+			itab_put(fs, ip);
+		}
+	}
+	op->nlocks = 0;
+	op->max_cluster_lock = 0;
+}
+
+void op_unlock_all(struct vcfs_op *op)
+{
+	release_locks(op, 0);
+	free_bufs(op);
+}
+
+int op_end(struct vcfs_op *op, int rc)
+{
+	struct vcfs_fs *fs = op->fs;
+	struct vcfs_txn *t = NULL;
+	uint32_t i;
+
+	if (!rc && op->ndirty) {
+		rc = vcfs_txn_begin(fs->j, &t);
+		for (i = 0; !rc && i < op->nbufs; i++) {
+			struct op_buf *ob = &op->bufs[i];
+			if (!ob->dirty)
+				continue;
+			rc = vcfs_txn_add(t, ob->blkno, ob->b);
+			if (rc)
+				vcfs_err("adding block %llu to a transaction: %s",
+					 (unsigned long long)ob->blkno, vcfs_strerror(rc));
+		}
+		for (i = 0; !rc && i < op->nbufs; i++) {
+			const void *img;
+			if (!op->bufs[i].dirty)
+				continue;
+			img = vcfs_txn_image(t, op->bufs[i].blkno);
+			if (img)
+				memcpy(op->bufs[i].b, img, VCFS_BLK);
+			op->bufs[i].uninit = 0;
+		}
+		if (rc) {
+			if (t)
+				vcfs_txn_abort(t);
+		} else {
+			rc = vcfs_txn_commit(t);
+			if (rc)
+				vcfs_err("journal commit failed: %s", vcfs_strerror(rc));
+		}
+	}
+	if (!rc) {
+		for (i = 0; i < op->nunmap; i++) {
+			int r2 = vcfs_hb_write_ok(fs->hb);
+			if (!r2)
+				r2 = vcfs_disk_unmap(fs->d, op->unmap[i].off, op->unmap[i].len);
+			if (r2 && r2 != -EOPNOTSUPP)
+				vcfs_debug("unmap of freed blocks at %llu: %s",
+					   (unsigned long long)op->unmap[i].off, vcfs_strerror(r2));
+		}
+	}
+	release_locks(op, !rc);
+	if (op->bitmaps_changed) {
+		pthread_mutex_lock(&fs->misc_mu);
+		fs->statfs_at = 0;
+		pthread_mutex_unlock(&fs->misc_mu);
+	}
+	free_bufs(op);
+	free(op->unmap);
+	op->unmap = NULL;
+	in_op--;
+	pthread_mutex_unlock(&fs->op_mu);
+	if (!in_op)
+		orphans_run_pending(fs);
+	return rc;
+}
+
+int fs_in_op(void);
+int fs_in_op(void)
+{
+	return in_op;
+}
+
+int lockless_read(struct vcfs_fs *fs, uint64_t lockblk, int accept_held,
+		  int (*fn)(struct vcfs_op *op, void *arg), void *arg)
+{
+	uint64_t deadline = vcfs_now_ns() +
+		(uint64_t)(fs->lock_wait_ms + 2 * fs->sb.io_timeout_ms) * VCFS_NS_PER_MS;
+	uint64_t backoff = 100 * 1000ull;
+	struct vcfs_lock_info a, b;
+	struct vcfs_op op;
+	unsigned corrupt = 0;
+	int rc;
+
+	for (;;) {
+		rc = vcfs_lock_read(fs->d, &fs->sb, fs->hb, lockblk, &a);
+		if (rc)
+			return rc;
+		if (a.mode == VCFS_LOCK_EXCL && !accept_held && vcfs_now_ns() < deadline) {
+			int live = 0;
+			for (uint32_t i = 0; i < a.nholders; i++)
+				live |= !a.holders[i].stale;
+			if (live) {
+				vcfs_sleep_ns(backoff);
+				if (backoff < 20 * VCFS_NS_PER_MS)
+					backoff *= 2;
+				continue;
+			}
+		}
+		op_begin_ro(fs, &op);
+		rc = fn(&op, arg);
+		op_end_ro(&op);
+		{
+			int r2 = vcfs_lock_read(fs->d, &fs->sb, fs->hb, lockblk, &b);
+			if (r2)
+				return r2;
+		}
+		if (b.seq != a.seq)
+			continue;
+		if (rc == -VCFS_ECORRUPT && accept_held && a.mode != VCFS_LOCK_FREE &&
+		    ++corrupt < 4)
+			continue;	/* maybe a torn read of a body being written */
+		return rc;
+	}
+}

@@ -1,0 +1,1068 @@
+/*
+ * check_fs.c - the filesystem core (fs/fs.h) on a real image file.
+ *
+ * Every test formats a 256 MiB image under /var/tmp (max_hosts 8, T = 200 ms)
+ * with the mkfs library, mounts it, and most end by unmounting and running
+ * the independent fsck library over the image in check mode: it must find
+ * nothing.  Two mounts of one image in one process are two hosts (each has
+ * its own heartbeat slot and journal; their CAS meet in OFD locks).
+ */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <dirent.h>
+#include <unistd.h>
+#include <linux/fs.h>
+#include <linux/falloc.h>
+#include "fs/fs.h"
+#include "fs/mkfs.h"
+#include "fs/fsck.h"
+#include "disk/disk.h"
+#include "common/log.h"
+
+#define IMG_BYTES (256ull << 20)
+#define MIB (1u << 20)
+
+static char dir_tmpl[] = "/var/tmp/vcfs-fs-XXXXXX";
+static char img[128];
+static char uri[160];
+static struct vcfs_fs *fs;
+
+static uint64_t ninodes;	/* 0: mkfs's default (4096 for 256 MiB) */
+
+static void format(void)
+{
+	struct vcfs_mkfs_params p = { .volume_bytes = IMG_BYTES, .max_hosts = 8,
+				      .io_timeout_ms = 200, .label = "fstest",
+				      .inodes = ninodes };
+	struct vcfs_disk *d;
+	int fd;
+
+	snprintf(img, sizeof(img), "%s/img-%d", dir_tmpl, (int)getpid());
+	fd = open(img, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(ftruncate(fd, (off_t)IMG_BYTES), 0);
+	close(fd);
+	snprintf(uri, sizeof(uri), "file:%s", img);
+	ck_assert_int_eq(vcfs_disk_open(uri, NULL, &d), 0);
+	ck_assert_int_eq(vcfs_mkfs(d, &p, VCFS_MKFS_FORCE, NULL), 0);
+	vcfs_disk_close(d);
+}
+
+static struct vcfs_fs *mount_as(const char *host)
+{
+	struct vcfs_mount_opts o = { .host_name = host };
+	struct vcfs_fs *f = NULL;
+
+	ck_assert_int_eq(vcfs_fs_mount(uri, &o, &f), 0);
+	return f;
+}
+
+static void setup(void)
+{
+	ninodes = 0;
+	vcfs_log_set_level(VCFS_LOG_WARN);
+	format();
+	fs = mount_as("hostA");
+}
+
+/* 20,000 files need more inodes than a 256 MiB volume gets by default. */
+static void setup_big(void)
+{
+	vcfs_log_set_level(VCFS_LOG_WARN);
+	ninodes = 22000;
+	format();
+	fs = mount_as("hostA");
+}
+
+static void teardown(void)
+{
+	if (fs)
+		vcfs_fs_unmount(fs);
+	fs = NULL;
+	unlink(img);
+}
+
+/* Unmount and demand a clean fsck. */
+static void unmount_and_fsck(void)
+{
+	struct vcfs_fsck_opts o = { .mode = VCFS_FSCK_CHECK, .skip_live_wait = 1 };
+	struct vcfs_fsck_stats st;
+	struct vcfs_disk *d;
+	FILE *out = tmpfile();
+	int rc;
+
+	ck_assert_int_eq(vcfs_fs_unmount(fs), 0);
+	fs = NULL;
+	o.out = out;
+	ck_assert_int_eq(vcfs_disk_open(uri, NULL, &d), 0);
+	rc = vcfs_fsck(d, &o, &st);
+	vcfs_disk_close(d);
+	if (rc) {
+		char line[512];
+		rewind(out);
+		while (fgets(line, sizeof(line), out))
+			fprintf(stderr, "fsck: %s", line);
+	}
+	fclose(out);
+	ck_assert_int_eq(rc, 0);
+}
+
+static uint64_t root(void) { return vcfs_fs_root(fs); }
+
+static uint64_t mkfile(struct vcfs_fs *f, uint64_t dir, const char *name)
+{
+	struct vcfs_attr a;
+
+	ck_assert_int_eq(vcfs_fs_mknod(f, dir, name, S_IFREG | 0644, 0, 1000, 1000, &a), 0);
+	return a.ino;
+}
+
+static uint64_t mkd(uint64_t dir, const char *name)
+{
+	struct vcfs_attr a;
+
+	ck_assert_int_eq(vcfs_fs_mkdir(fs, dir, name, 0755, 0, 0, &a), 0);
+	ck_assert(S_ISDIR(a.mode));
+	return a.ino;
+}
+
+static uint64_t ino_of(struct vcfs_fs *f, uint64_t dir, const char *name)
+{
+	struct vcfs_attr a;
+	int rc = vcfs_fs_lookup(f, dir, name, &a);
+
+	return rc ? 0 : a.ino;
+}
+
+static uint32_t nlink_of(uint64_t ino)
+{
+	struct vcfs_attr a;
+
+	ck_assert_int_eq(vcfs_fs_getattr(fs, ino, &a), 0);
+	return a.nlink;
+}
+
+/* Deterministic content: byte at file offset o. */
+static uint8_t pat(uint64_t o, unsigned seed)
+{
+	uint64_t x = o * 0x9e3779b97f4a7c15ull + seed;
+
+	return (uint8_t)(x >> 56 ^ x >> 13);
+}
+
+static void fill(uint8_t *b, uint64_t off, size_t n, unsigned seed)
+{
+	for (size_t i = 0; i < n; i++)
+		b[i] = pat(off + i, seed);
+}
+
+/* ---- namespace ---- */
+
+START_TEST(create_lookup_unlink)
+{
+	struct vcfs_attr a, b;
+	uint64_t ino;
+
+	ck_assert_int_eq(vcfs_fs_getattr(fs, root(), &a), 0);
+	ck_assert(S_ISDIR(a.mode));
+	ck_assert_uint_eq(a.nlink, 2);
+	ck_assert_int_eq(vcfs_fs_lookup(fs, root(), "nope", &a), -ENOENT);
+	ck_assert_int_eq(vcfs_fs_mknod(fs, root(), "f", S_IFREG | 0640, 0, 7, 8, &a), 0);
+	ino = a.ino;
+	ck_assert_uint_eq(a.mode, S_IFREG | 0640);
+	ck_assert_uint_eq(a.uid, 7);
+	ck_assert_uint_eq(a.gid, 8);
+	ck_assert_uint_eq(a.nlink, 1);
+	ck_assert_uint_eq(a.size, 0);
+	ck_assert_int_eq(vcfs_fs_lookup(fs, root(), "f", &b), 0);
+	ck_assert_uint_eq(b.ino, ino);
+	ck_assert_uint_eq(b.generation, a.generation);
+	ck_assert_int_eq(vcfs_fs_mknod(fs, root(), "f", S_IFREG | 0640, 0, 0, 0, &a), -EEXIST);
+	ck_assert_int_eq(vcfs_fs_lookup(fs, root(), ".", &b), 0);
+	ck_assert_uint_eq(b.ino, root());
+	ck_assert_int_eq(vcfs_fs_lookup(fs, root(), "..", &b), 0);
+	ck_assert_uint_eq(b.ino, root());
+	/* special files */
+	ck_assert_int_eq(vcfs_fs_mknod(fs, root(), "fifo", S_IFIFO | 0600, 0, 0, 0, &a), 0);
+	ck_assert(S_ISFIFO(a.mode));
+	ck_assert_int_eq(vcfs_fs_mknod(fs, root(), "null", S_IFCHR | 0666, makedev(1, 3), 0, 0,
+				       &a), 0);
+	ck_assert_int_eq(vcfs_fs_getattr(fs, a.ino, &b), 0);
+	ck_assert_uint_eq(b.rdev, makedev(1, 3));
+	ck_assert_int_eq(vcfs_fs_mknod(fs, root(), "sock", S_IFSOCK | 0600, 0, 0, 0, &a), 0);
+	/* names */
+	{
+		char longname[300];
+		memset(longname, 'x', sizeof(longname));
+		longname[256] = 0;
+		ck_assert_int_eq(vcfs_fs_mknod(fs, root(), longname, S_IFREG | 0644, 0, 0, 0, &a),
+				 -ENAMETOOLONG);
+		longname[255] = 0;
+		ck_assert_int_eq(vcfs_fs_mknod(fs, root(), longname, S_IFREG | 0644, 0, 0, 0, &a), 0);
+		ck_assert_uint_eq(ino_of(fs, root(), longname), a.ino);
+		ck_assert_int_eq(vcfs_fs_unlink(fs, root(), longname), 0);
+	}
+	ck_assert_int_eq(vcfs_fs_unlink(fs, root(), "f"), 0);
+	ck_assert_int_eq(vcfs_fs_lookup(fs, root(), "f", &b), -ENOENT);
+	ck_assert_int_eq(vcfs_fs_getattr(fs, ino, &b), -ENOENT);
+	ck_assert_int_eq(vcfs_fs_unlink(fs, root(), "f"), -ENOENT);
+	/* a reused inode number gets a new generation */
+	ck_assert_int_eq(vcfs_fs_mknod(fs, root(), "g", S_IFREG | 0644, 0, 0, 0, &b), 0);
+	if (b.ino == ino)
+		ck_assert_uint_gt(b.generation, a.generation);
+	ck_assert_int_eq(vcfs_fs_unlink(fs, root(), "fifo"), 0);
+	unmount_and_fsck();
+}
+END_TEST
+
+START_TEST(mkdir_rmdir)
+{
+	struct vcfs_attr a;
+	uint64_t d1, d2;
+
+	d1 = mkd(root(), "d1");
+	ck_assert_uint_eq(nlink_of(root()), 3);
+	ck_assert_uint_eq(nlink_of(d1), 2);
+	d2 = mkd(d1, "d2");
+	ck_assert_uint_eq(nlink_of(d1), 3);
+	ck_assert_int_eq(vcfs_fs_lookup(fs, d2, "..", &a), 0);
+	ck_assert_uint_eq(a.ino, d1);
+	ck_assert_int_eq(vcfs_fs_mkdir(fs, root(), "d1", 0755, 0, 0, &a), -EEXIST);
+	mkfile(fs, d2, "f");
+	ck_assert_int_eq(vcfs_fs_rmdir(fs, d1, "d2"), -ENOTEMPTY);
+	ck_assert_int_eq(vcfs_fs_rmdir(fs, root(), "d1"), -ENOTEMPTY);
+	ck_assert_int_eq(vcfs_fs_rmdir(fs, d2, "f"), -ENOTDIR);
+	ck_assert_int_eq(vcfs_fs_unlink(fs, d1, "d2"), -EISDIR);
+	ck_assert_int_eq(vcfs_fs_mknod(fs, ino_of(fs, d2, "f"), "x", S_IFREG | 0644, 0, 0, 0, &a),
+			 -ENOTDIR);
+	ck_assert_int_eq(vcfs_fs_unlink(fs, d2, "f"), 0);
+	ck_assert_int_eq(vcfs_fs_rmdir(fs, d1, "d2"), 0);
+	ck_assert_uint_eq(nlink_of(d1), 2);
+	ck_assert_int_eq(vcfs_fs_getattr(fs, d2, &a), -ENOENT);
+	ck_assert_int_eq(vcfs_fs_rmdir(fs, root(), "d1"), 0);
+	ck_assert_uint_eq(nlink_of(root()), 2);
+	ck_assert_int_eq(vcfs_fs_rmdir(fs, root(), "d1"), -ENOENT);
+	unmount_and_fsck();
+}
+END_TEST
+
+START_TEST(renames)
+{
+	struct vcfs_attr a;
+	uint64_t d1, d2, d3, f1, f2, e;
+
+	d1 = mkd(root(), "d1");
+	d2 = mkd(root(), "d2");
+	d3 = mkd(d1, "d3");
+	f1 = mkfile(fs, d1, "f1");
+	f2 = mkfile(fs, d2, "f2");
+	/* plain move across directories */
+	ck_assert_int_eq(vcfs_fs_rename(fs, d1, "f1", d2, "g1", 0), 0);
+	ck_assert_uint_eq(ino_of(fs, d2, "g1"), f1);
+	ck_assert_uint_eq(ino_of(fs, d1, "f1"), 0);
+	/* over an existing file: the old one goes */
+	ck_assert_int_eq(vcfs_fs_rename(fs, d2, "g1", d2, "f2", 0), 0);
+	ck_assert_uint_eq(ino_of(fs, d2, "f2"), f1);
+	ck_assert_int_eq(vcfs_fs_getattr(fs, f2, &a), -ENOENT);
+	/* NOREPLACE */
+	f2 = mkfile(fs, d2, "x");
+	ck_assert_int_eq(vcfs_fs_rename(fs, d2, "x", d2, "f2", RENAME_NOREPLACE), -EEXIST);
+	ck_assert_int_eq(vcfs_fs_rename(fs, d2, "x", d2, "y", RENAME_NOREPLACE), 0);
+	/* EXCHANGE of a file and a directory across parents */
+	ck_assert_int_eq(vcfs_fs_rename(fs, d2, "y", d1, "d3", RENAME_EXCHANGE), 0);
+	ck_assert_uint_eq(ino_of(fs, d1, "d3"), f2);
+	ck_assert_uint_eq(ino_of(fs, d2, "y"), d3);
+	ck_assert_int_eq(vcfs_fs_lookup(fs, d3, "..", &a), 0);
+	ck_assert_uint_eq(a.ino, d2);
+	ck_assert_uint_eq(nlink_of(d1), 2);
+	ck_assert_uint_eq(nlink_of(d2), 3);
+	ck_assert_int_eq(vcfs_fs_rename(fs, d2, "nope", d1, "d3", RENAME_EXCHANGE), -ENOENT);
+	ck_assert_int_eq(vcfs_fs_rename(fs, d2, "y", d1, "zz", RENAME_EXCHANGE), -ENOENT);
+	/* directory into its own subtree */
+	ck_assert_int_eq(vcfs_fs_rename(fs, root(), "d2", d3, "loop", 0), -EINVAL);
+	ck_assert_int_eq(vcfs_fs_rename(fs, root(), "d2", d2, "loop", 0), -EINVAL);
+	/* directory over an empty directory / a non-empty one / a file */
+	e = mkd(d1, "empty");
+	ck_assert_int_eq(vcfs_fs_rename(fs, d2, "y", d1, "empty", 0), 0);
+	ck_assert_int_eq(vcfs_fs_getattr(fs, e, &a), -ENOENT);
+	ck_assert_uint_eq(ino_of(fs, d1, "empty"), d3);
+	ck_assert_uint_eq(nlink_of(d1), 3);
+	ck_assert_uint_eq(nlink_of(d2), 2);
+	mkfile(fs, d3, "inside");
+	mkd(root(), "e2");
+	ck_assert_int_eq(vcfs_fs_rename(fs, root(), "e2", d1, "empty", 0), -ENOTEMPTY);
+	ck_assert_int_eq(vcfs_fs_rename(fs, root(), "e2", d2, "f2", 0), -ENOTDIR);
+	ck_assert_int_eq(vcfs_fs_rename(fs, d2, "f2", root(), "e2", 0), -EISDIR);
+	/* same inode under two names: nothing happens */
+	ck_assert_int_eq(vcfs_fs_link(fs, f1, d2, "hard", &a), 0);
+	ck_assert_int_eq(vcfs_fs_rename(fs, d2, "hard", d2, "f2", 0), 0);
+	ck_assert_uint_eq(ino_of(fs, d2, "hard"), f1);
+	ck_assert_uint_eq(nlink_of(f1), 2);
+	/* rename onto itself */
+	ck_assert_int_eq(vcfs_fs_rename(fs, d2, "f2", d2, "f2", 0), 0);
+	ck_assert_int_eq(vcfs_fs_rename(fs, d2, "missing", d2, "q", 0), -ENOENT);
+	unmount_and_fsck();
+}
+END_TEST
+
+START_TEST(hard_links)
+{
+	struct vcfs_attr a;
+	uint64_t d, f;
+
+	d = mkd(root(), "d");
+	f = mkfile(fs, root(), "f");
+	ck_assert_int_eq(vcfs_fs_link(fs, f, d, "f2", &a), 0);
+	ck_assert_uint_eq(a.nlink, 2);
+	ck_assert_int_eq(vcfs_fs_link(fs, f, d, "f3", &a), 0);
+	ck_assert_uint_eq(nlink_of(f), 3);
+	ck_assert_int_eq(vcfs_fs_link(fs, f, d, "f3", &a), -EEXIST);
+	ck_assert_int_eq(vcfs_fs_link(fs, d, root(), "dlink", &a), -EPERM);
+	ck_assert_int_eq(vcfs_fs_unlink(fs, root(), "f"), 0);
+	ck_assert_uint_eq(nlink_of(f), 2);
+	ck_assert_uint_eq(ino_of(fs, d, "f2"), f);
+	ck_assert_int_eq(vcfs_fs_unlink(fs, d, "f2"), 0);
+	ck_assert_int_eq(vcfs_fs_unlink(fs, d, "f3"), 0);
+	ck_assert_int_eq(vcfs_fs_getattr(fs, f, &a), -ENOENT);
+	unmount_and_fsck();
+}
+END_TEST
+
+START_TEST(symlinks)
+{
+	char buf[5000], longt[3000];
+	struct vcfs_attr a;
+	struct vcfs_statfs s0, s1;
+
+	mkfile(fs, root(), "first");	/* the root's first bucket block */
+	ck_assert_int_eq(vcfs_fs_statfs(fs, &s0), 0);
+	ck_assert_int_eq(vcfs_fs_symlink(fs, root(), "s", "target/of/link", 5, 6, &a), 0);
+	ck_assert(S_ISLNK(a.mode));
+	ck_assert_uint_eq(a.size, strlen("target/of/link"));
+	ck_assert_int_eq(vcfs_fs_readlink(fs, a.ino, buf, sizeof(buf)), 0);
+	ck_assert_str_eq(buf, "target/of/link");
+	for (size_t i = 0; i < sizeof(longt) - 1; i++)
+		longt[i] = (char)('a' + i % 26);
+	longt[sizeof(longt) - 1] = 0;
+	ck_assert_int_eq(vcfs_fs_symlink(fs, root(), "long", longt, 0, 0, &a), 0);
+	ck_assert_uint_eq(a.size, strlen(longt));
+	ck_assert_int_eq(vcfs_fs_readlink(fs, a.ino, buf, sizeof(buf)), 0);
+	ck_assert_str_eq(buf, longt);
+	ck_assert_int_eq(vcfs_fs_readlink(fs, root(), buf, sizeof(buf)), -EINVAL);
+	ck_assert_int_eq(vcfs_fs_unlink(fs, root(), "long"), 0);
+	ck_assert_int_eq(vcfs_fs_unlink(fs, root(), "s"), 0);
+	sleep(1);
+	ck_assert_int_eq(vcfs_fs_statfs(fs, &s1), 0);
+	ck_assert_uint_eq(s1.bfree, s0.bfree);
+	ck_assert_uint_eq(s1.ffree, s0.ffree);
+	unmount_and_fsck();
+}
+END_TEST
+
+struct seen { uint8_t *v; unsigned n, dup, dots; uint64_t base; };
+
+static int seen_fill(void *arg, const char *name, uint64_t ino, uint32_t type, uint64_t next)
+{
+	struct seen *s = arg;
+	unsigned k;
+
+	(void)ino;
+	(void)next;
+	if (!strcmp(name, ".") || !strcmp(name, "..")) {
+		ck_assert_uint_eq(type, DT_DIR);
+		s->dots++;
+		return 0;
+	}
+	ck_assert_int_eq(sscanf(name, "file-%u", &k), 1);
+	ck_assert_uint_eq(type, DT_REG);
+	if (s->v[k])
+		s->dup++;
+	s->v[k] = 1;
+	s->n++;
+	return 0;
+}
+
+/* Fill only a few entries per call: resumes at the cookie. */
+struct paged { struct seen *s; unsigned left; uint64_t cookie; };
+
+static int paged_fill(void *arg, const char *name, uint64_t ino, uint32_t type, uint64_t next)
+{
+	struct paged *p = arg;
+
+	if (!p->left)
+		return 1;
+	p->left--;
+	p->cookie = next;
+	return seen_fill(p->s, name, ino, type, next);
+}
+
+START_TEST(big_directory)
+{
+	enum { N = 20000 };
+	uint64_t d = mkd(root(), "big");
+	uint64_t *inos = calloc(N, sizeof(*inos));
+	struct seen s = { .v = calloc(N, 1) };
+	struct vcfs_attr a;
+	char name[32];
+
+	for (unsigned i = 0; i < N; i++) {
+		snprintf(name, sizeof(name), "file-%u", i);
+		ck_assert_int_eq(vcfs_fs_mknod(fs, d, name, S_IFREG | 0644, 0, 0, 0, &a), 0);
+		inos[i] = a.ino;
+	}
+	ck_assert_int_eq(vcfs_fs_getattr(fs, d, &a), 0);
+	for (unsigned i = 0; i < N; i++) {
+		snprintf(name, sizeof(name), "file-%u", i);
+		ck_assert_uint_eq(ino_of(fs, d, name), inos[i]);
+	}
+	ck_assert_uint_eq(ino_of(fs, d, "file-20000"), 0);
+	ck_assert_int_eq(vcfs_fs_readdir(fs, d, 0, seen_fill, &s), 0);
+	ck_assert_uint_eq(s.n, N);
+	ck_assert_uint_eq(s.dup, 0);
+	ck_assert_uint_eq(s.dots, 2);
+	/* again, a few entries per call */
+	memset(s.v, 0, N);
+	s.n = s.dup = s.dots = 0;
+	{
+		struct paged p = { .s = &s };
+		unsigned before;
+		do {
+			before = s.n + s.dots;
+			p.left = 97;
+			ck_assert_int_eq(vcfs_fs_readdir(fs, d, p.cookie, paged_fill, &p), 0);
+		} while (s.n + s.dots != before);
+	}
+	ck_assert_uint_eq(s.n, N);
+	ck_assert_uint_eq(s.dup, 0);
+	/* remove every other one; the rest are still found */
+	for (unsigned i = 0; i < N; i += 2) {
+		snprintf(name, sizeof(name), "file-%u", i);
+		ck_assert_int_eq(vcfs_fs_unlink(fs, d, name), 0);
+	}
+	for (unsigned i = 0; i < N; i++) {
+		snprintf(name, sizeof(name), "file-%u", i);
+		ck_assert_uint_eq(ino_of(fs, d, name), i % 2 ? inos[i] : 0);
+	}
+	ck_assert_int_eq(vcfs_fs_rmdir(fs, root(), "big"), -ENOTEMPTY);
+	free(inos);
+	free(s.v);
+	unmount_and_fsck();
+}
+END_TEST
+
+/* ---- data ---- */
+
+static struct vcfs_file *open_rw(uint64_t ino)
+{
+	struct vcfs_file *f = NULL;
+
+	ck_assert_int_eq(vcfs_fs_open(fs, ino, O_RDWR, 0, &f), 0);
+	return f;
+}
+
+static void write_pat(struct vcfs_file *f, uint64_t off, size_t n, unsigned seed)
+{
+	uint8_t *b = malloc(n);
+
+	fill(b, off, n, seed);
+	ck_assert_int_eq(vcfs_file_write(f, off, b, n), (ssize_t)n);
+	free(b);
+}
+
+/* Check [off, off+n) against the model. */
+static void check_model(struct vcfs_file *f, const uint8_t *model, uint64_t off, size_t n)
+{
+	uint8_t *b = malloc(n);
+
+	ck_assert_int_eq(vcfs_file_read(f, off, b, n), (ssize_t)n);
+	for (size_t i = 0; i < n; i++)
+		if (b[i] != model[off + i])
+			ck_abort_msg("byte %llu: %u, expected %u", (unsigned long long)(off + i),
+				     b[i], model[off + i]);
+	free(b);
+}
+
+START_TEST(data_patterns)
+{
+	const size_t M = 3 * MIB + 12345;
+	uint8_t *model = calloc(1, M), *b = malloc(M);
+	struct vcfs_file *f;
+	struct vcfs_attr a;
+	uint64_t ino;
+	static const struct { uint64_t off; size_t n; } w[] = {
+		{ 0, 100 }, { 4090, 20 }, { 8191, 1 }, { 12000, 9000 }, { 700000, 300001 },
+		{ 65535, 2 }, { 1048000, 2000 },		/* crosses 1 MiB: conversion */
+		{ 1048576 + 4095, 4099 }, { 2 * MIB - 3, 7 }, { 3 * MIB, 12345 },
+		{ 5, 1048576 },
+	};
+
+	ino = mkfile(fs, root(), "data");
+	f = open_rw(ino);
+	for (size_t i = 0; i < sizeof(w) / sizeof(w[0]); i++) {
+		write_pat(f, w[i].off, w[i].n, (unsigned)i + 1);
+		fill(model + w[i].off, w[i].off, w[i].n, (unsigned)i + 1);
+		if (w[i].off + w[i].n <= MIB) {
+			/* while it fits one large block, still small blocks */
+			check_model(f, model, 0, (size_t)(w[i].off + w[i].n));
+		}
+	}
+	ck_assert_int_eq(vcfs_fs_getattr(fs, ino, &a), 0);
+	ck_assert_uint_eq(a.size, M);
+	check_model(f, model, 0, M);
+	/* odd reads */
+	check_model(f, model, 4093, 5);
+	check_model(f, model, MIB - 1, 2);
+	/* short read at EOF */
+	ck_assert_int_eq(vcfs_file_read(f, M - 10, b, 100), 10);
+	ck_assert_int_eq(vcfs_file_read(f, M + 10, b, 100), 0);
+	ck_assert_int_eq(vcfs_file_fsync(f, 0), 0);
+	ck_assert_int_eq(vcfs_file_release(f), 0);
+	/* remount: all of it is there */
+	ck_assert_int_eq(vcfs_fs_unmount(fs), 0);
+	fs = mount_as("hostA");
+	ck_assert_int_eq(vcfs_fs_open(fs, ino, O_RDONLY, 0, &f), 0);
+	check_model(f, model, 0, M);
+	ck_assert_int_eq(vcfs_file_write(f, 0, b, 1), -EBADF);
+	ck_assert_int_eq(vcfs_file_release(f), 0);
+	free(model);
+	free(b);
+	unmount_and_fsck();
+}
+END_TEST
+
+START_TEST(holes)
+{
+	uint8_t *b = malloc(3 * MIB), *z = calloc(1, 3 * MIB);
+	struct vcfs_file *f;
+	struct vcfs_attr a;
+	uint64_t ino = mkfile(fs, root(), "sparse"), o;
+
+	f = open_rw(ino);
+	write_pat(f, 5000, 10, 1);
+	ck_assert_int_eq(vcfs_file_read(f, 0, b, 5000), 5000);
+	ck_assert_mem_eq(b, z, 5000);
+	/* a far write: everything before it reads zero */
+	write_pat(f, 100ull * MIB + 7, 10, 2);
+	ck_assert_int_eq(vcfs_fs_getattr(fs, ino, &a), 0);
+	ck_assert_uint_eq(a.size, 100ull * MIB + 17);
+	ck_assert_uint_le(a.blocks, 2ull * MIB / 512 + 64);
+	ck_assert_int_eq(vcfs_file_read(f, 5010, b, 3 * MIB), 3 * MIB);
+	ck_assert_mem_eq(b, z, 3 * MIB);
+	ck_assert_int_eq(vcfs_file_read(f, 100ull * MIB - MIB, b, MIB + 7), MIB + 7);
+	ck_assert_mem_eq(b, z, MIB + 7);
+	{
+		uint8_t e[10];
+		fill(e, 5000, 10, 1);
+		ck_assert_int_eq(vcfs_file_read(f, 5000, b, 10), 10);
+		ck_assert_mem_eq(b, e, 10);
+	}
+	/* SEEK_DATA / SEEK_HOLE over the sparse file */
+	ck_assert_int_eq(vcfs_file_lseek(f, 0, SEEK_DATA, &o), 0);
+	ck_assert_uint_eq(o, 0);	/* block 0 holds the converted data */
+	ck_assert_int_eq(vcfs_file_lseek(f, 0, SEEK_HOLE, &o), 0);
+	ck_assert_uint_eq(o, MIB);
+	ck_assert_int_eq(vcfs_file_lseek(f, MIB, SEEK_DATA, &o), 0);
+	ck_assert_uint_eq(o, 100ull * MIB);
+	ck_assert_int_eq(vcfs_file_lseek(f, 100ull * MIB + 3, SEEK_HOLE, &o), 0);
+	ck_assert_uint_eq(o, 100ull * MIB + 17);
+	ck_assert_int_eq(vcfs_file_lseek(f, 200ull * MIB, SEEK_DATA, &o), -ENXIO);
+	ck_assert_int_eq(vcfs_file_release(f), 0);
+	free(b);
+	free(z);
+	unmount_and_fsck();
+}
+END_TEST
+
+START_TEST(fallocate_seek_punch)
+{
+	struct vcfs_statfs s0, s1, s2;
+	uint8_t *b = malloc(4 * MIB), *z = calloc(1, 4 * MIB);
+	struct vcfs_file *f;
+	struct vcfs_attr a;
+	uint64_t ino = mkfile(fs, root(), "vmdk"), o;
+
+	f = open_rw(ino);
+	ck_assert_int_eq(vcfs_fs_statfs(fs, &s0), 0);
+	/* 8 MiB preallocated: reads zero, counts as allocated, SEEK_DATA sees holes */
+	ck_assert_int_eq(vcfs_file_fallocate(f, 0, 0, 8 * MIB), 0);
+	ck_assert_int_eq(vcfs_fs_getattr(fs, ino, &a), 0);
+	ck_assert_uint_eq(a.size, 8 * MIB);
+	ck_assert_uint_eq(a.blocks, 8ull * MIB / 512);
+	ck_assert_int_eq(vcfs_file_read(f, 0, b, 4 * MIB), 4 * MIB);
+	ck_assert_mem_eq(b, z, 4 * MIB);
+	ck_assert_int_eq(vcfs_file_lseek(f, 0, SEEK_DATA, &o), -ENXIO);
+	ck_assert_int_eq(vcfs_file_lseek(f, 0, SEEK_HOLE, &o), 0);
+	ck_assert_uint_eq(o, 0);
+	/* write into the middle of an unwritten block: the rest stays zero */
+	write_pat(f, 3 * MIB + 1000, 5000, 3);
+	ck_assert_int_eq(vcfs_file_read(f, 3 * MIB, b, MIB), MIB);
+	ck_assert_mem_eq(b, z, 1000);
+	ck_assert_mem_eq(b + 6000, z, MIB - 6000);
+	ck_assert_int_eq(vcfs_file_lseek(f, 0, SEEK_DATA, &o), 0);
+	ck_assert_uint_eq(o, 3 * MIB);
+	ck_assert_int_eq(vcfs_file_lseek(f, 3 * MIB + 5, SEEK_HOLE, &o), 0);
+	ck_assert_uint_eq(o, 4 * MIB);
+	/* KEEP_SIZE past the end */
+	ck_assert_int_eq(vcfs_file_fallocate(f, FALLOC_FL_KEEP_SIZE, 8 * MIB, 2 * MIB), 0);
+	ck_assert_int_eq(vcfs_fs_getattr(fs, ino, &a), 0);
+	ck_assert_uint_eq(a.size, 8 * MIB);
+	ck_assert_uint_eq(a.blocks, 10ull * MIB / 512);
+	/* fill 4..8 MiB with data, then punch 4 MiB + 100 .. 7 MiB + 10 */
+	for (unsigned i = 4; i < 8; i++)
+		write_pat(f, (uint64_t)i * MIB, MIB, 4);
+	sleep(1);
+	ck_assert_int_eq(vcfs_fs_statfs(fs, &s1), 0);
+	ck_assert_uint_eq(s0.bfree - s1.bfree, 10ull * MIB / 4096);
+	ck_assert_int_eq(vcfs_file_fallocate(f, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+					     4 * MIB + 100, 3 * MIB - 90), 0);
+	ck_assert_int_eq(vcfs_fs_statfs(fs, &s2), 0);
+	ck_assert_uint_eq(s2.bfree - s1.bfree, 2ull * MIB / 4096);	/* 5 and 6 MiB freed */
+	ck_assert_int_eq(vcfs_fs_getattr(fs, ino, &a), 0);
+	ck_assert_uint_eq(a.size, 8 * MIB);
+	ck_assert_uint_eq(a.blocks, 8ull * MIB / 512);
+	{
+		uint8_t *m = malloc(4 * MIB);
+		fill(m, 4 * MIB, 4 * MIB, 4);
+		memset(m + 100, 0, 3 * MIB - 90);
+		ck_assert_int_eq(vcfs_file_read(f, 4 * MIB, b, 4 * MIB), 4 * MIB);
+		ck_assert_mem_eq(b, m, 4 * MIB);
+		free(m);
+	}
+	ck_assert_int_eq(vcfs_file_lseek(f, 4 * MIB + 200, SEEK_HOLE, &o), 0);
+	ck_assert_uint_eq(o, 5 * MIB);
+	ck_assert_int_eq(vcfs_file_lseek(f, 5 * MIB, SEEK_DATA, &o), 0);
+	ck_assert_uint_eq(o, 7 * MIB);
+	/* ZERO_RANGE over written data */
+	ck_assert_int_eq(vcfs_file_fallocate(f, FALLOC_FL_ZERO_RANGE, 7 * MIB + 20, MIB), 0);
+	ck_assert_int_eq(vcfs_file_read(f, 7 * MIB, b, MIB), MIB);
+	{
+		uint8_t e[10];
+		fill(e, 7 * MIB + 10, 10, 4);
+		ck_assert_mem_eq(b, z, 10);		/* punched */
+		ck_assert_mem_eq(b + 10, e, 10);	/* kept */
+		ck_assert_mem_eq(b + 20, z, MIB - 20);
+	}
+	ck_assert_int_eq(vcfs_fs_getattr(fs, ino, &a), 0);
+	ck_assert_uint_eq(a.size, 8 * MIB + 20);
+	ck_assert_int_eq(vcfs_file_fallocate(f, FALLOC_FL_PUNCH_HOLE, 0, 10), -EOPNOTSUPP);
+	ck_assert_int_eq(vcfs_file_release(f), 0);
+	free(b);
+	free(z);
+	unmount_and_fsck();
+}
+END_TEST
+
+START_TEST(truncates)
+{
+	struct vcfs_statfs s0, s1;
+	uint8_t *b = malloc(2 * MIB), *z = calloc(1, 2 * MIB);
+	struct vcfs_file *f;
+	struct vcfs_attr in = { 0 }, a;
+	uint64_t ino = mkfile(fs, root(), "t");
+
+	ck_assert_int_eq(vcfs_fs_statfs(fs, &s0), 0);
+	f = open_rw(ino);
+	write_pat(f, 0, 6 * MIB + 3, 5);
+	/* down to an odd size: the tail past it reads zero after growing again */
+	in.size = 2 * MIB + 5000;
+	ck_assert_int_eq(vcfs_fs_setattr(fs, ino, &in, VCFS_SET_SIZE, &a), 0);
+	ck_assert_uint_eq(a.size, 2 * MIB + 5000);
+	ck_assert_uint_eq(a.blocks, 3ull * MIB / 512);
+	in.size = 4 * MIB;
+	ck_assert_int_eq(vcfs_fs_setattr(fs, ino, &in, VCFS_SET_SIZE, &a), 0);
+	ck_assert_uint_eq(a.size, 4 * MIB);
+	ck_assert_uint_eq(a.blocks, 3ull * MIB / 512);
+	ck_assert_int_eq(vcfs_file_read(f, 2 * MIB, b, 2 * MIB), 2 * MIB);
+	{
+		uint8_t *m = malloc(5000);
+		fill(m, 2 * MIB, 5000, 5);
+		ck_assert_mem_eq(b, m, 5000);
+		free(m);
+	}
+	ck_assert_mem_eq(b + 5000, z, 2 * MIB - 5000);
+	/* to zero: all space back */
+	in.size = 0;
+	ck_assert_int_eq(vcfs_fs_setattr(fs, ino, &in, VCFS_SET_SIZE, &a), 0);
+	ck_assert_uint_eq(a.blocks, 0);
+	ck_assert_int_eq(vcfs_file_release(f), 0);
+	sleep(1);
+	ck_assert_int_eq(vcfs_fs_statfs(fs, &s1), 0);
+	ck_assert_uint_eq(s1.bfree, s0.bfree);
+	/* truncate of a small-block file that is not open */
+	f = open_rw(ino);
+	write_pat(f, 0, 10000, 6);
+	ck_assert_int_eq(vcfs_file_release(f), 0);
+	in.size = 4097;
+	ck_assert_int_eq(vcfs_fs_setattr(fs, ino, &in, VCFS_SET_SIZE, &a), 0);
+	ck_assert_uint_eq(a.blocks, 16);
+	in.size = 9000;
+	ck_assert_int_eq(vcfs_fs_setattr(fs, ino, &in, VCFS_SET_SIZE, &a), 0);
+	f = open_rw(ino);
+	ck_assert_int_eq(vcfs_file_read(f, 4096, b, 9000), 9000 - 4096);
+	ck_assert_uint_eq(b[0], pat(4096, 6));
+	ck_assert_mem_eq(b + 1, z, 9000 - 4097);
+	ck_assert_int_eq(vcfs_file_release(f), 0);
+	/* O_TRUNC */
+	ck_assert_int_eq(vcfs_fs_open(fs, ino, O_RDWR | O_TRUNC, 0, &f), 0);
+	ck_assert_int_eq(vcfs_fs_getattr(fs, ino, &a), 0);
+	ck_assert_uint_eq(a.size, 0);
+	ck_assert_int_eq(vcfs_file_release(f), 0);
+	ck_assert_int_eq(vcfs_fs_setattr(fs, root(), &in, VCFS_SET_SIZE, &a), -EISDIR);
+	free(b);
+	free(z);
+	unmount_and_fsck();
+}
+END_TEST
+
+START_TEST(attrs)
+{
+	struct vcfs_attr in = { 0 }, a;
+	uint64_t ino = mkfile(fs, root(), "a");
+
+	in.mode = 06755;
+	ck_assert_int_eq(vcfs_fs_setattr(fs, ino, &in, VCFS_SET_MODE, &a), 0);
+	ck_assert_uint_eq(a.mode, S_IFREG | 06755);
+	in.uid = 42;
+	ck_assert_int_eq(vcfs_fs_setattr(fs, ino, &in, VCFS_SET_UID, &a), 0);
+	ck_assert_uint_eq(a.uid, 42);
+	ck_assert_uint_eq(a.mode, S_IFREG | 0755);	/* set-id bits cleared */
+	in.atime.tv_sec = 1000;
+	in.atime.tv_nsec = 123456789;
+	in.mtime.tv_sec = 2000;
+	in.mtime.tv_nsec = 987654321;
+	ck_assert_int_eq(vcfs_fs_setattr(fs, ino, &in, VCFS_SET_ATIME | VCFS_SET_MTIME, &a), 0);
+	ck_assert_int_eq(vcfs_fs_getattr(fs, ino, &a), 0);
+	ck_assert_int_eq(a.atime.tv_sec, 1000);
+	ck_assert_int_eq(a.atime.tv_nsec, 123456789);
+	ck_assert_int_eq(a.mtime.tv_sec, 2000);
+	ck_assert_int_eq(a.mtime.tv_nsec, 987654321);
+	ck_assert_int_gt(a.ctime.tv_sec, 2000);
+	unmount_and_fsck();
+}
+END_TEST
+
+START_TEST(xattrs)
+{
+	char buf[1100], val[1100];
+	uint64_t ino = mkfile(fs, root(), "x");
+
+	ck_assert_int_eq(vcfs_fs_getxattr(fs, ino, "user.a", buf, sizeof(buf)), -ENODATA);
+	ck_assert_int_eq(vcfs_fs_setxattr(fs, ino, "user.a", "hello", 5, 0), 0);
+	ck_assert_int_eq(vcfs_fs_getxattr(fs, ino, "user.a", NULL, 0), 5);
+	ck_assert_int_eq(vcfs_fs_getxattr(fs, ino, "user.a", buf, 2), -ERANGE);
+	ck_assert_int_eq(vcfs_fs_getxattr(fs, ino, "user.a", buf, sizeof(buf)), 5);
+	ck_assert_mem_eq(buf, "hello", 5);
+	ck_assert_int_eq(vcfs_fs_setxattr(fs, ino, "user.a", "x", 1, XATTR_CREATE), -EEXIST);
+	ck_assert_int_eq(vcfs_fs_setxattr(fs, ino, "user.b", "x", 1, XATTR_REPLACE), -ENODATA);
+	ck_assert_int_eq(vcfs_fs_setxattr(fs, ino, "user.b", "", 0, XATTR_CREATE), 0);
+	ck_assert_int_eq(vcfs_fs_setxattr(fs, ino, "user.a", "bye", 3, XATTR_REPLACE), 0);
+	ck_assert_int_eq(vcfs_fs_getxattr(fs, ino, "user.a", buf, sizeof(buf)), 3);
+	ck_assert_mem_eq(buf, "bye", 3);
+	ck_assert_int_eq(vcfs_fs_listxattr(fs, ino, NULL, 0), 14);
+	ck_assert_int_eq(vcfs_fs_listxattr(fs, ino, buf, 5), -ERANGE);
+	ck_assert_int_eq(vcfs_fs_listxattr(fs, ino, buf, sizeof(buf)), 14);
+	ck_assert_mem_eq(buf, "user.b\0user.a\0", 14);
+	/* the area is 1 KiB */
+	memset(val, 'v', sizeof(val));
+	ck_assert_int_eq(vcfs_fs_setxattr(fs, ino, "user.big", val, 1000, 0), -ENOSPC);
+	ck_assert_int_eq(vcfs_fs_setxattr(fs, ino, "user.big", val, 900, 0), 0);
+	ck_assert_int_eq(vcfs_fs_setxattr(fs, ino, "user.c", val, 200, 0), -ENOSPC);
+	ck_assert_int_eq(vcfs_fs_removexattr(fs, ino, "user.big"), 0);
+	ck_assert_int_eq(vcfs_fs_removexattr(fs, ino, "user.big"), -ENODATA);
+	ck_assert_int_eq(vcfs_fs_setxattr(fs, ino, "user.c", val, 200, 0), 0);
+	/* on a directory, and after remount */
+	ck_assert_int_eq(vcfs_fs_setxattr(fs, root(), "user.r", "1", 1, 0), 0);
+	ck_assert_int_eq(vcfs_fs_unmount(fs), 0);
+	fs = mount_as("hostA");
+	ck_assert_int_eq(vcfs_fs_getxattr(fs, ino, "user.c", buf, sizeof(buf)), 200);
+	ck_assert_int_eq(vcfs_fs_getxattr(fs, root(), "user.r", buf, sizeof(buf)), 1);
+	unmount_and_fsck();
+}
+END_TEST
+
+START_TEST(unlink_open)
+{
+	struct vcfs_statfs s0, s1, s2;
+	struct vcfs_file *f, *g;
+	struct vcfs_attr a;
+	uint8_t b[100];
+	uint64_t ino;
+
+	mkfile(fs, root(), "first");	/* the root's first bucket block */
+	sleep(1);
+	ck_assert_int_eq(vcfs_fs_statfs(fs, &s0), 0);
+	ck_assert_int_eq(vcfs_fs_create(fs, root(), "tmp", 0644, 0, 0, O_RDWR | O_CREAT, &a,
+					&f), 0);
+	ino = a.ino;
+	write_pat(f, 0, 3 * MIB, 9);
+	ck_assert_int_eq(vcfs_fs_open(fs, ino, O_RDONLY, 0, &g), 0);
+	ck_assert_int_eq(vcfs_fs_unlink(fs, root(), "tmp"), 0);
+	ck_assert_uint_eq(ino_of(fs, root(), "tmp"), 0);
+	/* still readable and writable through the handles */
+	ck_assert_int_eq(vcfs_fs_getattr(fs, ino, &a), 0);
+	ck_assert_uint_eq(a.nlink, 0);
+	write_pat(f, 3 * MIB, 100, 9);
+	ck_assert_int_eq(vcfs_file_read(g, 3 * MIB, b, 100), 100);
+	ck_assert_uint_eq(b[99], pat(3 * MIB + 99, 9));
+	ck_assert_int_eq(vcfs_file_release(f), 0);
+	sleep(1);
+	ck_assert_int_eq(vcfs_fs_statfs(fs, &s1), 0);
+	ck_assert_uint_lt(s1.bfree, s0.bfree);
+	ck_assert_int_eq(vcfs_file_read(g, 0, b, 100), 100);
+	ck_assert_uint_eq(b[5], pat(5, 9));
+	ck_assert_int_eq(vcfs_file_release(g), 0);
+	/* the last release freed it */
+	ck_assert_int_eq(vcfs_fs_getattr(fs, ino, &a), -ENOENT);
+	sleep(1);
+	ck_assert_int_eq(vcfs_fs_statfs(fs, &s2), 0);
+	ck_assert_uint_eq(s2.bfree, s0.bfree);
+	ck_assert_uint_eq(s2.ffree, s0.ffree);
+	unmount_and_fsck();
+}
+END_TEST
+
+/* An orphan left by a host that went away is freed at the next mount. */
+START_TEST(orphan_after_crash)
+{
+	struct vcfs_statfs s0, s1;
+	struct vcfs_file *f;
+	struct vcfs_attr a;
+
+	mkfile(fs, root(), "first");
+	sleep(1);
+	ck_assert_int_eq(vcfs_fs_statfs(fs, &s0), 0);
+	ck_assert_int_eq(vcfs_fs_create(fs, root(), "o", 0644, 0, 0, O_RDWR, &a, &f), 0);
+	write_pat(f, 0, 2 * MIB, 1);
+	ck_assert_int_eq(vcfs_fs_unlink(fs, root(), "o"), 0);
+	/* unmount with the file still open: its lock goes, the orphan stays */
+	ck_assert_int_eq(vcfs_fs_unmount(fs), 0);
+	free(f);
+	fs = mount_as("hostA");
+	ck_assert_int_eq(vcfs_fs_getattr(fs, a.ino, &a), -ENOENT);
+	ck_assert_int_eq(vcfs_fs_statfs(fs, &s1), 0);
+	ck_assert_uint_eq(s1.bfree, s0.bfree);
+	unmount_and_fsck();
+}
+END_TEST
+
+/* ---- two hosts ---- */
+
+START_TEST(two_hosts)
+{
+	struct vcfs_fs *b = mount_as("hostB");
+	struct vcfs_file *fa, *fb, *fa2;
+	struct vcfs_attr a;
+	uint8_t buf[64];
+	uint64_t ino;
+
+	/* created on A, visible on B */
+	ino = mkfile(fs, root(), "shared");
+	ck_assert_uint_eq(ino_of(b, root(), "shared"), ino);
+	/* B creates in a directory A made */
+	{
+		struct vcfs_attr d;
+		ck_assert_int_eq(vcfs_fs_mkdir(fs, root(), "dir", 0755, 0, 0, &d), 0);
+		mkfile(b, d.ino, "fromB");
+		ck_assert_uint_ne(ino_of(fs, d.ino, "fromB"), 0);
+	}
+	/* A opens for writing: B's write and read opens fail */
+	ck_assert_int_eq(vcfs_fs_open(fs, ino, O_RDWR, 0, &fa), 0);
+	ck_assert_int_eq(vcfs_fs_open(b, ino, O_RDWR, 0, &fb), -EBUSY);
+	ck_assert_int_eq(vcfs_fs_open(b, ino, O_RDONLY, 0, &fb), -EBUSY);
+	/* a second open on A shares its lock */
+	ck_assert_int_eq(vcfs_fs_open(fs, ino, O_RDONLY, 0, &fa2), 0);
+	ck_assert_int_eq(vcfs_file_write(fa, 0, "written on A", 12), 12);
+	ck_assert_int_eq(vcfs_file_release(fa2), 0);
+	/* B may still look at it (close-to-open: the size comes at close) */
+	ck_assert_int_eq(vcfs_fs_getattr(b, ino, &a), 0);
+	ck_assert_int_eq(vcfs_file_release(fa), 0);
+	ck_assert_int_eq(vcfs_fs_getattr(b, ino, &a), 0);
+	ck_assert_uint_eq(a.size, 12);
+	/* now B gets it, and A is refused */
+	ck_assert_int_eq(vcfs_fs_open(b, ino, O_RDWR, 0, &fb), 0);
+	ck_assert_int_eq(vcfs_file_read(fb, 0, buf, sizeof(buf)), 12);
+	ck_assert_mem_eq(buf, "written on A", 12);
+	ck_assert_int_eq(vcfs_fs_open(fs, ino, O_RDONLY, 0, &fa), -EBUSY);
+	ck_assert_int_eq(vcfs_file_release(fb), 0);
+	/* read-only opens share across hosts; a write open then fails */
+	ck_assert_int_eq(vcfs_fs_open(fs, ino, O_RDONLY, 0, &fa), 0);
+	ck_assert_int_eq(vcfs_fs_open(b, ino, O_RDONLY, 0, &fb), 0);
+	ck_assert_int_eq(vcfs_fs_open(b, ino, O_WRONLY, 0, &fa2), -EBUSY);
+	ck_assert_int_eq(vcfs_file_release(fb), 0);
+	ck_assert_int_eq(vcfs_file_release(fa), 0);
+	/* multi-writer opens share */
+	ck_assert_int_eq(vcfs_fs_open(fs, ino, O_RDWR, VCFS_OPEN_MULTIWRITER, &fa), 0);
+	ck_assert_int_eq(vcfs_fs_open(b, ino, O_RDWR, VCFS_OPEN_MULTIWRITER, &fb), 0);
+	ck_assert_int_eq(vcfs_file_write(fb, 0, "W", 1), 1);
+	ck_assert_int_eq(vcfs_file_read(fa, 0, buf, 2), 2);
+	ck_assert_mem_eq(buf, "Wr", 2);
+	ck_assert_int_eq(vcfs_file_release(fb), 0);
+	ck_assert_int_eq(vcfs_file_release(fa), 0);
+	/* a rename on B is seen by A; removal on A is seen by B */
+	ck_assert_int_eq(vcfs_fs_rename(b, root(), "shared", root(), "moved", 0), 0);
+	ck_assert_uint_eq(ino_of(fs, root(), "moved"), ino);
+	ck_assert_int_eq(vcfs_fs_unlink(fs, root(), "moved"), 0);
+	ck_assert_uint_eq(ino_of(b, root(), "moved"), 0);
+	ck_assert_int_eq(vcfs_fs_unmount(b), 0);
+	unmount_and_fsck();
+}
+END_TEST
+
+/* Both hosts create in one directory at once (from two threads). */
+struct th { struct vcfs_fs *f; uint64_t dir; int id; int errs; };
+
+static void *creator(void *arg)
+{
+	struct th *t = arg;
+	struct vcfs_attr a;
+	char name[32];
+
+	for (int i = 0; i < 150; i++) {
+		snprintf(name, sizeof(name), "h%d-%d", t->id, i);
+		if (vcfs_fs_mknod(t->f, t->dir, name, S_IFREG | 0644, 0, 0, 0, &a))
+			t->errs++;
+	}
+	return NULL;
+}
+
+START_TEST(two_hosts_concurrent)
+{
+	struct vcfs_fs *b = mount_as("hostB");
+	struct th ta = { fs, 0, 0, 0 }, tb = { b, 0, 1, 0 };
+	struct seen s = { .v = NULL };
+	pthread_t x, y;
+	struct vcfs_attr d;
+
+	ck_assert_int_eq(vcfs_fs_mkdir(fs, root(), "c", 0755, 0, 0, &d), 0);
+	ta.dir = tb.dir = d.ino;
+	pthread_create(&x, NULL, creator, &ta);
+	pthread_create(&y, NULL, creator, &tb);
+	pthread_join(x, NULL);
+	pthread_join(y, NULL);
+	ck_assert_int_eq(ta.errs, 0);
+	ck_assert_int_eq(tb.errs, 0);
+	for (int h = 0; h < 2; h++)
+		for (int i = 0; i < 150; i++) {
+			char name[32];
+			snprintf(name, sizeof(name), "h%d-%d", h, i);
+			ck_assert_uint_ne(ino_of(h ? fs : b, d.ino, name), 0);
+		}
+	(void)s;
+	ck_assert_int_eq(vcfs_fs_getattr(b, d.ino, &d), 0);
+	ck_assert_int_eq(vcfs_fs_unmount(b), 0);
+	unmount_and_fsck();
+}
+END_TEST
+
+START_TEST(read_only_mount)
+{
+	struct vcfs_mount_opts o = { .read_only = 1 };
+	struct vcfs_fs *r;
+	struct vcfs_file *f;
+	struct vcfs_attr a;
+	uint8_t buf[16];
+	uint64_t ino = mkfile(fs, root(), "ro");
+
+	f = open_rw(ino);
+	ck_assert_int_eq(vcfs_file_write(f, 0, "abc", 3), 3);
+	ck_assert_int_eq(vcfs_file_release(f), 0);
+	ck_assert_int_eq(vcfs_fs_mount(uri, &o, &r), 0);
+	ck_assert_uint_eq(ino_of(r, root(), "ro"), ino);
+	ck_assert_int_eq(vcfs_fs_mknod(r, root(), "no", S_IFREG | 0644, 0, 0, 0, &a), -EROFS);
+	ck_assert_int_eq(vcfs_fs_open(r, ino, O_RDWR, 0, &f), -EROFS);
+	ck_assert_int_eq(vcfs_fs_open(r, ino, O_RDONLY, 0, &f), 0);
+	ck_assert_int_eq(vcfs_file_read(f, 0, buf, sizeof(buf)), 3);
+	ck_assert_int_eq(vcfs_file_release(f), 0);
+	ck_assert_int_eq(vcfs_fs_unmount(r), 0);
+	unmount_and_fsck();
+}
+END_TEST
+
+START_TEST(remount_persistence)
+{
+	struct vcfs_file *f;
+	struct vcfs_attr a;
+	uint8_t buf[32];
+	uint64_t d = mkd(root(), "keep"), ino;
+
+	ck_assert_int_eq(vcfs_fs_create(fs, d, "file", 0600, 3, 4, O_WRONLY, &a, &f), 0);
+	ino = a.ino;
+	ck_assert_int_eq(vcfs_file_write(f, 10, "persist", 7), 7);
+	ck_assert_int_eq(vcfs_file_fsync(f, 0), 0);
+	ck_assert_int_eq(vcfs_file_release(f), 0);
+	ck_assert_int_eq(vcfs_fs_symlink(fs, d, "ln", "file", 0, 0, &a), 0);
+	ck_assert_int_eq(vcfs_fs_unmount(fs), 0);
+	fs = mount_as("hostA");
+	ck_assert_uint_eq(ino_of(fs, d, "file"), ino);
+	ck_assert_int_eq(vcfs_fs_getattr(fs, ino, &a), 0);
+	ck_assert_uint_eq(a.size, 17);
+	ck_assert_uint_eq(a.mode, S_IFREG | 0600);
+	ck_assert_uint_eq(a.uid, 3);
+	ck_assert_int_eq(vcfs_fs_open(fs, ino, O_RDONLY, 0, &f), 0);
+	ck_assert_int_eq(vcfs_file_read(f, 0, buf, sizeof(buf)), 17);
+	ck_assert_mem_eq(buf + 10, "persist", 7);
+	ck_assert_uint_eq(buf[0], 0);
+	ck_assert_int_eq(vcfs_file_release(f), 0);
+	ck_assert_int_eq(vcfs_fs_readlink(fs, ino_of(fs, d, "ln"), (char *)buf, sizeof(buf)), 0);
+	ck_assert_str_eq((char *)buf, "file");
+	unmount_and_fsck();
+}
+END_TEST
+
+static Suite *suite(void)
+{
+	Suite *s = suite_create("fs");
+	TCase *t = tcase_create("fs");
+	TCase *big = tcase_create("big");
+
+	tcase_add_checked_fixture(t, setup, teardown);
+	tcase_set_timeout(t, 120);
+	tcase_add_test(t, create_lookup_unlink);
+	tcase_add_test(t, mkdir_rmdir);
+	tcase_add_test(t, renames);
+	tcase_add_test(t, hard_links);
+	tcase_add_test(t, symlinks);
+	tcase_add_test(t, data_patterns);
+	tcase_add_test(t, holes);
+	tcase_add_test(t, fallocate_seek_punch);
+	tcase_add_test(t, truncates);
+	tcase_add_test(t, attrs);
+	tcase_add_test(t, xattrs);
+	tcase_add_test(t, unlink_open);
+	tcase_add_test(t, orphan_after_crash);
+	tcase_add_test(t, two_hosts);
+	tcase_add_test(t, two_hosts_concurrent);
+	tcase_add_test(t, read_only_mount);
+	tcase_add_test(t, remount_persistence);
+	suite_add_tcase(s, t);
+	tcase_add_checked_fixture(big, setup_big, teardown);
+	tcase_set_timeout(big, 900);
+	tcase_add_test(big, big_directory);
+	suite_add_tcase(s, big);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr;
+	int nf;
+
+	if (!mkdtemp(dir_tmpl)) {
+		perror("mkdtemp");
+		return 1;
+	}
+	sr = srunner_create(suite());
+	srunner_run_all(sr, CK_NORMAL);
+	nf = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	rmdir(dir_tmpl);
+	return nf ? 1 : 0;
+}
