@@ -1,5 +1,9 @@
 /* hv_err.c - vcvm_strerror(): the hypervisor codes, then vcfs's and errno. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include "hypervisor/hv_err.h"
+#include "hypervisor/hv_int.h"
 
 const char *vcvm_strerror(int err)
 {
@@ -12,4 +16,15 @@ const char *vcvm_strerror(int err)
 	default:
 		return vcfs_strerror(err);
 	}
+}
+
+int hv_fmt(char *buf, size_t n, const char *fmt, ...)
+{
+	va_list ap;
+	int r;
+
+	va_start(ap, fmt);
+	r = vsnprintf(buf, n, fmt, ap);
+	va_end(ap);
+	return r < 0 || (size_t)r >= n ? -ENAMETOOLONG : 0;
 }

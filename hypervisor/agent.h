@@ -1,0 +1,210 @@
+/*
+ * agent.h - the vcvm request API: one request type per operation, answered by
+ * vcvm_handle() on the host that runs (or will run) the VM.
+ *
+ * Today the CLI calls vcvm_handle() in its own process ("direct mode", one
+ * host).  Next, a per-host agent (vcvm-agent) serves the same requests over
+ * authenticated TCP and the CLI sends them there instead; the handler below
+ * does not change.  This file is the contract for that step.
+ *
+ * ---- Wire shape (design; not implemented yet) ----
+ *
+ * Transport: TCP, port VCVM_AGENT_PORT, between host agents and from the CLI
+ * to an agent.  Messages are frames: a 4-byte big-endian length, then one
+ * JSON object (at most VCVM_MSG_MAX bytes).
+ *
+ * Authentication (cluster secret K, 32 random bytes in /etc/vcvm/cluster.key,
+ * the same on every host, mode 0600; nothing is processed before this):
+ *   agent  -> client  {"hello": {"proto": 1, "host": "esx1", "nonce": Na}}
+ *   client -> agent   {"auth": {"nonce": Nc, "mac": HMAC-SHA256(K, "vcvm-c"|Na|Nc)}}
+ *   agent  -> client  {"auth_ok": {"mac": HMAC-SHA256(K, "vcvm-a"|Nc|Na)}}
+ *                     (or closes without a word: no oracle for a wrong key)
+ * Both sides then know the other holds K; the session key is
+ * Ks = HMAC-SHA256(K, "vcvm-s"|Na|Nc).  Every later frame carries "seq"
+ * (strictly increasing per direction, from 1) and "mac" = HMAC-SHA256(Ks,
+ * seq|type|canonical JSON of the rest); a frame with a bad mac or an old seq
+ * closes the connection (no replay, no splicing).  Frames are not encrypted:
+ * no secret crosses the agent channel (VM memory goes QEMU to QEMU on its own
+ * connection; QEMU's tls-creds are the upgrade path for that stream).
+ *
+ * Request:   {"type": "start", "seq": 7, "vm": "web01", "args": {...}, "mac": ...}
+ * Progress:  {"seq": 8, "progress": {"phase": "memory", "done": 123, "total": 456}}
+ *            zero or more, for long operations (the CLI draws a progress line)
+ * Response:  {"seq": 9, "rc": 0, "error": "why, naming the field or host", "data": {...}}
+ *            rc is in vcfs's one error space (values are fixed by the X-macros).
+ *
+ * Compatibility: a request type is never changed, only added; an agent that
+ * does not know a type answers rc = -ENOSYS naming its protocol version; a new
+ * optional argument must default to the old behaviour.
+ *
+ * ---- Who decides what ----
+ *
+ * Safety never rests on agents agreeing.  START takes the VM's lock on the
+ * datastore (exclusive, owned by this host's heartbeat slot) before QEMU
+ * opens a disk; a lock held by a live host fails with -VCVM_ERUNNING naming
+ * that host (from the lock record); a dead host's lock is freed by the
+ * heartbeat protocol (lock/lock.h) after D.  QEMU crashing frees nothing by
+ * itself: the agent releases the lock when it reaps QEMU; a crashed host's
+ * locks go with its heartbeat.
+ *
+ * vMotion (MIGRATE, run by the source agent; the CLI shows its progress):
+ *   1. source -> destination: MIGRATE_PREPARE {folder, cpu_model, machine}:
+ *      the destination checks it can see the folder and runs the CPU model,
+ *      starts QEMU with the same device layout and "-incoming defer",
+ *      migrate-incoming on tcp:<its address>:0, answers the port.  Its disks
+ *      stay inactive (QEMU does not write an incoming VM's disks).
+ *   2. source: migrate-set-capabilities pause-before-switchover=on (+ events),
+ *      migrate-set-parameters max-bandwidth (high on fast links),
+ *      downtime-limit (target 50 ms); migrate tcp:dest:port; progress from
+ *      query-migrate / MIGRATION events; auto-converge if the dirty rate wins.
+ *   3. switch-over, in this order (no moment with two writers):
+ *        source: status "pre-switchover": the guest is stopped;
+ *        source: migrate-continue -> QEMU sends the device state, flushes and
+ *                inactivates its disks: its last write has landed;
+ *        source: status "completed" -> releases the VM's datastore lock
+ *                (a CAS on disk: from now on no host holds it);
+ *        source -> destination: MIGRATE_COMMIT;
+ *        destination: takes the lock (CAS) -> "cont": its first write comes
+ *                after the lock is its own.
+ *   4. failure before "completed" (destination dies, link cut, MIGRATE_CANCEL):
+ *      migrate_cancel, the source "cont"s, it never gave up its lock; the
+ *      destination's QEMU is killed (MIGRATE_ABORT).  After "completed", if
+ *      the destination cannot take the lock, the source retakes it and
+ *      resumes (disks re-activate on cont).  Either way: running exactly once.
+ *   The cluster's CPU model (the lowest common one, EVC-like) is in each
+ *   vm.json's cpu_model; MIGRATE_PREPARE refuses a model the host lacks.
+ *
+ * Storage vMotion (MOVE_STORAGE, on the running host):
+ *   per disk: create the target file (same size, sparse) under the new
+ *   folder, blockdev-add it (file + format, cache.direct), blockdev-mirror
+ *   sync=full copy-mode=write-blocking (converges whatever the guest writes),
+ *   progress from query-block-jobs, on BLOCK_JOB_READY block-job-complete, on
+ *   BLOCK_JOB_COMPLETED rewrite vm.json (atomic rename) with the new path,
+ *   then remove the old file.  Zeroes are not copied (detect-zeroes=unmap),
+ *   so holes stay holes.  A failure before complete: block-job-cancel, remove
+ *   the partial target, the config never changed.
+ *
+ * HA, DRS, FT (later waves; the types are reserved now):
+ *   HOST_INFO   load, free memory, CPU models, VMs: for DRS and placement.
+ *   HA_RESTART  start a VM whose host was declared dead (sent by the HA
+ *               master, itself elected by a datastore lock), in ha.priority order.
+ *   FT_ENABLE / FT_DISABLE / FT_FAILOVER  a secondary on ft.secondary kept in
+ *               lock-step (COLO or checkpointing); failover promotes it.
+ */
+#ifndef VCVM_AGENT_H
+#define VCVM_AGENT_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include "hypervisor/vm.h"
+
+#define VCVM_AGENT_PORT		9077
+#define VCVM_AGENT_PROTO	1
+#define VCVM_MSG_MAX		(16u << 20)
+
+/*        name                    number  wire name */
+#define VCVM_REQUESTS(X)                                         \
+	X(VCVM_REQ_PING,              1,  "ping")                \
+	X(VCVM_REQ_CREATE,            2,  "create")              \
+	X(VCVM_REQ_START,             3,  "start")               \
+	X(VCVM_REQ_STOP,              4,  "stop")                \
+	X(VCVM_REQ_RESET,             5,  "reset")               \
+	X(VCVM_REQ_STATUS,            6,  "status")              \
+	X(VCVM_REQ_LIST,              7,  "list")                \
+	X(VCVM_REQ_DESTROY,           8,  "destroy")             \
+	X(VCVM_REQ_REGISTER,          9,  "register")            \
+	X(VCVM_REQ_UNREGISTER,        10, "unregister")          \
+	X(VCVM_REQ_MIGRATE,           32, "migrate")             \
+	X(VCVM_REQ_MIGRATE_PREPARE,   33, "migrate-prepare")     \
+	X(VCVM_REQ_MIGRATE_COMMIT,    34, "migrate-commit")      \
+	X(VCVM_REQ_MIGRATE_ABORT,     35, "migrate-abort")       \
+	X(VCVM_REQ_MIGRATE_CANCEL,    36, "migrate-cancel")      \
+	X(VCVM_REQ_MOVE_STORAGE,      48, "move-storage")        \
+	X(VCVM_REQ_MOVE_CANCEL,       49, "move-cancel")         \
+	X(VCVM_REQ_HOST_INFO,         64, "host-info")           \
+	X(VCVM_REQ_HA_RESTART,        65, "ha-restart")          \
+	X(VCVM_REQ_FT_ENABLE,         80, "ft-enable")           \
+	X(VCVM_REQ_FT_DISABLE,        81, "ft-disable")          \
+	X(VCVM_REQ_FT_FAILOVER,       82, "ft-failover")
+
+enum vcvm_req_type {
+#define VCVM_REQ_ENUM(name, num, wire) name = (num),
+	VCVM_REQUESTS(VCVM_REQ_ENUM)
+#undef VCVM_REQ_ENUM
+};
+
+const char *vcvm_req_name(enum vcvm_req_type t);	/* wire name, "?" if unknown */
+int vcvm_req_from_name(const char *s);		/* type, or -ENOSYS */
+
+/* One request.  vm: a registered name or a folder path. */
+struct vcvm_request {
+	enum vcvm_req_type type;
+	uint64_t seq;
+	char vm[VCVM_PATH_MAX];
+	union {
+		struct {			/* CREATE: folder = datastore/name */
+			char datastore[VCVM_PATH_MAX];
+			uint32_t memory_mib, vcpus;	/* 0 = default */
+			uint64_t disk_bytes;		/* 0 = no disk */
+			char cpu_model[64];		/* "" = default */
+			char kernel[VCVM_PATH_MAX], initrd[VCVM_PATH_MAX];	/* "" = none */
+			char append[1024];
+		} create;
+		struct {			/* STOP */
+			int timeout_ms;			/* wait for the guest; 0 = default */
+			bool hard;			/* power off at once */
+		} stop;
+		struct {			/* MIGRATE (to the source's agent) */
+			char to_host[VCVM_HOST_MAX];
+			uint64_t max_bandwidth;		/* bytes/s, 0 = line rate */
+			uint32_t downtime_ms;		/* 0 = default (50) */
+		} migrate;
+		struct {			/* MIGRATE_PREPARE (source -> destination) */
+			char folder[VCVM_PATH_MAX];
+			char cpu_model[64], machine[32];
+			char from_host[VCVM_HOST_MAX];
+		} migrate_prepare;
+		struct {			/* MIGRATE_COMMIT / _ABORT (source -> destination) */
+			char from_host[VCVM_HOST_MAX];
+		} migrate_commit;
+		struct {			/* MOVE_STORAGE */
+			char to[VCVM_PATH_MAX];		/* datastore folder or path */
+			int disk;			/* -1 = every disk */
+			uint64_t max_bandwidth;		/* 0 = unlimited */
+		} move_storage;
+		struct {			/* HA_RESTART (HA master -> chosen host) */
+			char dead_host[VCVM_HOST_MAX];
+		} ha_restart;
+		struct {			/* FT_ENABLE */
+			char secondary[VCVM_HOST_MAX];
+		} ft;
+	} u;
+};
+
+/* Progress of a long operation, sent before its response. */
+struct vcvm_progress {
+	const char *phase;		/* "memory", "switch-over", "mirror", ... */
+	uint64_t done, total;		/* bytes (or steps) */
+};
+
+typedef void (*vcvm_progress_fn)(const struct vcvm_progress *p, void *arg);
+
+/* The answer: rc in the one error space, why for humans, data for programs. */
+struct vcvm_response {
+	int rc;
+	char why[512];
+	json_t *data;			/* owned; release with vcvm_response_free */
+};
+
+/*
+ * Run one request on this host.  Returns resp->rc.  progress may be NULL.
+ * Types that belong to the agent (MIGRATE*, MOVE_STORAGE, HA, FT, HOST_INFO)
+ * answer -ENOSYS in direct mode.
+ */
+int vcvm_handle(const struct vcvm_env *e, const struct vcvm_request *req,
+		vcvm_progress_fn progress, void *arg, struct vcvm_response *resp);
+
+void vcvm_response_free(struct vcvm_response *resp);
+
+#endif

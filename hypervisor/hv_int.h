@@ -1,0 +1,16 @@
+/*
+ * hv_int.h - internals shared by the hypervisor/ modules (not an API).
+ */
+#ifndef VCVM_HV_INT_H
+#define VCVM_HV_INT_H
+
+#include <stddef.h>
+
+/*
+ * snprintf that reports truncation: 0, or -ENAMETOOLONG when the result did
+ * not fit (it is then cut, still NUL-terminated).  Used for paths and
+ * messages built from names of unbounded length.
+ */
+int hv_fmt(char *buf, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+#endif

@@ -1,0 +1,402 @@
+/*
+ * vcvm.c - the VM command line (like vim-cmd / govc): parses arguments into a
+ * struct vcvm_request and hands it to vcvm_handle() (agent.h).  Today that
+ * runs here, on this host ("direct mode"); with the agent, the same request
+ * goes over authenticated TCP and the same answer comes back.  Printing works
+ * only from the answer's rc/why/data, so nothing changes for the user then.
+ *
+ * Exit codes: 0 success, 1 the operation failed, 2 usage.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include "common/log.h"
+#include "hypervisor/agent.h"
+#include "hypervisor/hv_err.h"
+
+#define EXIT_FAIL  1
+#define EXIT_USAGE 2
+
+static int json_out;
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: vcvm COMMAND [options]\n"
+		"  create NAME --datastore DIR [--memory MiB] [--cpus N] [--disk-size SIZE]\n"
+		"         [--cpu-model MODEL] [--kernel FILE [--initrd FILE] [--append ARGS]]\n"
+		"  start VM                      power on\n"
+		"  stop VM [--timeout S] [--hard]  ACPI power-off, then quit; --hard: at once\n"
+		"  reset VM                      hard reset of the guest\n"
+		"  status VM [--json]\n"
+		"  list [--json]\n"
+		"  console VM [-f]               the serial log (-f: follow while it runs)\n"
+		"  destroy VM                    delete the VM's files (must be stopped)\n"
+		"  register DIR / unregister VM  add an existing VM folder / forget a VM\n"
+		"VM is a registered name or a folder path.  See vcvm(1).\n");
+}
+
+static int fail(const char *op, const char *vm, const struct vcvm_response *r)
+{
+	fprintf(stderr, "vcvm: %s%s%s: %s\n", op, vm ? " " : "", vm ? vm : "",
+		r->why[0] ? r->why : vcvm_strerror(r->rc));
+	return EXIT_FAIL;
+}
+
+static const char *jstr(json_t *o, const char *k)
+{
+	const char *s = json_string_value(json_object_get(o, k));
+
+	return s ? s : "";
+}
+
+static void print_status(json_t *d)
+{
+	json_t *disk;
+	size_t i;
+
+	printf("name:      %s\n", jstr(d, "name"));
+	printf("state:     %s", jstr(d, "state"));
+	if (strcmp(jstr(d, "state"), "running") == 0 || strcmp(jstr(d, "state"), "paused") == 0)
+		printf(" on %s (QEMU pid %d, %s, %s)", jstr(d, "host"),
+		       (int)json_integer_value(json_object_get(d, "pid")), jstr(d, "accel"),
+		       jstr(d, "qemu_status"));
+	printf("\n");
+	if (jstr(d, "last_exit")[0])
+		printf("last exit: %s\n", jstr(d, "last_exit"));
+	printf("folder:    %s\n", jstr(d, "folder"));
+	printf("uuid:      %s\n", jstr(d, "uuid"));
+	printf("memory:    %d MiB, %d vCPU, cpu %s\n",
+	       (int)json_integer_value(json_object_get(d, "memory_mib")),
+	       (int)json_integer_value(json_object_get(d, "vcpus")), jstr(d, "cpu_model"));
+	json_array_foreach(json_object_get(d, "disks"), i, disk)
+		printf("disk%zu:     %s (%s, %s)\n", i, jstr(disk, "file"), jstr(disk, "format"),
+		       jstr(disk, "bus"));
+	printf("serial:    %s\n", jstr(d, "serial_log"));
+}
+
+static void print_data(json_t *d)
+{
+	char *s;
+
+	if (!d)
+		return;
+	s = json_dumps(d, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	if (s)
+		printf("%s\n", s);
+	free(s);
+}
+
+/* Run req (direct mode today) and release the response. */
+static int run(const struct vcvm_env *e, struct vcvm_request *req, struct vcvm_response *r)
+{
+	static uint64_t seq;
+
+	req->seq = ++seq;
+	return vcvm_handle(e, req, NULL, NULL, r);
+}
+
+static int simple(const struct vcvm_env *e, enum vcvm_req_type t, int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "timeout", required_argument, 0, 't' },
+		{ "hard", no_argument, 0, 'H' },
+		{ "json", no_argument, 0, 'j' },
+		{ "help", no_argument, 0, 'h' },
+		{ 0, 0, 0, 0 } };
+	struct vcvm_request req = { .type = t };
+	struct vcvm_response r;
+	const char *op = vcvm_req_name(t);
+	int c, rc;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+		switch (c) {
+		case 't':
+			if (t != VCVM_REQ_STOP)
+				goto bad;
+			req.u.stop.timeout_ms = (int)(atof(optarg) * 1000);
+			break;
+		case 'H':
+			if (t != VCVM_REQ_STOP)
+				goto bad;
+			req.u.stop.hard = true;
+			break;
+		case 'j': json_out = 1; break;
+		case 'h': usage(stdout); return 0;
+		default: goto bad;
+		}
+	}
+	if (optind != argc - 1)
+		goto bad;
+	snprintf(req.vm, sizeof(req.vm), "%s", argv[optind]);
+	rc = run(e, &req, &r);
+	if (rc < 0) {
+		fail(op, req.vm, &r);
+		vcvm_response_free(&r);
+		return EXIT_FAIL;
+	}
+	if (json_out)
+		print_data(r.data);
+	else if (t == VCVM_REQ_STATUS)
+		print_status(r.data);
+	else if (t == VCVM_REQ_REGISTER)
+		printf("registered %s (%s)\n", jstr(r.data, "name"), jstr(r.data, "folder"));
+	else if (t == VCVM_REQ_DESTROY)
+		printf("destroyed %s\n", req.vm);
+	else if (t == VCVM_REQ_UNREGISTER)
+		printf("unregistered %s\n", req.vm);
+	else
+		printf("%s: %s%s%s\n", jstr(r.data, "name"), jstr(r.data, "state"),
+		       jstr(r.data, "host")[0] ? " on " : "", jstr(r.data, "host"));
+	vcvm_response_free(&r);
+	return 0;
+bad:
+	usage(stderr);
+	return EXIT_USAGE;
+}
+
+static int cmd_create(const struct vcvm_env *e, int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "datastore", required_argument, 0, 'd' },
+		{ "memory", required_argument, 0, 'm' },
+		{ "cpus", required_argument, 0, 'c' },
+		{ "disk-size", required_argument, 0, 's' },
+		{ "cpu-model", required_argument, 0, 'M' },
+		{ "kernel", required_argument, 0, 'k' },
+		{ "initrd", required_argument, 0, 'i' },
+		{ "append", required_argument, 0, 'a' },
+		{ "json", no_argument, 0, 'j' },
+		{ "help", no_argument, 0, 'h' },
+		{ 0, 0, 0, 0 } };
+	struct vcvm_request req = { .type = VCVM_REQ_CREATE };
+	struct vcvm_response r;
+	char *end;
+	long v;
+	int c;
+
+	req.u.create.disk_bytes = 1ull << 30;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+		switch (c) {
+		case 'd':
+			snprintf(req.u.create.datastore, sizeof(req.u.create.datastore), "%s", optarg);
+			break;
+		case 'm':
+		case 'c':
+			v = strtol(optarg, &end, 10);
+			if (*end || v <= 0 || v > 1 << 22) {
+				fprintf(stderr, "vcvm: create: --%s: not a number: %s\n",
+					c == 'm' ? "memory" : "cpus", optarg);
+				return EXIT_USAGE;
+			}
+			if (c == 'm')
+				req.u.create.memory_mib = (uint32_t)v;
+			else
+				req.u.create.vcpus = (uint32_t)v;
+			break;
+		case 's':
+			if (vcvm_parse_size(optarg, &req.u.create.disk_bytes) < 0) {
+				fprintf(stderr, "vcvm: create: --disk-size: not a size: %s "
+					"(e.g. 512M, 10G, 0 for none)\n", optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case 'M':
+			snprintf(req.u.create.cpu_model, sizeof(req.u.create.cpu_model), "%s", optarg);
+			break;
+		case 'k':
+			snprintf(req.u.create.kernel, sizeof(req.u.create.kernel), "%s", optarg);
+			break;
+		case 'i':
+			snprintf(req.u.create.initrd, sizeof(req.u.create.initrd), "%s", optarg);
+			break;
+		case 'a':
+			snprintf(req.u.create.append, sizeof(req.u.create.append), "%s", optarg);
+			break;
+		case 'j': json_out = 1; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return EXIT_USAGE;
+		}
+	}
+	if (optind != argc - 1 || !req.u.create.datastore[0]) {
+		fprintf(stderr, "vcvm: create NAME --datastore DIR [options]\n");
+		return EXIT_USAGE;
+	}
+	snprintf(req.vm, sizeof(req.vm), "%s", argv[optind]);
+	if (run(e, &req, &r) < 0) {
+		fail("create", req.vm, &r);
+		vcvm_response_free(&r);
+		return EXIT_FAIL;
+	}
+	if (json_out)
+		print_data(r.data);
+	else
+		printf("created %s in %s\n", req.vm, jstr(r.data, "folder"));
+	vcvm_response_free(&r);
+	return 0;
+}
+
+static int cmd_list(const struct vcvm_env *e, int argc, char **argv)
+{
+	struct vcvm_request req = { .type = VCVM_REQ_LIST };
+	struct vcvm_response r;
+	json_t *vm;
+	size_t i;
+
+	if (argc == 2 && strcmp(argv[1], "--json") == 0)
+		json_out = 1;
+	else if (argc != 1) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (run(e, &req, &r) < 0) {
+		fail("list", NULL, &r);
+		vcvm_response_free(&r);
+		return EXIT_FAIL;
+	}
+	if (json_out) {
+		print_data(r.data);
+	} else {
+		printf("%-20s %-9s %-12s %7s %4s  %s\n", "NAME", "STATE", "HOST", "MEMORY", "CPUS",
+		       "FOLDER");
+		json_array_foreach(r.data, i, vm)
+			printf("%-20s %-9s %-12s %6dM %4d  %s\n", jstr(vm, "name"), jstr(vm, "state"),
+			       jstr(vm, "host")[0] ? jstr(vm, "host") : "-",
+			       (int)json_integer_value(json_object_get(vm, "memory_mib")),
+			       (int)json_integer_value(json_object_get(vm, "vcpus")), jstr(vm, "folder"));
+	}
+	vcvm_response_free(&r);
+	return 0;
+}
+
+/* console: the serial log from the datastore; -f follows it while the VM runs. */
+static int cmd_console(const struct vcvm_env *e, int argc, char **argv)
+{
+	struct vcvm_request req = { .type = VCVM_REQ_STATUS };
+	struct vcvm_response r;
+	char path[VCVM_PATH_MAX + 64], buf[65536];
+	int follow = 0, idle = 0;
+	struct stat sb;
+	ino_t ino = 0;
+	FILE *f = NULL;
+	size_t n;
+
+	if (argc == 3 && (strcmp(argv[1], "-f") == 0 || strcmp(argv[1], "--follow") == 0)) {
+		follow = 1;
+		argv++;
+		argc--;
+	}
+	if (argc != 2) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	snprintf(req.vm, sizeof(req.vm), "%s", argv[1]);
+	if (run(e, &req, &r) < 0) {
+		fail("console", req.vm, &r);
+		vcvm_response_free(&r);
+		return EXIT_FAIL;
+	}
+	snprintf(path, sizeof(path), "%s", jstr(r.data, "serial_log"));
+	vcvm_response_free(&r);
+	setvbuf(stdout, NULL, _IONBF, 0);
+	for (;;) {
+		if (!f) {
+			f = fopen(path, "r");
+			if (f && fstat(fileno(f), &sb) == 0)
+				ino = sb.st_ino;
+			if (!f && !follow) {
+				fprintf(stderr, "vcvm: console %s: %s: %s\n", req.vm, path,
+					strerror(errno));
+				return EXIT_FAIL;
+			}
+		}
+		while (f && (n = fread(buf, 1, sizeof(buf), f)) > 0) {
+			fwrite(buf, 1, n, stdout);
+			idle = 0;
+		}
+		if (!follow)
+			break;
+		if (f)
+			clearerr(f);
+		/* a new start rotates the log: switch to the new file */
+		if (f && stat(path, &sb) == 0 && sb.st_ino != ino) {
+			fclose(f);
+			f = NULL;
+			continue;
+		}
+		usleep(200000);
+		if (++idle % 5 == 0) {		/* about once a second: still running? */
+			struct vcvm_response s;
+
+			req.type = VCVM_REQ_STATUS;
+			if (run(e, &req, &s) < 0 || (strcmp(jstr(s.data, "state"), "running") &&
+						     strcmp(jstr(s.data, "state"), "paused"))) {
+				vcvm_response_free(&s);
+				if (f)
+					while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+						fwrite(buf, 1, n, stdout);
+				break;
+			}
+			vcvm_response_free(&s);
+		}
+	}
+	if (f)
+		fclose(f);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct vcvm_env e;
+	const char *cmd;
+	int rc;
+
+	if (argc < 2) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	cmd = argv[1];
+	if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
+		usage(stdout);
+		return 0;
+	}
+	if (getenv("VCVM_DEBUG"))
+		vcfs_log_set_level(VCFS_LOG_DEBUG);
+	rc = vcvm_env_init(&e);
+	if (rc < 0) {
+		fprintf(stderr, "vcvm: VCVM_ACCEL must be kvm or tcg\n");
+		return EXIT_USAGE;
+	}
+	argc--;
+	argv++;
+	if (strcmp(cmd, "create") == 0)
+		return cmd_create(&e, argc, argv);
+	if (strcmp(cmd, "list") == 0)
+		return cmd_list(&e, argc, argv);
+	if (strcmp(cmd, "console") == 0)
+		return cmd_console(&e, argc, argv);
+	if (strcmp(cmd, "start") == 0)
+		return simple(&e, VCVM_REQ_START, argc, argv);
+	if (strcmp(cmd, "stop") == 0)
+		return simple(&e, VCVM_REQ_STOP, argc, argv);
+	if (strcmp(cmd, "reset") == 0)
+		return simple(&e, VCVM_REQ_RESET, argc, argv);
+	if (strcmp(cmd, "status") == 0)
+		return simple(&e, VCVM_REQ_STATUS, argc, argv);
+	if (strcmp(cmd, "destroy") == 0)
+		return simple(&e, VCVM_REQ_DESTROY, argc, argv);
+	if (strcmp(cmd, "register") == 0)
+		return simple(&e, VCVM_REQ_REGISTER, argc, argv);
+	if (strcmp(cmd, "unregister") == 0)
+		return simple(&e, VCVM_REQ_UNREGISTER, argc, argv);
+	fprintf(stderr, "vcvm: unknown command %s\n", cmd);
+	usage(stderr);
+	return EXIT_USAGE;
+}
