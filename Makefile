@@ -54,11 +54,12 @@ LIBVCFS  := $(B)/libvcfs.a
 
 # ---- programs: one main per file ----
 TOOLS      := $(patsubst tools/%.c,$(B)/%,$(wildcard tools/*.c))
+DAEMONS    := $(patsubst fuse/%.c,$(B)/%,$(wildcard fuse/*.c))
 TEST_UNITS := $(patsubst tests/unit/%.c,$(B)/tests/%,$(wildcard tests/unit/check_*.c))
 TEST_PROGS := $(patsubst tests/disk/%.c,$(B)/tests/%,$(wildcard tests/disk/*.c))
 BENCHES    := $(patsubst bench/%.c,$(B)/bench/%,$(wildcard bench/*.c))
 
-all: $(LIBVCFS) $(TOOLS) $(TEST_UNITS) $(TEST_PROGS) $(BENCHES)
+all: $(LIBVCFS) $(TOOLS) $(DAEMONS) $(TEST_UNITS) $(TEST_PROGS) $(BENCHES)
 
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -72,6 +73,10 @@ $(LIBVCFS): $(LIB_OBJ)
 $(B)/%: $(B)/tools/%.o $(LIBVCFS)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIBVCFS) $(LIBS) $(FUSE_LIBS) $(JSON_LIBS)
+
+$(B)/%: $(B)/fuse/%.o $(LIBVCFS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIBVCFS) $(LIBS) $(FUSE_LIBS)
 
 $(B)/tests/%: $(B)/tests/unit/%.o $(LIBVCFS)
 	@mkdir -p $(dir $@)
@@ -128,9 +133,10 @@ lint:
 
 install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man8
-	for t in $(TOOLS); do \
+	for t in $(TOOLS) $(DAEMONS); do \
 		n=$$(basename $$t); case $$n in mkfs.*|fsck.*|mount.*|vcfs-fuse) d=$(SBINDIR);; *) d=$(BINDIR);; esac; \
 		install -m 755 $$t $(DESTDIR)$$d/$$n; done
+	install -m 755 tools/mount.vcfs $(DESTDIR)$(SBINDIR)/mount.vcfs
 	for m in man/*.[18]; do [ -f "$$m" ] || continue; s=$${m##*.}; \
 		install -m 644 $$m $(DESTDIR)$(MANDIR)/man$$s/; done
 
