@@ -72,8 +72,11 @@
  *
  * Unlinked while open: nlink 0, VCFS_IF_ORPHAN, an entry named by the inode
  * number in hex in VCFS_ORPHAN_INO(our slot); the last release frees it.  A
- * dead host's orphans are freed by whoever recovers it (after replaying its
- * journal); our own at mount.
+ * dead host's orphans are freed by whoever recovers it: the recover callback
+ * replays the journal and queues the slot for fs->worker, which frees them
+ * once the recovery is complete (the dead host's locks are stale only after
+ * the callback returns and lock/ bumps the slot's generation).  Our own
+ * slot's leftovers are freed at mount.
  */
 #ifndef VCFS_FS_INT_H
 #define VCFS_FS_INT_H
@@ -139,6 +142,9 @@ struct vcfs_fs {
 	struct vcfs_statfs statfs_cache;
 	uint32_t *orphan_slots;		/* dead slots whose orphans await freeing */
 	uint32_t norphan_slots;
+	pthread_cond_t work_cv;		/* wakes the worker (misc_mu) */
+	pthread_t worker;		/* frees recovered slots' orphans */
+	int worker_started, worker_stop;
 
 	vcfs_inval_fn inval;
 	void *inval_arg;
@@ -243,7 +249,6 @@ void fs_inval(struct vcfs_fs *fs, uint64_t ino);
 void ind_cache_clear(struct vcfs_inode *ip);
 /* Free the orphans listed in slot's orphan directory (not open here). */
 int orphans_reclaim(struct vcfs_fs *fs, uint32_t slot);
-void orphans_run_pending(struct vcfs_fs *fs);
 /* Free an unlinked inode: blocks (several ops), then inode + orphan entry.
  * Called without op_mu. */
 int inode_reclaim(struct vcfs_fs *fs, uint64_t ino, uint32_t orphan_slot);

@@ -234,7 +234,7 @@ int fs_create(struct vcfs_fs *fs, const struct create_args *a, uint64_t *ino_out
 	struct vcfs_op op;
 	uint64_t ino = 0;
 	size_t len, tlen = 0;
-	int rc;
+	int rc, handed = 0;
 
 	rc = name_check(a->name, &len);
 	if (rc)
@@ -292,12 +292,20 @@ int fs_create(struct vcfs_fs *fs, const struct create_args *a, uint64_t *ino_out
 	op_dirty(&op, db);
 	memcpy(&copy, di, sizeof(copy));
 	if (a->keep_lock) {
+		/* the lock stays with the open (released above if the commit
+		 * fails) */
 		for (uint32_t i = 0; i < op.nlocks; i++)
-			if (op.locks[i].ino == ino)
+			if (op.locks[i].ino == ino) {
 				op.locks[i].how = OPL_OPEN;	/* the caller's now */
+				handed = 1;
+			}
 	}
 out:
-	rc = op_end(&op, rc);
+	{
+		rc = op_end(&op, rc);
+		if (rc && handed)	/* the open will not happen: give the lock back */
+			vcfs_lock_release(fs->hb, vcfs_inode_lock_blk(&fs->sb, ino), 0);
+	}
 	if (!rc) {
 		*ino_out = ino;
 		if (out)

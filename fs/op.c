@@ -21,7 +21,6 @@
 #include "../common/clock.h"
 #include "../common/log.h"
 
-static __thread int in_op;	/* this thread holds some fs's op_mu */
 
 static void op_init(struct vcfs_fs *fs, struct vcfs_op *op, int rw)
 {
@@ -37,7 +36,6 @@ int op_begin(struct vcfs_fs *fs, struct vcfs_op *op)
 	if (rc)
 		return rc;
 	pthread_mutex_lock(&fs->op_mu);
-	in_op++;
 	op_init(fs, op, 1);
 	return 0;
 }
@@ -569,17 +567,8 @@ int op_end(struct vcfs_op *op, int rc)
 	free_bufs(op);
 	free(op->unmap);
 	op->unmap = NULL;
-	in_op--;
 	pthread_mutex_unlock(&fs->op_mu);
-	if (!in_op)
-		orphans_run_pending(fs);
 	return rc;
-}
-
-int fs_in_op(void);
-int fs_in_op(void)
-{
-	return in_op;
 }
 
 int lockless_read(struct vcfs_fs *fs, uint64_t lockblk, int accept_held,

@@ -11,9 +11,8 @@
  *
  * Recovery (fs_recover, called by lock/ when a host is dead): replay the dead
  * slot's journal, then free the inodes listed in its orphan directory with
- * our own journal.  The callback may run inside one of our ops (lock acquire
- * recovers dead holders), where op_mu is held: the orphans are then queued and
- * freed when the op ends.
+ * our own journal -- by the worker thread, after the callback has returned
+ * (see worker_main).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -25,8 +24,6 @@
 #include "mkfs.h"
 #include "../common/clock.h"
 #include "../common/log.h"
-
-int fs_in_op(void);
 
 int fs_check(struct vcfs_fs *fs, int write)
 {
@@ -238,26 +235,38 @@ int inode_read_lockless(struct vcfs_fs *fs, uint64_t ino, struct vcfs_inode_disk
 
 /* ---- recovery ---- */
 
-void orphans_run_pending(struct vcfs_fs *fs)
+/*
+ * The worker frees the orphans of recovered slots.  It runs outside the
+ * recover callback on purpose: during the callback the dead host's locks
+ * still stand (its slot is RECOVERING), so its orphans cannot be locked yet;
+ * inode_reclaim's lock waits cover the moment until lock/ has bumped the
+ * dead slot's generation.
+ */
+static void *worker_main(void *arg)
 {
-	for (;;) {
-		uint32_t slot;
+	struct vcfs_fs *fs = arg;
 
-		pthread_mutex_lock(&fs->misc_mu);
-		if (!fs->norphan_slots) {
-			pthread_mutex_unlock(&fs->misc_mu);
-			return;
-		}
-		slot = fs->orphan_slots[--fs->norphan_slots];
+	pthread_mutex_lock(&fs->misc_mu);
+	for (;;) {
+		while (!fs->worker_stop && !fs->norphan_slots)
+			pthread_cond_wait(&fs->work_cv, &fs->misc_mu);
+		if (fs->worker_stop)
+			break;
+		uint32_t slot = fs->orphan_slots[--fs->norphan_slots];
 		pthread_mutex_unlock(&fs->misc_mu);
-		orphans_reclaim(fs, slot);
+		if (!fs_check(fs, 1))
+			orphans_reclaim(fs, slot);
+		pthread_mutex_lock(&fs->misc_mu);
 	}
+	pthread_mutex_unlock(&fs->misc_mu);
+	return NULL;
 }
 
 static int fs_recover(void *arg, struct vcfs_hb *hb, uint32_t slot)
 {
 	struct vcfs_fs *fs = arg;
 	unsigned applied = 0;
+	uint32_t *n;
 	int rc;
 
 	rc = vcfs_journal_replay(fs->d, &fs->sb, slot, hb, &applied);
@@ -267,18 +276,16 @@ static int fs_recover(void *arg, struct vcfs_hb *hb, uint32_t slot)
 		return rc;
 	}
 	vcfs_info("recovered host slot %u: %u journaled block(s) written home", slot, applied);
-	/* its orphans: now if we can take locks, else when our op ends */
 	pthread_mutex_lock(&fs->misc_mu);
-	{
-		uint32_t *n = realloc(fs->orphan_slots, (fs->norphan_slots + 1) * sizeof(*n));
-		if (n) {
-			fs->orphan_slots = n;
-			n[fs->norphan_slots++] = slot;
-		}
+	n = realloc(fs->orphan_slots, (fs->norphan_slots + 1) * sizeof(*n));
+	if (n) {
+		fs->orphan_slots = n;
+		n[fs->norphan_slots++] = slot;
+		pthread_cond_signal(&fs->work_cv);
+	} else {
+		vcfs_warn("slot %u: no memory to queue its orphans; fsck.vcfs frees them", slot);
 	}
 	pthread_mutex_unlock(&fs->misc_mu);
-	if (!fs_in_op() && fs->j)
-		orphans_run_pending(fs);
 	return 0;
 }
 
@@ -310,6 +317,7 @@ int vcfs_fs_mount(const char *uri, const struct vcfs_mount_opts *o, struct vcfs_
 	pthread_mutex_init(&fs->op_mu, NULL);
 	pthread_mutex_init(&fs->itab_mu, NULL);
 	pthread_mutex_init(&fs->misc_mu, NULL);
+	pthread_cond_init(&fs->work_cv, NULL);
 	fs->read_only = !!o->read_only;
 
 	rc = open_disk(uri, fs->read_only, o->io_timeout_ms, &fs->d);
@@ -397,7 +405,13 @@ int vcfs_fs_mount(const char *uri, const struct vcfs_mount_opts *o, struct vcfs_
 	}
 	/* leftovers of an earlier life of this slot */
 	orphans_reclaim(fs, fs->slot);
-	orphans_run_pending(fs);
+	rc = pthread_create(&fs->worker, NULL, worker_main, fs);
+	if (rc) {
+		rc = -rc;
+		vcfs_journal_close(fs->j);
+		goto err_hb;
+	}
+	fs->worker_started = 1;
 done:
 	vcfs_info("mounted '%s' (%s)%s, host slot %d", fs->sb.label, uri,
 		  fs->read_only ? " read-only" : "", fs->read_only ? -1 : (int)fs->slot);
@@ -409,6 +423,7 @@ err_disk:
 	if (fs->d)
 		vcfs_disk_close(fs->d);
 err_free:
+	pthread_cond_destroy(&fs->work_cv);
 	pthread_mutex_destroy(&fs->misc_mu);
 	pthread_mutex_destroy(&fs->itab_mu);
 	pthread_mutex_destroy(&fs->op_mu);
@@ -437,6 +452,13 @@ int vcfs_fs_unmount(struct vcfs_fs *fs)
 		if (r2 && !rc)
 			rc = r2;
 	}
+	if (fs->worker_started) {
+		pthread_mutex_lock(&fs->misc_mu);
+		fs->worker_stop = 1;
+		pthread_cond_signal(&fs->work_cv);
+		pthread_mutex_unlock(&fs->misc_mu);
+		pthread_join(fs->worker, NULL);
+	}
 	if (fs->j)
 		vcfs_journal_close(fs->j);
 	if (fs->hb) {
@@ -446,6 +468,7 @@ int vcfs_fs_unmount(struct vcfs_fs *fs)
 	}
 	vcfs_disk_close(fs->d);
 	free(fs->orphan_slots);
+	pthread_cond_destroy(&fs->work_cv);
 	pthread_mutex_destroy(&fs->misc_mu);
 	pthread_mutex_destroy(&fs->itab_mu);
 	pthread_mutex_destroy(&fs->op_mu);

@@ -22,6 +22,7 @@
 #include <linux/fs.h>
 #include <linux/falloc.h>
 #include "fs/fs.h"
+#include "fs/fs_int.h"	/* white box: a host's hb, to crash or fence it */
 #include "fs/mkfs.h"
 #include "fs/fsck.h"
 #include "disk/disk.h"
@@ -1017,6 +1018,174 @@ START_TEST(remount_persistence)
 }
 END_TEST
 
+/* A host dies holding a file open and an orphan: the survivor recovers its
+ * slot after D, the file's lock goes stale and the orphan is freed. */
+START_TEST(dead_host_recovered)
+{
+	struct vcfs_fs *b = mount_as("hostB");
+	struct vcfs_statfs s0, s1;
+	struct vcfs_file *fb, *fo, *fa;
+	struct vcfs_attr a, o;
+	uint8_t buf[8];
+
+	mkfile(fs, root(), "first");
+	sleep(1);
+	ck_assert_int_eq(vcfs_fs_statfs(fs, &s0), 0);
+	ck_assert_int_eq(vcfs_fs_create(b, root(), "held", 0644, 0, 0, O_RDWR, &a, &fb), 0);
+	ck_assert_int_eq(vcfs_file_write(fb, 0, "by B", 4), 4);
+	ck_assert_int_eq(vcfs_file_fsync(fb, 0), 0);
+	ck_assert_int_eq(vcfs_fs_create(b, root(), "orph", 0644, 0, 0, O_RDWR, &o, &fo), 0);
+	{
+		uint8_t *big = calloc(1, 2 * MIB);
+		ck_assert_int_eq(vcfs_file_write(fo, 0, big, 2 * MIB), 2 * MIB);
+		free(big);
+	}
+	ck_assert_int_eq(vcfs_fs_unlink(b, root(), "orph"), 0);
+	ck_assert_int_eq(vcfs_fs_open(fs, a.ino, O_RDONLY, 0, &fa), -EBUSY);
+	/* B crashes: no more heartbeats, nothing released */
+	vcfs_hb_abandon(b->hb);
+	/* A gets the file once B is declared dead (D = 7 T = 1.4 s) */
+	int rc = -EBUSY;
+	for (int i = 0; i < 100 && rc == -EBUSY; i++) {
+		rc = vcfs_fs_open(fs, a.ino, O_RDWR, 0, &fa);
+		if (rc == -EBUSY)
+			usleep(100 * 1000);
+	}
+	ck_assert_int_eq(rc, 0);
+	ck_assert_int_eq(vcfs_file_read(fa, 0, buf, sizeof(buf)), 4);
+	ck_assert_mem_eq(buf, "by B", 4);
+	ck_assert_int_eq(vcfs_file_release(fa), 0);
+	/* B's orphan was freed by the recovery */
+	for (int i = 0; i < 50; i++) {
+		if (vcfs_fs_getattr(fs, o.ino, &o) == -ENOENT)
+			break;
+		usleep(100 * 1000);
+	}
+	ck_assert_int_eq(vcfs_fs_getattr(fs, o.ino, &o), -ENOENT);
+	ck_assert_int_eq(vcfs_fs_unlink(fs, root(), "held"), 0);
+	sleep(1);
+	ck_assert_int_eq(vcfs_fs_statfs(fs, &s1), 0);
+	ck_assert_uint_eq(s1.bfree, s0.bfree);
+	ck_assert_uint_eq(s1.ffree, s0.ffree);
+	unmount_and_fsck();
+}
+END_TEST
+
+/* An inode open read-only here can still be changed by this host. */
+START_TEST(change_while_read_open)
+{
+	struct vcfs_attr in = { .mode = 0600 }, a;
+	struct vcfs_file *f;
+	uint8_t buf[8];
+	uint64_t ino = mkfile(fs, root(), "r");
+
+	f = open_rw(ino);
+	ck_assert_int_eq(vcfs_file_write(f, 0, "data", 4), 4);
+	ck_assert_int_eq(vcfs_file_release(f), 0);
+	ck_assert_int_eq(vcfs_fs_open(fs, ino, O_RDONLY, 0, &f), 0);
+	ck_assert_int_eq(vcfs_fs_setattr(fs, ino, &in, VCFS_SET_MODE, &a), 0);
+	ck_assert_uint_eq(a.mode, S_IFREG | 0600);
+	ck_assert_int_eq(vcfs_fs_setxattr(fs, ino, "user.k", "v", 1, 0), 0);
+	ck_assert_int_eq(vcfs_fs_rename(fs, root(), "r", root(), "r2", 0), 0);
+	ck_assert_int_eq(vcfs_file_read(f, 0, buf, sizeof(buf)), 4);
+	/* a write open next to the read open upgrades the shared lock */
+	{
+		struct vcfs_file *w;
+		ck_assert_int_eq(vcfs_fs_open(fs, ino, O_WRONLY, 0, &w), 0);
+		ck_assert_int_eq(vcfs_file_write(w, 4, "more", 4), 4);
+		ck_assert_int_eq(vcfs_file_release(w), 0);
+	}
+	ck_assert_int_eq(vcfs_file_read(f, 0, buf, sizeof(buf)), 8);
+	ck_assert_mem_eq(buf, "datamore", 8);
+	ck_assert_int_eq(vcfs_fs_getattr(fs, ino, &a), 0);
+	ck_assert_uint_eq(a.size, 8);
+	ck_assert_int_eq(vcfs_fs_unlink(fs, root(), "r2"), 0);
+	ck_assert_int_eq(vcfs_file_read(f, 0, buf, sizeof(buf)), 8);
+	ck_assert_int_eq(vcfs_file_release(f), 0);
+	ck_assert_int_eq(vcfs_fs_getattr(fs, ino, &a), -ENOENT);
+	unmount_and_fsck();
+}
+END_TEST
+
+/* Sparse files reach past 64 TiB with 1 MiB blocks (triple indirect). */
+START_TEST(huge_sparse)
+{
+	const uint64_t far = 64ull << 40;
+	struct vcfs_file *f;
+	struct vcfs_attr a;
+	uint8_t buf[16];
+	uint64_t ino = mkfile(fs, root(), "huge"), o;
+
+	f = open_rw(ino);
+	ck_assert_int_eq(vcfs_file_write(f, far - 5, "across 64 TiB", 13), 13);
+	ck_assert_int_eq(vcfs_fs_getattr(fs, ino, &a), 0);
+	ck_assert_uint_eq(a.size, far + 8);
+	ck_assert_int_eq(vcfs_file_read(f, far - 5, buf, sizeof(buf)), 13);
+	ck_assert_mem_eq(buf, "across 64 TiB", 13);
+	ck_assert_int_eq(vcfs_file_read(f, 1ull << 40, buf, sizeof(buf)), 16);
+	ck_assert_int_eq(vcfs_file_lseek(f, 0, SEEK_DATA, &o), 0);
+	ck_assert_uint_eq(o, far - MIB);
+	ck_assert_int_eq(vcfs_file_lseek(f, far - 5, SEEK_HOLE, &o), 0);
+	ck_assert_uint_eq(o, far + MIB < a.size ? far + MIB : a.size);
+	ck_assert_int_eq(vcfs_file_write(f, 200ull << 40, "x", 1), -EFBIG);
+	ck_assert_int_eq(vcfs_file_release(f), 0);
+	ck_assert_int_eq(vcfs_fs_unlink(fs, root(), "huge"), 0);
+	unmount_and_fsck();
+}
+END_TEST
+
+/* Block 0 damaged: the backup header in the last block mounts. */
+START_TEST(backup_header)
+{
+	struct vcfs_fs *f2 = NULL;
+	uint8_t b;
+	int fd;
+
+	mkfile(fs, root(), "x");
+	ck_assert_int_eq(vcfs_fs_unmount(fs), 0);
+	fs = NULL;
+	fd = open(img, O_RDWR);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(pread(fd, &b, 1, 0x100), 1);
+	b ^= 0xff;
+	ck_assert_int_eq(pwrite(fd, &b, 1, 0x100), 1);
+	close(fd);
+	fs = mount_as("hostA");
+	ck_assert_uint_ne(ino_of(fs, root(), "x"), 0);
+	ck_assert_int_eq(vcfs_fs_unmount(fs), 0);
+	fs = NULL;
+	/* not a datastore at all */
+	fd = open(img, O_RDWR);
+	ck_assert_int_eq(ftruncate(fd, 0), 0);
+	ck_assert_int_eq(ftruncate(fd, (off_t)IMG_BYTES), 0);
+	close(fd);
+	ck_assert_int_eq(vcfs_fs_mount(uri, NULL, &f2), -VCFS_ENOTVCFS);
+}
+END_TEST
+
+/* A fenced host refuses everything. */
+START_TEST(fenced)
+{
+	struct vcfs_file *f;
+	struct vcfs_attr a;
+	uint8_t buf[4];
+	uint64_t ino = mkfile(fs, root(), "f");
+
+	f = open_rw(ino);
+	vcfs_hb_fence(fs->hb, -EIO);
+	ck_assert_int_eq(vcfs_fs_getattr(fs, ino, &a), -VCFS_EFENCED);
+	ck_assert_int_eq(vcfs_fs_lookup(fs, root(), "f", &a), -VCFS_EFENCED);
+	ck_assert_int_eq(vcfs_fs_mknod(fs, root(), "g", S_IFREG | 0644, 0, 0, 0, &a),
+			 -VCFS_EFENCED);
+	ck_assert_int_eq(vcfs_file_write(f, 0, "x", 1), -VCFS_EFENCED);
+	ck_assert_int_eq(vcfs_file_read(f, 0, buf, 1), -VCFS_EFENCED);
+	ck_assert_int_eq(vcfs_file_fsync(f, 0), -VCFS_EFENCED);
+	vcfs_file_release(f);
+	vcfs_fs_unmount(fs);
+	fs = NULL;
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("fs");
@@ -1042,6 +1211,11 @@ static Suite *suite(void)
 	tcase_add_test(t, two_hosts_concurrent);
 	tcase_add_test(t, read_only_mount);
 	tcase_add_test(t, remount_persistence);
+	tcase_add_test(t, dead_host_recovered);
+	tcase_add_test(t, change_while_read_open);
+	tcase_add_test(t, huge_sparse);
+	tcase_add_test(t, backup_header);
+	tcase_add_test(t, fenced);
 	suite_add_tcase(s, t);
 	tcase_add_checked_fixture(big, setup_big, teardown);
 	tcase_set_timeout(big, 900);
