@@ -26,6 +26,7 @@
  */
 #define FUSE_USE_VERSION 312
 #include <errno.h>
+#include <fcntl.h>
 #include <fuse_lowlevel.h>
 #include <limits.h>
 #include <signal.h>
@@ -660,7 +661,7 @@ int main(int argc, char **argv)
 	struct fuse_loop_config *lc = NULL;
 	struct cli c = { 0 };
 	char fsname[300], *red;
-	int rc, ret = 1;
+	int rc, ret = 1, ready[2] = { -1, -1 };
 
 	if (fuse_opt_parse(&args, &c, cli_spec, cli_proc) == -1)
 		return 1;
@@ -669,10 +670,28 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	red = vcfs_uri_redact(c.uri);
+	/*
+	 * Daemonise BEFORE mounting: the heartbeat renewal and monitor threads
+	 * that vcfs_fs_mount starts would not survive a later fork().  The
+	 * parent waits on a pipe for the child's verdict, so a wrong URI or a
+	 * full cluster still reaches the user's terminal and exit status.
+	 */
 	if (!c.foreground) {
-		openlog("vcfs-fuse", LOG_PID, LOG_DAEMON);
-		vcfs_log_set_sink(log_to_syslog, NULL);
-		g_syslog = 1;
+		pid_t pid;
+		char verdict = 1;
+
+		if (pipe(ready) || (pid = fork()) < 0) {
+			perror("vcfs-fuse: fork");
+			goto out_args;
+		}
+		if (pid > 0) {
+			close(ready[1]);
+			if (read(ready[0], &verdict, 1) != 1)
+				verdict = 1;
+			_exit(verdict ? 1 : 0);
+		}
+		close(ready[0]);
+		setsid();
 	}
 
 	/* Mount the datastore first: a wrong URI or a full cluster is reported
@@ -707,8 +726,27 @@ int main(int argc, char **argv)
 	}
 	vcfs_fs_set_inval(g_fs, inval_inode, NULL);
 	vcfs_info("%s mounted on %s", red ? red : "datastore", c.mountpoint);
-	if (fuse_daemonize(c.foreground))
-		goto out_unmount;
+	if (!c.foreground) {
+		char ok = 0;
+		int nul = open("/dev/null", O_RDWR);
+
+		openlog("vcfs-fuse", LOG_PID, LOG_DAEMON);
+		vcfs_log_set_sink(log_to_syslog, NULL);
+		g_syslog = 1;
+		if (write(ready[1], &ok, 1) != 1)
+			vcfs_warn("the starting process went away");
+		close(ready[1]);
+		ready[1] = -1;
+		if (chdir("/"))
+			vcfs_warn("chdir /: %s", strerror(errno));
+		if (nul >= 0) {
+			dup2(nul, 0);
+			dup2(nul, 1);
+			dup2(nul, 2);
+			if (nul > 2)
+				close(nul);
+		}
+	}
 
 	lc = fuse_loop_cfg_create();
 	fuse_loop_cfg_set_max_threads(lc, 16);
@@ -716,7 +754,6 @@ int main(int argc, char **argv)
 	ret = fuse_session_loop_mt(g_se, lc) ? 1 : 0;
 	fuse_loop_cfg_destroy(lc);
 
-out_unmount:
 	vcfs_fs_set_inval(g_fs, NULL, NULL);
 	fuse_session_unmount(g_se);
 out_signals:
@@ -731,6 +768,11 @@ out_fs:
 		ret = 1;
 	}
 out_args:
+	if (ready[1] >= 0) {
+		char fail = 1;	/* tell the waiting parent */
+		if (write(ready[1], &fail, 1) != 1)
+			ret = 1;
+	}
 	free(red);
 	free(c.uri);
 	free(c.mountpoint);

@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# fs_posix.sh - POSIX behaviour through the FUSE mount, as programs expect of a
+# local filesystem: create flags, rename, links, unlink while open, attributes,
+# errno of every refusal, sparse files and SEEK_DATA/SEEK_HOLE, O_DIRECT,
+# qemu-img, xattrs, persistence across remount, mount -t vcfs.
+. "$(dirname "$0")/lib/common.sh"
+B=$VCFS_BUILD
+T=$VCFS_TEST_TMP/posix
+mkdir -p "$T"
+img=$T/ds.img
+M=$T/mnt
+mkdir -p "$M"
+need_pkgs attr qemu-utils >/dev/null 2>&1
+
+if [ ! -x "$B/vcfs-fuse" ] || [ ! -x "$B/mkfs.vcfs" ]; then
+	t_skip "POSIX tests (vcfs-fuse or mkfs.vcfs not built)"; exit 0
+fi
+rm -f "$img"; truncate -s 1G "$img"
+"$B/mkfs.vcfs" -q -H 8 -T 200 "$img" || { t_fail "mkfs"; exit 0; }
+
+mount_it() {
+	"$B/vcfs-fuse" -o host=posix "$img" "$M" > "$T/fuse.log" 2>&1 &&
+		wait_for 10 mountpoint -q "$M"
+}
+t_cleanup_push "fusermount3 -u '$M'"
+if mount_it; then t_pass "mount (daemonised)"; else
+	t_fail "mount (log $T/fuse.log)"; tail -5 "$T/fuse.log"; exit 0; fi
+
+# run a case: name, shell snippet executed in $M
+c() { t_run "$1" sh -ec "cd '$M'; $2"; }
+# an errno case: name, expected message, command
+e() { t_expect_fail "$1" "$2" sh -c "cd '$M'; $3"; }
+
+c "create, write, read back" 'echo hello > f1; [ "$(cat f1)" = hello ]'
+c "O_EXCL on an existing file fails (EEXIST)" 'set -C; ! (echo x > f1) 2>/dev/null'
+c "O_TRUNC empties a file" 'echo longer-content > f2; : > f2; [ ! -s f2 ]'
+c "O_APPEND appends" 'echo a > f3; echo b >> f3; [ "$(cat f3)" = "$(printf "a\nb")" ]'
+c "mkdir, nested, rmdir" 'mkdir -p d1/d2/d3; rmdir d1/d2/d3; [ ! -e d1/d2/d3 ]'
+e "rmdir of a non-empty directory: ENOTEMPTY" "not empty" 'mkdir -p ne/x; rmdir ne'
+e "opening a directory for writing: EISDIR" "Is a directory" 'echo x > d1'
+e "a 256-byte name: ENAMETOOLONG" "too long" "touch $(printf 'n%.0s' $(seq 256))"
+c "a 255-byte name works" "touch $(printf 'n%.0s' $(seq 255))"
+e "symlink loop: ELOOP" "Too many levels" 'ln -s loop1 loop2; ln -s loop2 loop1; cat loop1'
+e "unlink of a missing name: ENOENT" "No such file" 'rm nosuch'
+e "rmdir of a file: ENOTDIR" "Not a directory" 'rmdir f1'
+e "mkdir over an existing name: EEXIST" "File exists" 'mkdir f1'
+e "hard link to a directory: EPERM" "not allowed|Operation not permitted" 'ln d1 dlink'
+c "rename a file over an existing file" 'echo new > r1; echo old > r2; mv -f r1 r2; [ "$(cat r2)" = new ] && [ ! -e r1 ]'
+c "rename a directory over an empty directory" 'mkdir -p rd1/x rd2; mv -T rd1 rd2; [ -d rd2/x ] && [ ! -e rd1 ]'
+e "rename a directory over a non-empty one: ENOTEMPTY" "not empty|exists" 'mkdir -p re1 re2/y; mv -T re1 re2'
+e "rename a directory into itself: EINVAL" "Invalid argument|cannot move" 'mkdir -p self/sub; mv self self/sub/'
+c "rename across directories keeps the inode" 'echo z > mv1; i=$(stat -c %i mv1); mv mv1 d1/mv1; [ $(stat -c %i d1/mv1) = $i ]'
+c "RENAME_NOREPLACE refuses an existing target" 'echo a > nr1; echo b > nr2; ! mv --no-clobber -T nr1 nr2 2>/dev/null || [ -e nr1 ]; [ "$(cat nr2)" = b ]'
+c "RENAME_EXCHANGE swaps (mv --exchange or skipped)" 'echo a > x1; echo b > x2; if mv --help | grep -q exchange; then mv --exchange x1 x2; [ "$(cat x1)" = b ]; fi'
+c "hard links share data and count links" 'echo L > h1; ln h1 h2; [ $(stat -c %h h1) = 2 ] && echo M >> h2 && grep -q M h1; rm h1; [ $(stat -c %h h2) = 1 ]'
+c "directory link counts follow subdirectories" 'mkdir lc; mkdir lc/a lc/b; [ $(stat -c %h lc) = 4 ]; rmdir lc/a; [ $(stat -c %h lc) = 3 ]'
+c "symlinks: short and 3000-byte targets" 't=$(printf "x%.0s" $(seq 3000)); ln -s f1 s1; ln -s "$t" s2; [ "$(readlink s1)" = f1 ] && [ "$(readlink s2)" = "$t" ] && [ "$(cat s1)" = hello ]'
+c "chmod, chown, utimens" 'touch p1; chmod 0640 p1; chown 123:456 p1; touch -d "2001-02-03 04:05:06.123456789" p1; [ "$(stat -c "%a %u %g %y" p1)" = "640 123 456 2001-02-03 04:05:06.123456789 +0000" ]'
+c "setgid directory: files take its group, subdirectories the bit" 'mkdir sg; chown 0:777 sg; chmod 2775 sg; touch sg/f; mkdir sg/d; [ $(stat -c %g sg/f) = 777 ] && [ $(stat -c %a sg/d | cut -c1) = 2 ]'
+c "chown by root clears setuid" 'touch su; chmod 4755 su; chown 1:1 su; [ $(stat -c %a su) = 755 ]'
+c "truncate up reads zeros, down cuts" 'printf abcdef > t1; truncate -s 100000 t1; [ $(stat -c %s t1) = 100000 ] && [ "$(tail -c 5 t1 | od -An -tx1 | tr -d " ")" = 0000000000 ]; truncate -s 3 t1; [ "$(cat t1)" = abc ]'
+c "a file growing past 1 MiB keeps its data" 'head -c 700000 /dev/urandom > g1; cp g1 g2; head -c 3000000 /dev/urandom >> g2; head -c 700000 g2 | cmp - g1'
+c "mkfifo and device nodes" 'mkfifo fifo; [ -p fifo ]; mknod cdev c 1 3; [ -c cdev ]'
+c "unlink of an open file: data readable until close" 'echo keep > uo; exec 3<uo; rm uo; [ "$(cat <&3)" = keep ]; exec 3<&-'
+c "space of an unlinked open file is freed at last close" 'sync; before=$(df -k . | awk "NR==2{print \$4}"); dd if=/dev/zero of=big bs=1M count=64 status=none; exec 4<big; rm big; mid=$(df -k . | awk "NR==2{print \$4}"); exec 4<&-; sleep 1; after=$(df -k . | awk "NR==2{print \$4}"); [ $mid -lt $((before - 60000)) ] && [ $after -gt $((mid + 60000)) ]'
+c "statfs through df" 'df -k . | awk "NR==2{exit !(\$2 > 900000)}"'
+c "xattrs: set, get, list, remove" 'touch xa; setfattr -n user.k -v v1 xa; [ "$(getfattr --only-values -n user.k xa)" = v1 ]; getfattr -d xa | grep -q user.k; setfattr -x user.k xa; ! getfattr -n user.k xa 2>/dev/null'
+e "getxattr of a missing attribute: ENODATA" "No such attribute" 'touch xb; getfattr -n user.none xb'
+c "sparse file: holes read as zeros, du small" 'truncate -s 64M sp; printf data | dd of=sp bs=1 seek=33554432 conv=notrunc status=none; [ $(du -k sp | cut -f1) -lt 4096 ]; [ "$(dd if=sp bs=1 skip=1000 count=4 status=none | od -An -tx1 | tr -d " ")" = 00000000 ]'
+c "SEEK_DATA / SEEK_HOLE find the data" "'$B/tests/seekhole' sp 33554432"
+c "fallocate: keep-size, punch hole frees space" 'fallocate -l 32M fa; [ $(du -k fa | cut -f1) -ge 32000 ]; fallocate -p -o 0 -l 16M fa; [ $(du -k fa | cut -f1) -lt 20000 ]; [ $(stat -c %s fa) = 33554432 ]'
+c "O_DIRECT writes and reads of 1 MiB" 'dd if=/dev/urandom of=/tmp/vcfs-od.$$ bs=1M count=8 status=none; dd if=/tmp/vcfs-od.$$ of=od bs=1M oflag=direct status=none; dd if=od of=/tmp/vcfs-od2.$$ bs=1M iflag=direct status=none; cmp /tmp/vcfs-od.$$ /tmp/vcfs-od2.$$; rm -f /tmp/vcfs-od.$$ /tmp/vcfs-od2.$$'
+c "qemu-img create and check a qcow2 image" 'qemu-img create -q -f qcow2 vm.qcow2 1G; qemu-img check -q vm.qcow2; qemu-img info vm.qcow2 | grep -q "virtual size: 1 GiB"'
+c "qemu-img convert keeps holes (map reports them)" 'qemu-img create -q -f raw vm.raw 256M; qemu-io -c "write -P 0xab 128M 1M" vm.raw >/dev/null; qemu-img map --output=json vm.raw | grep -q "\"data\": false"'
+c "1000 files in one directory, listed once each" 'mkdir many; for i in $(seq 1000); do : > many/f$i; done; [ $(ls many | wc -l) = 1000 ] && [ $(ls many | sort -u | wc -l) = 1000 ]'
+
+# persistence and a clean unmount
+sum=$(cd "$M" && cat f1 g2 | md5sum)
+if fusermount3 -u "$M"; then t_pass "clean unmount"; else t_fail "clean unmount"; fi
+t_run "fsck is clean after the POSIX run" "$B/fsck.vcfs" -n "$img"
+if mount_it; then
+	t_run "everything is still there after remount" sh -c "cd '$M' && [ \"\$(cat f1 g2 | md5sum)\" = '$sum' ] && [ \$(ls many | wc -l) = 1000 ] && [ -p fifo ] && [ \"\$(readlink s1)\" = f1 ]"
+	fusermount3 -u "$M"
+else
+	t_fail "remount (log $T/fuse.log)"
+fi
+
+# mount(8) with the helper
+mkdir -p "$T/sbin"; cp "$VCFS_TOP/tools/mount.vcfs" "$B/vcfs-fuse" "$T/sbin/"
+if PATH=$T/sbin:$PATH mount -t vcfs -o host=viamount,_netdev,defaults "$img" "$M" -i 2>/dev/null ||
+   PATH=$T/sbin:$PATH "$T/sbin/mount.vcfs" "$img" "$M" -o host=viamount,_netdev,defaults; then
+	wait_for 10 mountpoint -q "$M"
+	t_run "mount.vcfs (mount -t vcfs) mounts with fstab options filtered" sh -c "grep -q ' $M fuse.vcfs ' /proc/mounts && [ -e '$M/f1' ]"
+	fusermount3 -u "$M"
+else
+	t_fail "mount.vcfs"
+fi
+
+t_expect_fail "mounting a missing image is refused clearly" "No such file" \
+	"$B/vcfs-fuse" -f "$T/none.img" "$M"
+head -c 4M /dev/urandom > "$T/junk.img"
+t_expect_fail "mounting random data is refused clearly" "not a vcfs datastore" \
+	"$B/vcfs-fuse" -f "$T/junk.img" "$M"
+t_expect_fail "mount point missing" "mount point" "$B/vcfs-fuse" "$img" "$T/nodir"
+rm -f "$img" "$T/junk.img"
