@@ -1,7 +1,8 @@
 /*
  * file.c - opens, the data path, truncate, fallocate, SEEK_DATA/SEEK_HOLE.
  *
- * An open of a regular file takes the inode's lock record (never waiting):
+ * An open of a regular file takes the inode's lock record (waiting at most
+ * one I/O timeout, enough for another host's op to finish, not for an open):
  * O_WRONLY/O_RDWR EXCL (VCFS_OPEN_MULTIWRITER: MW), O_RDONLY RO.  Opens on
  * this host share one lock (counted in struct vcfs_inode); a write open next
  * to read opens upgrades RO -> EXCL by release + acquire, and the last writer
@@ -89,7 +90,10 @@ static int open_lock(struct vcfs_fs *fs, struct vcfs_inode *ip, enum vcfs_lock_m
 
 	if (!fs->hb)
 		return 0;	/* read-only mount: no locks */
-	rc = vcfs_lock_acquire(fs->hb, blk, mode, 0, 0, NULL, &busy);
+	/* A holder that is another host's op goes within milliseconds; one
+	 * that is an open stays: wait one I/O timeout, not the op bound. */
+	rc = vcfs_lock_acquire(fs->hb, blk, mode, VCFS_LOCK_WAIT, fs->sb.io_timeout_ms, NULL,
+			       &busy);
 	if (rc == -EBUSY)
 		warn_locked(fs, ip->ino, mode, &busy);
 	return rc;

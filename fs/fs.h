@@ -81,6 +81,7 @@ int vcfs_fs_mkdir(struct vcfs_fs *fs, uint64_t dir, const char *name, uint32_t m
 		  uint32_t uid, uint32_t gid, struct vcfs_attr *out);
 int vcfs_fs_symlink(struct vcfs_fs *fs, uint64_t dir, const char *name, const char *target,
 		    uint32_t uid, uint32_t gid, struct vcfs_attr *out);
+/* The target, NUL-terminated (cut to size - 1 bytes); 0 or -errno. */
 int vcfs_fs_readlink(struct vcfs_fs *fs, uint64_t ino, char *buf, size_t size);
 int vcfs_fs_link(struct vcfs_fs *fs, uint64_t ino, uint64_t newdir, const char *newname,
 		 struct vcfs_attr *out);
@@ -93,7 +94,7 @@ int vcfs_fs_rename(struct vcfs_fs *fs, uint64_t olddir, const char *oldname,
 /*
  * Directory listing from cookie (0 = start; "." and ".." come first).  fill()
  * returns non-zero when the caller's buffer is full; the entry is then not
- * consumed and the next call resumes at it.
+ * consumed and the next call resumes at it.  type is a DT_* value.
  */
 typedef int (*vcfs_fill_fn)(void *arg, const char *name, uint64_t ino, uint32_t type,
 			    uint64_t next_cookie);

@@ -583,6 +583,21 @@ int lockless_read(struct vcfs_fs *fs, uint64_t lockblk, int accept_held,
 	int rc;
 
 	for (;;) {
+		if (vcfs_now_ns() > deadline && fs->hb) {
+			/* the object keeps changing (or stays held): read it under
+			 * a shared lock instead */
+			rc = vcfs_lock_acquire(fs->hb, lockblk, VCFS_LOCK_RO, VCFS_LOCK_WAIT,
+					       fs->lock_wait_ms, NULL, NULL);
+			if (rc)
+				return rc == -EDEADLK ? -EBUSY : rc;
+			op_begin_ro(fs, &op);
+			rc = fn(&op, arg);
+			op_end_ro(&op);
+			vcfs_lock_release(fs->hb, lockblk, 0);
+			return rc;
+		}
+		if (!fs->hb && vcfs_now_ns() > deadline + (uint64_t)fs->lock_wait_ms * VCFS_NS_PER_MS)
+			return -EAGAIN;	/* read-only mount: no lock to fall back on */
 		rc = vcfs_lock_read(fs->d, &fs->sb, fs->hb, lockblk, &a);
 		if (rc)
 			return rc;
