@@ -473,7 +473,10 @@ static int check_ptr(struct fsck *fc, struct walk *w, le64 *slot, int depth)
 	rc = walk_ind(fc, w, addr, depth);
 	if (rc == 1 && problem(fc, P_IND_BAD, "inode %llu: indirect block %llu",
 			       (unsigned long long)w->ino, (unsigned long long)addr)) {
+		/* dropped from the map: not counted, and freed by the bitmap pass */
 		*slot = le64_mk(0);
+		w->blocks -= VCFS_BLK / 512;
+		bit_clr(fc->small_seen, addr - fc->sb.small_start);
 		return 1;
 	}
 	return 0;
