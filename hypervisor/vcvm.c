@@ -371,7 +371,7 @@ int main(int argc, char **argv)
 		vcfs_log_set_level(VCFS_LOG_DEBUG);
 	rc = vcvm_env_init(&e);
 	if (rc < 0) {
-		fprintf(stderr, "vcvm: VCVM_ACCEL must be kvm or tcg\n");
+		fprintf(stderr, "vcvm: VCVM_ACCEL must be kvm, tcg or auto\n");
 		return EXIT_USAGE;
 	}
 	argc--;

@@ -75,6 +75,26 @@ static void env_str(char *out, size_t n, const char *var, const char *dflt)
 	snprintf(out, n, "%s", v && *v ? v : dflt);
 }
 
+/*
+ * Can this CPU run KVM guests?  /dev/kvm alone is not enough: some nested
+ * hosts (micro-VMs) expose it without VMX/SVM, and a 64-bit guest then hangs
+ * in its first instructions with no error anywhere.  KVM needs the flag.
+ */
+static bool cpu_has_virt(void)
+{
+	char line[4096];
+	bool yes = false;
+	FILE *f = fopen("/proc/cpuinfo", "r");
+
+	if (!f)
+		return false;
+	while (!yes && fgets(line, sizeof(line), f))
+		if (strncmp(line, "flags", 5) == 0)
+			yes = strstr(line, " vmx") || strstr(line, " svm");
+	fclose(f);
+	return yes;
+}
+
 int vcvm_env_init(struct vcvm_env *e)
 {
 	char hn[VCVM_HOST_MAX] = "localhost";
@@ -88,10 +108,10 @@ int vcvm_env_init(struct vcvm_env *e)
 	env_str(e->run_dir, sizeof(e->run_dir), "VCVM_RUN_DIR", "/run/vcvm");
 	env_str(e->state_dir, sizeof(e->state_dir), "VCVM_STATE_DIR", "/var/lib/vcvm");
 	env_str(e->qemu, sizeof(e->qemu), "VCVM_QEMU", "qemu-system-x86_64");
-	env_str(e->accel, sizeof(e->accel), "VCVM_ACCEL", "");
-	if (!e->accel[0]) {
+	env_str(e->accel, sizeof(e->accel), "VCVM_ACCEL", "auto");
+	if (strcmp(e->accel, "auto") == 0) {
 		fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-		snprintf(e->accel, sizeof(e->accel), "%s", fd >= 0 ? "kvm" : "tcg");
+		snprintf(e->accel, sizeof(e->accel), "%s", fd >= 0 && cpu_has_virt() ? "kvm" : "tcg");
 		if (fd >= 0)
 			close(fd);
 	}

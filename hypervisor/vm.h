@@ -48,7 +48,8 @@ struct vcvm_env {
 	char run_dir[256];		/* VCVM_RUN_DIR, /run/vcvm */
 	char state_dir[256];		/* VCVM_STATE_DIR, /var/lib/vcvm */
 	char qemu[256];			/* VCVM_QEMU, qemu-system-x86_64 */
-	char accel[8];			/* VCVM_ACCEL=kvm|tcg, else kvm if /dev/kvm opens */
+	char accel[8];			/* VCVM_ACCEL=kvm|tcg|auto (default): kvm if
+					 * /dev/kvm opens and the CPU has VMX/SVM */
 };
 
 int vcvm_env_init(struct vcvm_env *e);
