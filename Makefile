@@ -113,6 +113,11 @@ $(HV_UNITS): $(B)/tests/%: $(B)/tests/unit/%.o $(LIBVCVM) $(LIBVCFS)
 $(HV_GUEST): $(B)/tests/guest/%: $(B)/tests/guest/%.o
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $<
+install: install-hv
+install-hv: $(HV_PROGS)
+	install -d $(DESTDIR)$(BINDIR)
+	install -m 755 $(HV_PROGS) $(DESTDIR)$(BINDIR)/
+.PHONY: install-hv
 
 # ---- running things ----
 check:
