@@ -1186,6 +1186,110 @@ START_TEST(fenced)
 }
 END_TEST
 
+/* Threads of one host (as the FUSE daemon runs them): files written, read
+ * back, truncated and removed while others list and rename. */
+struct worker { int id; int errs; char msg[160]; };
+
+static void *stress_worker(void *arg)
+{
+	struct worker *w = arg;
+	uint8_t *b = malloc(600000), *r = malloc(600000);
+	unsigned seed = (unsigned)w->id * 7919u + 1;
+
+	for (int round = 0; round < 12 && !w->errs; round++) {
+		char name[32];
+		struct vcfs_file *f;
+		struct vcfs_attr a, in = { 0 };
+		uint64_t off = (uint64_t)(rand_r(&seed) % (3 * MIB));
+		size_t n = (size_t)(rand_r(&seed) % 600000) + 1;
+
+		snprintf(name, sizeof(name), "w%d-%d", w->id, round);
+		if (vcfs_fs_create(fs, root(), name, 0644, 0, 0, O_RDWR, &a, &f)) {
+			snprintf(w->msg, sizeof(w->msg), "create %s", name);
+			w->errs++;
+			break;
+		}
+		fill(b, off, n, seed);
+		if (vcfs_file_write(f, off, b, n) != (ssize_t)n ||
+		    vcfs_file_read(f, off, r, n) != (ssize_t)n || memcmp(b, r, n)) {
+			snprintf(w->msg, sizeof(w->msg), "data %s off %llu len %zu", name,
+				 (unsigned long long)off, n);
+			w->errs++;
+		}
+		in.size = off + n / 2;
+		if (vcfs_fs_setattr(fs, a.ino, &in, VCFS_SET_SIZE, &a) || a.size != off + n / 2) {
+			snprintf(w->msg, sizeof(w->msg), "truncate %s", name);
+			w->errs++;
+		}
+		vcfs_file_release(f);
+		char n2[40];
+		snprintf(n2, sizeof(n2), "%s.old", name);
+		if (vcfs_fs_rename(fs, root(), name, root(), n2, 0) ||
+		    vcfs_fs_unlink(fs, root(), n2)) {
+			snprintf(w->msg, sizeof(w->msg), "rename/unlink %s", name);
+			w->errs++;
+		}
+	}
+	free(b);
+	free(r);
+	return NULL;
+}
+
+static int count_fill(void *arg, const char *name, uint64_t ino, uint32_t type, uint64_t next)
+{
+	(void)name; (void)ino; (void)type; (void)next;
+	(*(unsigned *)arg)++;
+	return 0;
+}
+
+static volatile int stress_done;
+
+static void *stress_lister(void *arg)
+{
+	int *errs = arg;
+
+	while (!stress_done) {
+		unsigned n = 0;
+		if (vcfs_fs_readdir(fs, root(), 0, count_fill, &n) || n < 2)
+			(*errs)++;
+	}
+	return NULL;
+}
+
+START_TEST(threads)
+{
+	enum { NW = 4 };
+	struct worker w[NW];
+	pthread_t t[NW], l;
+	int lerrs = 0;
+	struct vcfs_statfs s0, s1;
+
+	mkfile(fs, root(), "first");
+	sleep(1);
+	ck_assert_int_eq(vcfs_fs_statfs(fs, &s0), 0);
+	stress_done = 0;
+	pthread_create(&l, NULL, stress_lister, &lerrs);
+	for (int i = 0; i < NW; i++) {
+		memset(&w[i], 0, sizeof(w[i]));
+		w[i].id = i;
+		pthread_create(&t[i], NULL, stress_worker, &w[i]);
+	}
+	for (int i = 0; i < NW; i++) {
+		pthread_join(t[i], NULL);
+		if (w[i].errs)
+			ck_abort_msg("worker %d: %s", i, w[i].msg);
+	}
+	stress_done = 1;
+	pthread_join(l, NULL);
+	ck_assert_int_eq(lerrs, 0);
+	sleep(1);
+	ck_assert_int_eq(vcfs_fs_statfs(fs, &s1), 0);
+	ck_assert_uint_eq(s1.bfree, s0.bfree);
+	ck_assert_uint_eq(s1.ffree, s0.ffree);
+	unmount_and_fsck();
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("fs");
@@ -1216,6 +1320,7 @@ static Suite *suite(void)
 	tcase_add_test(t, huge_sparse);
 	tcase_add_test(t, backup_header);
 	tcase_add_test(t, fenced);
+	tcase_add_test(t, threads);
 	suite_add_tcase(s, t);
 	tcase_add_checked_fixture(big, setup_big, teardown);
 	tcase_set_timeout(big, 900);
