@@ -32,7 +32,7 @@
 	X(P_HB_UNCLEAN,    "HB02", "host did not unmount cleanly (slot in use, not heartbeating)", "replay its journal and free the slot", 1) \
 	X(P_JOURNAL_PENDING,"JN01","journal holds a committed transaction not yet written home", "replay it",               1) \
 	X(P_CBMP_BAD,      "CL01", "resource cluster bitmap block is damaged",           "rebuild it from the block maps",      0) \
-	X(P_LOCK_STALE,    "LK01", "lock record is held by a host that is gone",         "release it",                          1) \
+	X(P_LOCK_STALE,    "LK01", "lock record is held by a host that is gone (its slot was not cleaned)", "release it", 1) \
 	X(P_LOCK_BAD,      "LK02", "lock record is corrupt",                             "reset it to free",                    1) \
 	X(P_ROOT_BAD,      "IN01", "root directory inode is damaged",                    "recreate an empty root; entries are reconnected", 0) \
 	X(P_INODE_UNINIT,  "IN02", "inode is marked in use but was never written",       "free it",                             1) \
@@ -102,6 +102,8 @@ struct fsck {
 	struct ino_info *ii;
 	int oper_err;
 	int header_printed;
+	uint8_t slot_state[VCFS_MAX_HOSTS];	/* after pass 2's repairs */
+	uint64_t slot_gen[VCFS_MAX_HOSTS];
 };
 
 static int bit_get(const uint8_t *b, uint64_t i) { return (b[i / 8] >> (i % 8)) & 1; }
@@ -285,6 +287,13 @@ static int pass_hosts(struct fsck *fc)
 			wr_meta(fc, sb->hb_start + s, h);
 		}
 	}
+	for (s = 0; s < sb->max_hosts; s++) {
+		struct vcfs_hb_disk *h = (void *)(hb + (size_t)s * VCFS_BLK);
+		if (vcfs_mhdr_check(h, VCFS_T_HB, sb->hb_start + s, sb->volgen) == 0) {
+			fc->slot_state[s] = (uint8_t)le32_get(h->state);
+			fc->slot_gen[s] = le64_get(h->generation);
+		}
+	}
 	free(hb);
 	if (fc->oper_err)
 		return fc->oper_err;
@@ -348,9 +357,23 @@ static void check_lock(struct fsck *fc, uint64_t blk, const void *rec, const cha
 			    (unsigned long long)blk))
 			wr_zero(fc, blk);
 	} else if (rc == 0 && le32_get(l->mode) != VCFS_LOCK_FREE && fc->offline) {
-		if (problem(fc, P_LOCK_STALE, "%s %llu held by slot %u", what,
-			    (unsigned long long)id, le16_get(l->holders[0].slot)))
-			wr_zero(fc, blk);
+		/*
+		 * An entry whose slot is free or has another generation is stale by
+		 * design (a recovered host's entries are never cleaned up one by
+		 * one) and costs nothing.  Only an entry that still matches a slot
+		 * marked in use, whose host is gone, is a problem: that slot was not
+		 * cleaned (fsck -n, or a failed replay).
+		 */
+		for (int i = 0; i < VCFS_LOCK_HOLDERS; i++) {
+			uint32_t s = le16_get(l->holders[i].slot);
+			if (s >= fc->sb.max_hosts || fc->slot_state[s] == VCFS_HB_FREE ||
+			    (uint32_t)fc->slot_gen[s] != le32_get(l->holders[i].gen))
+				continue;
+			if (problem(fc, P_LOCK_STALE, "%s %llu held by slot %u", what,
+				    (unsigned long long)id, s))
+				wr_zero(fc, blk);
+			break;
+		}
 	}
 }
 

@@ -4,7 +4,8 @@
 # Each folder in tests/fsck/ is one case: `damage` holds vcfs_damage commands
 # applied to a fresh image, `expect.1` the problem codes the first run
 # (fsck.vcfs -y) must report (as a set), after which a second run (-n) must be
-# clean.  Cases with a `needs` file want a populated image, built through the
+# clean (a `check-only` file: the first run is -n, must report the codes and
+# exit 4, then -y repairs).  Cases with a `needs` file want a populated image, built through the
 # FUSE daemon; variables $INO_name / $PTR_name name its inodes and blocks.
 . "$(dirname "$0")/lib/common.sh"
 B=$VCFS_BUILD
@@ -78,14 +79,22 @@ for dir in "$VCFS_TOP"/tests/fsck/*/; do
 	if [ $ok = 0 ]; then
 		t_fail "fsck $name: damage step failed: $(cat "$T/$name.damage")"; continue
 	fi
-	"$B/fsck.vcfs" -y "$img" > "$T/$name.1" 2>&1; rc1=$?
+	# cases with a check-only first run: -n reports (exit 4), then -y fixes
+	want_rc1=1
+	if [ -f "$dir/check-only" ]; then
+		"$B/fsck.vcfs" -n "$img" > "$T/$name.1" 2>&1; rc1=$?
+		want_rc1=4
+		"$B/fsck.vcfs" -y "$img" > "$T/$name.1y" 2>&1 || [ $? -eq 1 ] || rc1=99
+	else
+		"$B/fsck.vcfs" -y "$img" > "$T/$name.1" 2>&1; rc1=$?
+	fi
 	"$B/fsck.vcfs" -n "$img" > "$T/$name.2" 2>&1; rc2=$?
 	got=$(codes "$T/$name.1")
 	want=$(sort -u "$dir/expect.1" | tr '\n' ' ')
-	if [ "$got" = "$want" ] && [ $rc1 -eq 1 ] && [ $rc2 -eq 0 ]; then
+	if [ "$got" = "$want" ] && [ $rc1 -eq $want_rc1 ] && [ $rc2 -eq 0 ]; then
 		t_pass "fsck $name: first run fixes [${got% }], second run clean"
 	else
-		t_fail "fsck $name: first run exit $rc1 codes [${got% }] (want exit 1 [${want% }]), second run exit $rc2"
+		t_fail "fsck $name: first run exit $rc1 codes [${got% }] (want exit $want_rc1 [${want% }]), second run exit $rc2"
 		sed 's/^/          1| /' "$T/$name.1" | head -n 12
 		sed 's/^/          2| /' "$T/$name.2" | head -n 6
 	fi

@@ -7,7 +7,7 @@
  *     super-zero | backup-zero
  *     hb-stale SLOT NAME        slot left LIVE by a host that is gone
  *     hb-garbage SLOT           slot with a bad checksum
- *     lock-held BLOCK SLOT      lock record held EXCL by SLOT (generation 1);
+ *     lock-held BLOCK SLOT [GEN]  lock record held EXCL by SLOT (generation GEN, 1);
  *                               BLOCK may be ilock:INO or clock:CLUSTER
  *     lock-garbage BLOCK
  *     inode-field INO FIELD VALUE   FIELD: nlink blocks mode parent dir_count
@@ -165,7 +165,7 @@ int main(int argc, char **argv)
 		h->h.type = le16_mk(VCFS_T_HB);
 		h->state = le32_mk(VCFS_HB_LIVE);
 		h->slot = le32_mk(s);
-		h->generation = le64_mk(3);
+		h->generation = le64_mk(3);	/* lock-held ... 3 matches it */
 		h->counter = le64_mk(1234);
 		h->io_timeout_ms = le32_mk(sb.io_timeout_ms);
 		snprintf(h->host_name, sizeof(h->host_name), "%s", argv[1]);
@@ -179,7 +179,7 @@ int main(int argc, char **argv)
 		vcfs_mhdr_seal(blk, VCFS_T_HB, b, sb.volgen);
 		blk[0x50] ^= 0xff;
 		wr(b);
-	} else if (!strcmp(cmd, "lock-held") && argc == 2) {
+	} else if (!strcmp(cmd, "lock-held") && (argc == 2 || argc == 3)) {
 		struct vcfs_lock_disk *l = (void *)blk;
 		uint64_t b = num(argv[0]);
 		memset(blk, 0, VCFS_BLK);
@@ -189,7 +189,7 @@ int main(int argc, char **argv)
 		for (int i = 0; i < VCFS_LOCK_HOLDERS; i++)
 			l->holders[i].slot = le16_mk(VCFS_NO_SLOT);
 		l->holders[0].slot = le16_mk((uint16_t)num(argv[1]));
-		l->holders[0].gen = le32_mk(1);
+		l->holders[0].gen = le32_mk(argc == 3 ? (uint32_t)num(argv[2]) : 1);
 		wr_sealed(b);
 	} else if (!strcmp(cmd, "lock-garbage") && argc == 1) {
 		uint64_t b = num(argv[0]);
