@@ -515,7 +515,7 @@ static ssize_t write_alloc(struct vcfs_file *f, uint64_t off, const uint8_t *buf
 	if (!(le32_get(di->flags) & VCFS_IF_LARGE) && off + len > fs->sb.lblock_size &&
 	    (rc = bmap_to_large(&op, di)))
 		goto out;
-	while (done < len && op_room(&op) > 8) {
+	while (done < len && (!done || op_room(&op) > 8)) {	/* one block at least */
 		uint32_t bs = bmap_bsize(fs, di);
 		uint64_t lb = (off + done) / bs, bp, addr;
 		uint32_t boff = (uint32_t)((off + done) % bs);
@@ -646,8 +646,8 @@ int file_set_size(struct vcfs_fs *fs, uint64_t ino, uint64_t size)
 
 	if (size > max_size(fs))
 		return -EFBIG;
+	more = 0;
 	do {
-		more = 0;
 		rc = op_begin(fs, &op);
 		if (rc)
 			return rc;
@@ -671,8 +671,10 @@ int file_set_size(struct vcfs_fs *fs, uint64_t ino, uint64_t size)
 		}
 		uint32_t bs = bmap_bsize(fs, di);
 		uint64_t old = le64_get(di->size);
-		if (size < old) {
-			/* zero the tail of the last block, free the blocks past it */
+		if (size < old || more) {
+			/* zero the tail of the last block, free the blocks past it
+			 * (more: the previous op stopped with the journal full) */
+			more = 0;
 			if (size % bs) {
 				uint64_t bp;
 				rc = bmap_get(&op, NULL, di, size / bs, &bp);
@@ -741,7 +743,8 @@ static int falloc_blocks(struct vcfs_file *f, uint64_t lb0, uint64_t lb1, uint64
 				goto end;
 		}
 		uint32_t bs = bmap_bsize(fs, di);
-		for (; lb < lb1 && op_room(&op) > 8; lb++) {
+		uint64_t first = lb;
+		for (; lb < lb1 && (lb == first || op_room(&op) > 8); lb++) {
 			uint64_t bp, addr;
 			rc = bmap_get(&op, NULL, di, lb, &bp);
 			if (rc)

@@ -449,14 +449,18 @@ static int orphan_dir(struct vcfs_op *op, uint32_t slot, struct vcfs_inode_disk 
 	return 0;
 }
 
-/* An orphan directory that became empty gives its blocks back. */
+/* An orphan directory that became empty gives its blocks back; 1 if the
+ * op's transaction had no room left for all of it. */
 static int orphan_dir_tidy(struct vcfs_op *op, struct vcfs_inode_disk *od)
 {
 	int rc;
 
 	if (le64_get(od->dir_count) || !le64_get(od->blocks))
 		return 0;
-	rc = dir_free_blocks(op, od);
+	rc = bmap_free(op, od, 0, UINT64_MAX);
+	if (rc == 1)
+		return 1;	/* no room left: again in another op (holes are empty
+				 * buckets, so a partly freed map is consistent) */
 	if (!rc) {
 		dir_init(od, VCFS_ROOT_INO);
 		op_dirty(op, od);
@@ -470,9 +474,11 @@ static int orphan_name(uint64_t ino, char *buf)
 }
 
 /*
- * Drop one link of inode ino (body di, locked in op).  At zero: a directory
- * or a special file is freed now; a regular file or symlink with blocks goes
- * to our orphan directory (which the caller locked) and *reclaim is set.
+ * Drop one link of inode ino (body di, locked in op).  At zero, an inode that
+ * is not open here is freed in this op when its blocks fit in the
+ * transaction; one that is open here, or too big, goes to our orphan
+ * directory (which the caller locked for non-directories) and *reclaim is set
+ * when the rest can be freed right after the op.
  */
 static int drop_link(struct vcfs_op *op, uint64_t ino, struct vcfs_inode_disk *di,
 		     int *reclaim)
@@ -496,7 +502,20 @@ static int drop_link(struct vcfs_op *op, uint64_t ino, struct vcfs_inode_disk *d
 		di->nlink = le32_mk(le32_get(di->nlink) - 1);
 	if (le32_get(di->nlink))
 		return 0;
-	if (itab_find(fs, ino) || le64_get(di->blocks)) {
+	if (!itab_find(fs, ino)) {
+		/* not open here: free it in this op if its map allows */
+		rc = bmap_free(op, di, 0, UINT64_MAX);
+		if (rc < 0)
+			return rc;
+		if (!rc) {
+			rc = free_inode(op, ino);
+			if (!rc)
+				inode_clear(di);
+			return rc;
+		}
+		/* too many blocks for one transaction: the rest goes later */
+	}
+	{
 		struct vcfs_inode_disk *od;
 		char nm[24];
 		int n = orphan_name(ino, nm);
@@ -510,10 +529,6 @@ static int drop_link(struct vcfs_op *op, uint64_t ino, struct vcfs_inode_disk *d
 		*reclaim = !itab_find(fs, ino);
 		return 0;
 	}
-	rc = free_inode(op, ino);
-	if (!rc)
-		inode_clear(di);
-	return rc;
 }
 
 int inode_reclaim(struct vcfs_fs *fs, uint64_t ino, uint32_t oslot)
@@ -532,6 +547,8 @@ int inode_reclaim(struct vcfs_fs *fs, uint64_t ino, uint32_t oslot)
 		rc = op_lock_inodes(&op, locks, 2);
 		if (rc)
 			goto end;
+		if (itab_find(fs, ino))
+			goto end;	/* opened again meanwhile: its release frees it */
 		rc = orphan_dir(&op, oslot, &od);
 		if (rc)
 			goto end;
@@ -545,13 +562,15 @@ int inode_reclaim(struct vcfs_fs *fs, uint64_t ino, uint32_t oslot)
 			rc = dir_remove(&op, od, nm, (size_t)n);
 			if (rc == -ENOENT)
 				rc = 0;
-			if (!rc)
-				rc = orphan_dir_tidy(&op, od);
+			if (!rc) {
+				int t = orphan_dir_tidy(&op, od);
+				rc = t < 0 ? t : 0;
+			}
 			goto end;
 		}
 		rc = bmap_free(&op, di, 0, UINT64_MAX);
-		if (rc == 1) {
-			more = 1;
+		if (rc == 1 || (!rc && op.bitmaps_changed && op_room(&op) < 8)) {
+			more = 1;	/* the inode and its entry in a fresh op */
 			rc = 0;
 			goto end;
 		}
@@ -567,6 +586,10 @@ int inode_reclaim(struct vcfs_fs *fs, uint64_t ino, uint32_t oslot)
 			rc = 0;
 		if (!rc)
 			rc = orphan_dir_tidy(&op, od);
+		if (rc == 1) {
+			more = 1;	/* the tidying in a fresh op */
+			rc = 0;
+		}
 end:
 		rc = op_end(&op, rc);
 	} while (!rc && more);

@@ -1290,6 +1290,44 @@ START_TEST(threads)
 }
 END_TEST
 
+/* Freeing more than one transaction holds: truncate and unlink take several
+ * (the journal limit is lowered to make 3 clusters' bitmaps too many). */
+START_TEST(multi_txn_free)
+{
+	struct vcfs_statfs s0, s1;
+	struct vcfs_attr in = { 0 }, a;
+	struct vcfs_file *f;
+	uint32_t jmax = fs->jmax;
+	uint64_t ino;
+
+	mkfile(fs, root(), "first");
+	sleep(1);
+	ck_assert_int_eq(vcfs_fs_statfs(fs, &s0), 0);
+	ino = mkfile(fs, root(), "big");
+	f = open_rw(ino);
+	ck_assert_int_eq(vcfs_file_fallocate(f, 0, 0, 140ull * MIB), 0);
+	write_pat(f, 139ull * MIB, 100, 3);
+	ck_assert_int_eq(vcfs_file_release(f), 0);
+	fs->jmax = 14;
+	in.size = 10;
+	ck_assert_int_eq(vcfs_fs_setattr(fs, ino, &in, VCFS_SET_SIZE, &a), 0);
+	ck_assert_uint_eq(a.blocks, MIB / 512);
+	fs->jmax = jmax;
+	f = open_rw(ino);
+	ck_assert_int_eq(vcfs_file_fallocate(f, 0, 0, 140ull * MIB), 0);
+	ck_assert_int_eq(vcfs_file_release(f), 0);
+	fs->jmax = 14;
+	ck_assert_int_eq(vcfs_fs_unlink(fs, root(), "big"), 0);
+	ck_assert_int_eq(vcfs_fs_getattr(fs, ino, &a), -ENOENT);
+	fs->jmax = jmax;
+	sleep(1);
+	ck_assert_int_eq(vcfs_fs_statfs(fs, &s1), 0);
+	ck_assert_uint_eq(s1.bfree, s0.bfree);
+	ck_assert_uint_eq(s1.ffree, s0.ffree);
+	unmount_and_fsck();
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("fs");
@@ -1321,6 +1359,7 @@ static Suite *suite(void)
 	tcase_add_test(t, backup_header);
 	tcase_add_test(t, fenced);
 	tcase_add_test(t, threads);
+	tcase_add_test(t, multi_txn_free);
 	suite_add_tcase(s, t);
 	tcase_add_checked_fixture(big, setup_big, teardown);
 	tcase_set_timeout(big, 900);
