@@ -17,7 +17,11 @@
  *    then commit the map: a crash leaves the old map, never a map pointing
  *    at stale data;
  *  - size and mtime changes are kept in the cached body (ip->dirty) and
- *    committed at fsync, release and with any allocation.
+ *    committed at fsync, release and with any allocation;
+ *  - multi-writer opens (VCFS_OPEN_MULTIWRITER) write in place only inside
+ *    the size; growing the file or filling a hole takes the inode EXCL for
+ *    the op, which fails with -EBUSY while another host has it open too
+ *    (as VMFS wants multi-writer disks preallocated).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -593,6 +597,13 @@ ssize_t vcfs_file_write(struct vcfs_file *f, uint64_t off, const void *buf, size
 			rc = bmap_get(&op, ip, ip->body, lb, &bp);
 			op_end_ro(&op);
 			fast = !rc && bp && !(bp & VCFS_BP_UNWRITTEN);
+		}
+		if (fast && mw) {
+			/* multi-writer: other hosts write too, so only this
+			 * host's EXCL (an op) may grow the size */
+			pthread_mutex_lock(&ip->mu);
+			fast = off + done + n <= le64_get(ip->body->size);
+			pthread_mutex_unlock(&ip->mu);
 		}
 		if (fast) {
 			rc = vcfs_hb_write_ok(fs->hb);

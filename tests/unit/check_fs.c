@@ -1193,15 +1193,15 @@ struct worker { int id; int errs; char msg[160]; };
 static void *stress_worker(void *arg)
 {
 	struct worker *w = arg;
-	uint8_t *b = malloc(600000), *r = malloc(600000);
+	uint8_t *b = malloc(300000), *r = malloc(300000);
 	unsigned seed = (unsigned)w->id * 7919u + 1;
 
-	for (int round = 0; round < 12 && !w->errs; round++) {
+	for (int round = 0; round < 8 && !w->errs; round++) {
 		char name[32];
 		struct vcfs_file *f;
 		struct vcfs_attr a, in = { 0 };
 		uint64_t off = (uint64_t)(rand_r(&seed) % (3 * MIB));
-		size_t n = (size_t)(rand_r(&seed) % 600000) + 1;
+		size_t n = (size_t)(rand_r(&seed) % 300000) + 1;
 
 		snprintf(name, sizeof(name), "w%d-%d", w->id, round);
 		if (vcfs_fs_create(fs, root(), name, 0644, 0, 0, O_RDWR, &a, &f)) {
@@ -1258,7 +1258,7 @@ static void *stress_lister(void *arg)
 
 START_TEST(threads)
 {
-	enum { NW = 4 };
+	enum { NW = 3 };
 	struct worker w[NW];
 	pthread_t t[NW], l;
 	int lerrs = 0;
