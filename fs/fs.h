@@ -30,6 +30,7 @@
 
 struct vcfs_fs;
 struct vcfs_file;
+struct vcfs_disk;
 
 struct vcfs_mount_opts {
 	const char *host_name;	/* name shown to other hosts; NULL = hostname */
@@ -66,8 +67,23 @@ struct vcfs_statfs {
 };
 
 int vcfs_fs_mount(const char *uri, const struct vcfs_mount_opts *o, struct vcfs_fs **out);
+/*
+ * Mount a datastore that is already open (tests put a crash or fault layer
+ * under the fs this way).  Takes ownership of d: unmount closes it, and so
+ * does a failed mount.  d must bound each request by the volume header's I/O
+ * timeout or less (vcfs_fs_mount opens it so; the lease timing assumes it).
+ */
+int vcfs_fs_mount_disk(struct vcfs_disk *d, const struct vcfs_mount_opts *o,
+		       struct vcfs_fs **out);
 /* Flush, release every lock, clear the heartbeat slot. */
 int vcfs_fs_unmount(struct vcfs_fs *fs);
+/*
+ * Tests: a simulated crash of this host.  Writes nothing: the host fences
+ * itself, its heartbeat stops without freeing the slot, opens and locks stay
+ * as they are on disk (survivors or fsck recover the slot).  Frees fs and
+ * closes its disk; no file handle of fs may be used afterwards.
+ */
+void vcfs_fs_crash(struct vcfs_fs *fs);
 uint64_t vcfs_fs_root(const struct vcfs_fs *fs);
 
 int vcfs_fs_lookup(struct vcfs_fs *fs, uint64_t dir, const char *name, struct vcfs_attr *out);

@@ -301,28 +301,34 @@ static int open_disk(const char *uri, int ro, uint32_t tmo, struct vcfs_disk **d
 	return rc;
 }
 
-int vcfs_fs_mount(const char *uri, const struct vcfs_mount_opts *o, struct vcfs_fs **out)
+/*
+ * Mount the datastore open as d (ownership passes to the fs: unmount closes
+ * it, and so does a failed mount).  d must bound every request by the I/O
+ * timeout in the volume header or less (vcfs_fs_mount reopens to ensure it).
+ */
+int vcfs_fs_mount_disk(struct vcfs_disk *d, const struct vcfs_mount_opts *o,
+		       struct vcfs_fs **out)
 {
 	struct vcfs_mount_opts dflt = { 0 };
 	struct vcfs_hb_opts ho = { 0 };
 	struct vcfs_fs *fs;
+	const char *uri = vcfs_disk_info(d)->desc;	/* never holds a password */
 	int rc, used_backup = 0;
-	uint32_t tmo;
 
 	if (!o)
 		o = &dflt;
 	fs = calloc(1, sizeof(*fs));
-	if (!fs)
+	if (!fs) {
+		vcfs_disk_close(d);
 		return -ENOMEM;
+	}
 	pthread_mutex_init(&fs->op_mu, NULL);
 	pthread_mutex_init(&fs->itab_mu, NULL);
 	pthread_mutex_init(&fs->misc_mu, NULL);
 	pthread_cond_init(&fs->work_cv, NULL);
 	fs->read_only = !!o->read_only;
+	fs->d = d;
 
-	rc = open_disk(uri, fs->read_only, o->io_timeout_ms, &fs->d);
-	if (rc)
-		goto err_free;
 	rc = vcfs_read_super(fs->d, &fs->sb, &used_backup);
 	if (rc) {
 		if (rc == -VCFS_ENOTVCFS)
@@ -353,15 +359,6 @@ int vcfs_fs_mount(const char *uri, const struct vcfs_mount_opts *o, struct vcfs_
 			 o->io_timeout_ms, fs->sb.io_timeout_ms);
 		rc = -EINVAL;
 		goto err_disk;
-	}
-	tmo = o->io_timeout_ms ? o->io_timeout_ms : fs->sb.io_timeout_ms;
-	if (tmo != o->io_timeout_ms) {
-		/* reopen with the request bound the lease timing assumes */
-		vcfs_disk_close(fs->d);
-		fs->d = NULL;
-		rc = open_disk(uri, fs->read_only, tmo, &fs->d);
-		if (rc)
-			goto err_free;
 	}
 	fs->ncl = fs->sb.ninode_clusters + fs->sb.nsmall_clusters + fs->sb.nlarge_clusters;
 	fs->lock_wait_ms = 10 * fs->sb.io_timeout_ms;
@@ -420,15 +417,35 @@ done:
 err_hb:
 	vcfs_hb_leave(fs->hb);
 err_disk:
-	if (fs->d)
-		vcfs_disk_close(fs->d);
-err_free:
+	vcfs_disk_close(fs->d);
 	pthread_cond_destroy(&fs->work_cv);
 	pthread_mutex_destroy(&fs->misc_mu);
 	pthread_mutex_destroy(&fs->itab_mu);
 	pthread_mutex_destroy(&fs->op_mu);
 	free(fs);
 	return rc;
+}
+
+int vcfs_fs_mount(const char *uri, const struct vcfs_mount_opts *o, struct vcfs_fs **out)
+{
+	int ro = o && o->read_only;
+	uint32_t tmo = o ? o->io_timeout_ms : 0;
+	struct vcfs_disk *d;
+	struct vcfs_sb sb;
+	int rc, used_backup;
+
+	rc = open_disk(uri, ro, tmo, &d);
+	if (rc)
+		return rc;
+	if (!tmo && !vcfs_read_super(d, &sb, &used_backup) && sb.io_timeout_ms) {
+		/* reopen with the request bound the lease timing assumes (a
+		 * header that cannot be read is reported by the mount) */
+		vcfs_disk_close(d);
+		rc = open_disk(uri, ro, sb.io_timeout_ms, &d);
+		if (rc)
+			return rc;
+	}
+	return vcfs_fs_mount_disk(d, o, out);
 }
 
 int vcfs_fs_unmount(struct vcfs_fs *fs)
@@ -474,6 +491,50 @@ int vcfs_fs_unmount(struct vcfs_fs *fs)
 	pthread_mutex_destroy(&fs->op_mu);
 	free(fs);
 	return rc;
+}
+
+/*
+ * Tests: stop as a host that lost power would.  The host is fenced first, so
+ * a thread still in an op (or the orphan worker) issues no further write;
+ * the heartbeat stops without clearing the slot (vcfs_hb_abandon), no open is
+ * committed, no lock released.  Memory is freed and the disk closed.  No
+ * handle of fs may be used after (nor during) this call.
+ */
+void vcfs_fs_crash(struct vcfs_fs *fs)
+{
+	if (!fs)
+		return;
+	if (fs->hb)
+		vcfs_hb_fence(fs->hb, -VCFS_ECRASHED);
+	if (fs->worker_started) {
+		pthread_mutex_lock(&fs->misc_mu);
+		fs->worker_stop = 1;
+		pthread_cond_signal(&fs->work_cv);
+		pthread_mutex_unlock(&fs->misc_mu);
+		pthread_join(fs->worker, NULL);
+	}
+	if (fs->hb)
+		vcfs_hb_abandon(fs->hb);
+	if (fs->j)
+		vcfs_journal_close(fs->j);
+	for (int i = 0; i < VCFS_ITAB_SIZE; i++) {
+		struct vcfs_inode *ip, *next;
+		for (ip = fs->itab[i]; ip; ip = next) {
+			next = ip->hnext;
+			ind_cache_clear(ip);
+			pthread_rwlock_destroy(&ip->map_rw);
+			pthread_mutex_destroy(&ip->mu);
+			free(ip->body);
+			free(ip);
+		}
+	}
+	vcfs_disk_close(fs->d);
+	free(fs->orphan_slots);
+	pthread_cond_destroy(&fs->work_cv);
+	pthread_mutex_destroy(&fs->misc_mu);
+	pthread_mutex_destroy(&fs->itab_mu);
+	pthread_mutex_destroy(&fs->op_mu);
+	free(fs);
 }
 
 int vcfs_fs_statfs(struct vcfs_fs *fs, struct vcfs_statfs *out)
