@@ -84,8 +84,8 @@ host_exec() {
 host_mnt() { echo "${HOST_MNT[$1]}"; }
 
 host_kill() {
-	kill -9 "${HOST_PID[$1]}" 2>/dev/null
-	wait "${HOST_PID[$1]}" 2>/dev/null
+	kill -9 "${HOST_PID[$1]}" 2>/dev/null || true
+	wait "${HOST_PID[$1]}" 2>/dev/null || true
 	return 0
 }
 
@@ -93,7 +93,7 @@ host_stop() {
 	local name=$1
 	kill -0 "${HOST_PID[$name]}" 2>/dev/null || return 0
 	host_exec "$name" fusermount3 -u "${HOST_MNT[$name]}" || return 1
-	wait "${HOST_PID[$name]}" 2>/dev/null
+	wait "${HOST_PID[$name]}" 2>/dev/null || true
 	return 0
 }
 
