@@ -31,6 +31,7 @@
 	X(P_HB_BAD,        "HB01", "heartbeat slot is corrupt",                          "reset the slot to free",              1) \
 	X(P_HB_UNCLEAN,    "HB02", "host did not unmount cleanly (slot in use, not heartbeating)", "replay its journal and free the slot", 1) \
 	X(P_JOURNAL_PENDING,"JN01","journal holds a committed transaction not yet written home", "replay it",               1) \
+	X(P_JOURNAL_BAD,   "JN02", "journal header is damaged (what it held is unknown)", "reset the journal past any old record", 0) \
 	X(P_CBMP_BAD,      "CL01", "resource cluster bitmap block is damaged",           "rebuild it from the block maps",      0) \
 	X(P_LOCK_STALE,    "LK01", "lock record is held by a host that is gone (its slot was not cleaned)", "release it", 1) \
 	X(P_LOCK_BAD,      "LK02", "lock record is corrupt",                             "reset it to free",                    1) \
@@ -303,6 +304,14 @@ static int pass_hosts(struct fsck *fc)
 		if (rc) {
 			fc->oper_err = rc;
 			return rc;
+		}
+		if (js.corrupt) {
+			if (problem(fc, P_JOURNAL_BAD, "slot %u", s)) {
+				rc = vcfs_journal_reset(fc->d, sb, s, NULL);
+				if (rc)
+					return fc->oper_err = rc;
+			}
+			continue;
 		}
 		if (js.pending && problem(fc, P_JOURNAL_PENDING, "slot %u, %u block(s)", s,
 					  js.pending_blocks)) {

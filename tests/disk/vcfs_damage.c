@@ -22,6 +22,7 @@
  *     cbmp-bit KIND ENTRY 0|1   KIND: inode small large
  *     cbmp-nfree CLUSTER VALUE
  *     cbmp-flip CLUSTER
+ *     journal-flip SLOT         damage a journal header (after a mount wrote it)
  */
 #include <errno.h>
 #include <stdio.h>
@@ -290,6 +291,13 @@ int main(int argc, char **argv)
 		rd(vcfs_cluster_bmp_blk(&sb, c));
 		((struct vcfs_cbmp_disk *)blk)->nfree = le32_mk((uint32_t)num(argv[1]));
 		wr_sealed(vcfs_cluster_bmp_blk(&sb, c));
+	} else if (!strcmp(cmd, "journal-flip") && argc == 1) {
+		uint64_t b = vcfs_journal_blk(&sb, (uint32_t)num(argv[0]));
+		rd(b);
+		if (vcfs_mhdr_check(blk, VCFS_T_JHDR, b, sb.volgen))
+			die("journal header not initialised (mount once first)");
+		blk[0x58] ^= 0x01;
+		wr(b);
 	} else if (!strcmp(cmd, "cbmp-flip") && argc == 1) {
 		uint32_t c = (uint32_t)num(argv[0]);
 		rd(vcfs_cluster_bmp_blk(&sb, c));
