@@ -11,9 +11,9 @@
  */
 #include <ctype.h>
 #include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include "disk_int.h"
 #include "../common/log.h"
 
@@ -296,28 +296,55 @@ char *vcfs_uri_query_get(const struct vcfs_uri *u, const char *key)
 	return NULL;
 }
 
+/*
+ * The password of an iscsi:// URI is whatever follows the first '%' or ':' of
+ * the user part, up to its last '@'.  This deliberately covers more than the
+ * parser would take as the password, and also URIs the parser refuses: a
+ * typo'd URI is printed in "cannot open" messages too.  So:
+ *   - the user part ends at the last '@' of the whole URI for iscsi:// (an
+ *     IQN holds no '@', a password may hold a raw '/', '?' or '@'), and at the
+ *     last '@' before the first '/' for the other schemes (whose paths may);
+ *   - the password starts after the first '%' or ':', whichever comes first,
+ *     even when that '%' is a percent escape of the user name (the user name
+ *     is then partly hidden; a password is never partly shown).
+ * Bare paths and file: URIs are returned unchanged.
+ */
 char *vcfs_uri_redact(const char *uri)
 {
-	const char *scheme_end = strstr(uri, "://"), *auth, *at, *pct, *slash;
+	const char *colon = strchr(uri, ':'), *auth, *end, *at = NULL, *sep = NULL;
 	char *out;
-	size_t n;
+	size_t keep, n;
+	int iscsi;
 
-	if (!scheme_end)
+	if (!colon || uri[0] == '/' || uri[0] == '.')
 		return strdup(uri);
-	auth = scheme_end + 3;
-	slash = strchr(auth, '/');
-	at = memchr(auth, '@', slash ? (size_t)(slash - auth) : strlen(auth));
-	if (!at)
+	for (const char *c = uri; c < colon; c++)
+		if (!isalpha((unsigned char)*c))
+			return strdup(uri);	/* no scheme: a path */
+	if ((size_t)(colon - uri) == 4 && !strncasecmp(uri, "file", 4))
 		return strdup(uri);
-	pct = memchr(auth, '%', (size_t)(at - auth));
-	if (!pct)
-		pct = memchr(auth, ':', (size_t)(at - auth));
-	if (!pct)
-		return strdup(uri);
-	n = (size_t)(pct + 1 - uri) + 3 + strlen(at) + 1;
+	iscsi = (size_t)(colon - uri) == 5 && !strncasecmp(uri, "iscsi", 5);
+	auth = colon + 1;
+	if (!strncmp(auth, "//", 2))
+		auth += 2;
+	end = iscsi ? NULL : strchr(auth, '/');
+	if (!end)
+		end = auth + strlen(auth);
+	for (const char *c = auth; c < end; c++)
+		if (*c == '@')
+			at = c;
+	for (const char *c = auth; at && c < at && !sep; c++)
+		if (*c == '%' || *c == ':')
+			sep = c;
+	if (!sep)
+		return strdup(uri);	/* no credentials, or a user name alone */
+	keep = (size_t)(sep + 1 - uri);
+	n = keep + 3 + strlen(at) + 1;
 	out = malloc(n);
 	if (!out)
 		return NULL;
-	snprintf(out, n, "%.*s***%s", (int)(pct + 1 - uri), uri, at);
+	memcpy(out, uri, keep);
+	memcpy(out + keep, "***", 3);
+	memcpy(out + keep + 3, at, strlen(at) + 1);
 	return out;
 }

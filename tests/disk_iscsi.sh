@@ -64,6 +64,19 @@ if istgt_start "$T/chap" 8 vcfsuser chapsecret1234; then
 		"$B/vcfs" probe "iscsi://vcfsuser%wrongsecret99@$hostpart"
 	expect_within "CHAP: no credentials refused" 10 "authentication refused" \
 		"$B/vcfs" probe "$ISTGT_URI"
+	# A refused login names the target, with the password replaced by ***:
+	# error messages end up in logs and tickets.  Every tool that prints a
+	# URI, not just probe.
+	for cmd in "vcfs probe" "vcfs info" "fsck.vcfs -n" "mkfs.vcfs -n"; do
+		out=$(timeout 20 "$B/${cmd%% *}" ${cmd#* } \
+			"iscsi://vcfsuser%wrongsecret99@$hostpart" 2>&1); rc=$?
+		if [ $rc -ne 0 ] && ! echo "$out" | grep -q wrongsecret99 &&
+		   echo "$out" | grep -qF "iscsi://vcfsuser%***@$hostpart"; then
+			t_pass "CHAP: $cmd with a wrong password prints it as ***"
+		else
+			t_fail "CHAP: $cmd with a wrong password (exit $rc) leaks it or names no target: $(echo "$out" | tail -n 2 | tr '\n' ' ')"
+		fi
+	done
 	t_run "CHAP: right password logs in" "$B/vcfs" probe "iscsi://vcfsuser%chapsecret1234@$hostpart"
 	t_run "CHAP: the password never appears in the description" sh -c \
 		"'$B/vcfs' probe --json 'iscsi://vcfsuser%chapsecret1234@$hostpart' | grep -q '\"target\":\"iscsi://127' && \

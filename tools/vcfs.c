@@ -67,8 +67,8 @@ static int cmd_probe(int argc, char **argv)
 	struct vcfs_disk *d;
 	int nproc = 0, iters = 100, json = 0, c, rc, safe;
 	uint64_t final = 0, mis = 0, soff = 0, slen = 0;
-	int stress_rc = 0, stressed = 0;
-	char *uri;
+	int stress_rc = 0, stressed = 0, ret;
+	char *uri;	/* argv's URI with any password replaced: for messages */
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
@@ -85,13 +85,16 @@ static int cmd_probe(int argc, char **argv)
 		usage(stderr);
 		return EXIT_USAGE;
 	}
-	uri = vcfs_uri_redact(argv[optind]);	/* for messages: no password */
-	if (!uri)
+	uri = vcfs_uri_redact(argv[optind]);
+	if (!uri) {
+		fprintf(stderr, "vcfs probe: out of memory\n");
 		return EXIT_OPERR;
+	}
 	rc = vcfs_disk_open(argv[optind], &opts, &d);
 	if (rc) {
 		fprintf(stderr, "vcfs probe: cannot open %s: %s\n", uri, vcfs_strerror(rc));
-		return EXIT_OPERR;
+		ret = EXIT_OPERR;
+		goto out_free_uri;
 	}
 	rc = vcfs_probe_run(d, 32, &r);
 	if (!rc && nproc) {
@@ -100,13 +103,15 @@ static int cmd_probe(int argc, char **argv)
 			fprintf(stderr, "vcfs probe: %s holds a vcfs datastore: --stress would "
 					"write to it; run it before mkfs.vcfs\n", uri);
 			vcfs_disk_close(d);
-			return EXIT_USAGE;
+			ret = EXIT_USAGE;
+			goto out_free_uri;
 		}
 	}
 	vcfs_disk_close(d);
 	if (rc) {
 		fprintf(stderr, "vcfs probe: %s: %s\n", uri, vcfs_strerror(rc));
-		return EXIT_OPERR;
+		ret = EXIT_OPERR;
+		goto out_free_uri;
 	}
 	if (nproc) {
 		stressed = 1;
@@ -146,7 +151,8 @@ static int cmd_probe(int argc, char **argv)
 				"exact", final == (uint64_t)nproc * (uint64_t)iters));
 		if (!o) {
 			fprintf(stderr, "vcfs probe: out of memory\n");
-			return EXIT_OPERR;
+			ret = EXIT_OPERR;
+			goto out_free_uri;
 		}
 		json_dumpf(o, stdout, JSON_COMPACT | JSON_REAL_PRECISION(6));
 		putchar('\n');
@@ -185,7 +191,10 @@ static int cmd_probe(int argc, char **argv)
 		       "SAFE for a shared vcfs datastore" :
 		       "UNSAFE: no working atomic compare-and-write; do not format it for sharing");
 	}
-	return safe ? 0 : EXIT_UNSAFE;
+	ret = safe ? 0 : EXIT_UNSAFE;
+out_free_uri:
+	free(uri);
+	return ret;
 }
 
 /* info, hosts, locks: open read-only, call the admin library. */
