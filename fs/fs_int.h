@@ -234,7 +234,11 @@ uint32_t op_room(const struct vcfs_op *op);
 int lockless_read(struct vcfs_fs *fs, uint64_t lockblk, int accept_held,
 		  int (*fn)(struct vcfs_op *op, void *arg), void *arg);
 
-/* ---- fs-wide helpers (super.c, inode.c) ---- */
+/* ---- fs-wide helpers (super.c) ---- */
+/* Mount an open disk (taken over: closed on failure and at unmount); what
+ * names it in messages.  Tests mount through the fault and crash layers. */
+int fs_mount_disk(struct vcfs_disk *d, const char *what, const struct vcfs_mount_opts *o,
+		  struct vcfs_fs **out);
 int fs_check(struct vcfs_fs *fs, int write);	/* fenced / read-only */
 struct vcfs_inode *itab_get(struct vcfs_fs *fs, uint64_t ino, int create);
 void itab_put(struct vcfs_fs *fs, struct vcfs_inode *ip);

@@ -1328,11 +1328,241 @@ START_TEST(multi_txn_free)
 }
 END_TEST
 
+/* ---- crashes ---- */
+
+/* Copy a mostly sparse image, skipping zero chunks. */
+static void copy_sparse(const char *src, const char *dst)
+{
+	int in = open(src, O_RDONLY), out = open(dst, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	uint8_t *b = malloc(MIB), *z = calloc(1, MIB);
+
+	ck_assert_int_ge(in, 0);
+	ck_assert_int_ge(out, 0);
+	ck_assert_int_eq(ftruncate(out, (off_t)IMG_BYTES), 0);
+	for (uint64_t off = 0; off < IMG_BYTES; off += MIB) {
+		ck_assert_int_eq(pread(in, b, MIB, (off_t)off), (ssize_t)MIB);
+		if (memcmp(b, z, MIB))
+			ck_assert_int_eq(pwrite(out, b, MIB, (off_t)off), (ssize_t)MIB);
+	}
+	close(in);
+	close(out);
+	free(b);
+	free(z);
+}
+
+/* Run fsck; returns its status, problem ids found appended to ids. */
+static int fsck_ids(const char *u, enum vcfs_fsck_mode mode, char *ids, size_t idlen)
+{
+	struct vcfs_fsck_opts o = { .mode = mode, .skip_live_wait = 1 };
+	struct vcfs_fsck_stats st;
+	struct vcfs_disk *d;
+	char line[512];
+	FILE *out = tmpfile();
+	int rc;
+
+	o.out = out;
+	ck_assert_int_eq(vcfs_disk_open(u, NULL, &d), 0);
+	rc = vcfs_fsck(d, &o, &st);
+	vcfs_disk_close(d);
+	rewind(out);
+	ids[0] = 0;
+	while (fgets(line, sizeof(line), out)) {
+		if (strlen(ids) + strlen(line) + 1 < idlen)
+			strcat(ids, line);
+	}
+	fclose(out);
+	return rc;
+}
+
+/*
+ * Only what a crash leaves by design may need repair: the dead host's slot
+ * and journal, its stale locks, its orphans -- and what freeing an orphan
+ * makes fsck say next (the orphan directory's count, the freed entries).
+ */
+static int allowed_problems(const char *report)
+{
+	char copy[8192], *save, *l;
+	int orphans = strstr(report, "\nOR01") != NULL;
+
+	snprintf(copy, sizeof(copy), "%s", report);
+	for (l = strtok_r(copy, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+		unsigned dirno;
+		if (!strncmp(l, "code", 4) || l[0] == ' ')
+			continue;
+		if (!strncmp(l, "HB02", 4) || !strncmp(l, "JN01", 4) || !strncmp(l, "OR01", 4) ||
+		    !strncmp(l, "LK01", 4))
+			continue;
+		if (orphans && !strncmp(l, "BT01", 4))
+			continue;
+		if (orphans && !strncmp(l, "DR11", 4) && strstr(l, "directory ") &&
+		    sscanf(strstr(l, "directory ") + 10, "%u", &dirno) == 1 &&
+		    dirno >= VCFS_ORPHAN_INO(0) && dirno < VCFS_ORPHAN_INO(VCFS_MAX_HOSTS))
+			continue;
+		return 0;
+	}
+	return 1;
+}
+
+/*
+ * A workload (creates, writes past the small->large conversion, fsync,
+ * rename, link, unlink, an orphan, truncate, mkdir/rmdir, xattr) recorded by
+ * the crash layer; the host dies without unmounting.  At every crash point
+ * (every write of the log, kept / dropped / torn / at random) the image must
+ * need no repair but what a dead host leaves by design (fsck -y: its slot,
+ * journal, locks, orphans), be clean after it, and still hold the file that
+ * was fsync'd before the crash point, whole.
+ */
+START_TEST(crash_every_write)
+{
+	/* every crash point with KEEP; the others on every `every`-th one */
+	static const struct { enum vcfs_crash_policy p; uint64_t seed; size_t every; } pol[] = {
+		{ VCFS_CRASH_KEEP, 0, 1 }, { VCFS_CRASH_DROP, 0, 2 }, { VCFS_CRASH_TEAR, 0, 3 },
+		{ VCFS_CRASH_RANDOM, 1, 3 },
+	};
+	char base[200], tpath[200], turi[220], report[8192];
+	uint8_t *data = malloc(200000), *rb = malloc(200000);
+	struct vcfs_disk *d, *c, *tgt;
+	struct vcfs_file *f, *g;
+	struct vcfs_attr a, in = { 0 };
+	struct { uint64_t off, len; } *rng;
+	size_t nw, marker_a, points = 0;
+	uint64_t dir;
+
+	/* a volume with a directory in it, then the workload on a crash layer */
+	mkd(root(), "d");
+	ck_assert_int_eq(vcfs_fs_unmount(fs), 0);
+	fs = NULL;
+	snprintf(base, sizeof(base), "%s.base", img);
+	snprintf(tpath, sizeof(tpath), "%s.target", img);
+	snprintf(turi, sizeof(turi), "file:%s", tpath);
+	copy_sparse(img, base);
+	ck_assert_int_eq(vcfs_disk_open(uri, NULL, &d), 0);
+	ck_assert_int_eq(vcfs_crash_wrap(d, VCFS_CRASH_LOG, &c), 0);
+	{
+		struct vcfs_mount_opts o = { .host_name = "crashy" };
+		ck_assert_int_eq(fs_mount_disk(c, "crash layer", &o, &fs), 0);
+	}
+	dir = ino_of(fs, root(), "d");
+	fill(data, 0, 200000, 11);
+	ck_assert_int_eq(vcfs_fs_create(fs, dir, "a", 0644, 0, 0, O_RDWR, &a, &f), 0);
+	ck_assert_int_eq(vcfs_file_write(f, 0, data, 200000), 200000);
+	ck_assert_int_eq(vcfs_file_fsync(f, 0), 0);
+	ck_assert_int_eq(vcfs_file_release(f), 0);
+	marker_a = vcfs_crash_nwrites(c);
+	ck_assert_int_eq(vcfs_fs_create(fs, dir, "b", 0644, 0, 0, O_RDWR, &a, &f), 0);
+	for (int i = 0; i < 8; i++)
+		ck_assert_int_eq(vcfs_file_write(f, (uint64_t)i * 200000, data, 200000), 200000);
+	ck_assert_int_eq(vcfs_file_release(f), 0);
+	ck_assert_int_eq(vcfs_fs_rename(fs, dir, "a", dir, "a2", 0), 0);
+	ck_assert_int_eq(vcfs_fs_link(fs, a.ino, root(), "b2", &a), 0);
+	ck_assert_int_eq(vcfs_fs_unlink(fs, dir, "b"), 0);
+	ck_assert_int_eq(vcfs_fs_create(fs, dir, "c", 0644, 0, 0, O_RDWR, &a, &f), 0);
+	ck_assert_int_eq(vcfs_file_write(f, 0, data, 100000), 100000);
+	ck_assert_int_eq(vcfs_fs_open(fs, a.ino, O_RDONLY, 0, &g), 0);
+	ck_assert_int_eq(vcfs_fs_unlink(fs, dir, "c"), 0);
+	ck_assert_int_eq(vcfs_file_release(f), 0);
+	ck_assert_int_eq(vcfs_file_release(g), 0);
+	in.size = 5000;
+	ck_assert_int_eq(vcfs_fs_setattr(fs, ino_of(fs, root(), "b2"), &in, VCFS_SET_SIZE, &a), 0);
+	mkd(dir, "e");
+	ck_assert_int_eq(vcfs_fs_rmdir(fs, dir, "e"), 0);
+	ck_assert_int_eq(vcfs_fs_setxattr(fs, dir, "user.x", "y", 1, 0), 0);
+	/* an open file with unflushed size when the host dies */
+	ck_assert_int_eq(vcfs_fs_create(fs, dir, "open", 0644, 0, 0, O_RDWR, &a, &f), 0);
+	ck_assert_int_eq(vcfs_file_write(f, 0, data, 5000), 5000);
+	ck_assert_int_eq(vcfs_fs_unlink(fs, dir, "open"), 0);
+	/* the host dies here: no unmount, nothing more is written */
+	vcfs_hb_abandon(fs->hb);
+	fs = NULL;
+	nw = vcfs_crash_nwrites(c);
+	ck_assert_uint_gt(nw, marker_a);
+
+	rng = calloc(nw, sizeof(*rng));
+	for (size_t i = 0; i < nw; i++) {
+		uint64_t ep;
+		int dur;
+		ck_assert_int_eq(vcfs_crash_write_info(c, i, &rng[i].off, &rng[i].len, &ep, &dur), 0);
+	}
+	copy_sparse(base, tpath);
+	vcfs_log_set_level(VCFS_LOG_ERR);
+	for (size_t n = 0; n <= nw; n++) {
+		for (size_t p = 0; p < sizeof(pol) / sizeof(pol[0]); p++) {
+			int bf, tf, rc;
+			uint8_t *buf;
+
+			if (n % pol[p].every)
+				continue;
+			bf = open(base, O_RDONLY);
+			tf = open(tpath, O_RDWR);
+			buf = malloc(MIB);
+
+			/* back to the base image where the log wrote */
+			for (size_t i = 0; i < nw; i++)
+				for (uint64_t o = 0; o < rng[i].len; o += MIB) {
+					size_t k = rng[i].len - o < MIB ? (size_t)(rng[i].len - o) : MIB;
+					ck_assert_int_eq(pread(bf, buf, k, (off_t)(rng[i].off + o)),
+							 (ssize_t)k);
+					ck_assert_int_eq(pwrite(tf, buf, k, (off_t)(rng[i].off + o)),
+							 (ssize_t)k);
+				}
+			close(bf);
+			close(tf);
+			free(buf);
+			ck_assert_int_eq(vcfs_disk_open(turi, NULL, &tgt), 0);
+			ck_assert_int_eq(vcfs_crash_replay(c, tgt, n, pol[p].p, pol[p].seed), 0);
+			vcfs_disk_close(tgt);
+			rc = fsck_ids(turi, VCFS_FSCK_REPAIR, report, sizeof(report));
+			ck_assert_msg((rc == 0 || rc == 1) && allowed_problems(report),
+				      "crash after %zu of %zu writes (policy %d): fsck %d:\n%s", n,
+				      nw, (int)pol[p].p, rc, report);
+			if (strstr(report, "\nOR01")) {
+				/* fsck frees an orphan's blocks only on its next run */
+				rc = fsck_ids(turi, VCFS_FSCK_REPAIR, report, sizeof(report));
+				ck_assert_msg(rc == 0 || (rc == 1 && !strstr(report, "\nBT02") &&
+							  strstr(report, "\nBT01")),
+					      "crash after %zu of %zu writes (policy %d): second "
+					      "fsck %d:\n%s", n, nw, (int)pol[p].p, rc, report);
+			}
+			rc = fsck_ids(turi, VCFS_FSCK_CHECK, report, sizeof(report));
+			ck_assert_msg(rc == 0, "crash after %zu of %zu writes (policy %d): last "
+				      "fsck %d:\n%s", n, nw, (int)pol[p].p, rc, report);
+			points++;
+			if (n < marker_a || p)
+				continue;
+			/* what was fsync'd before the crash is there, whole */
+			{
+				struct vcfs_mount_opts o = { .host_name = "after" };
+				struct vcfs_fs *m;
+				uint64_t md, ai;
+				ck_assert_int_eq(vcfs_fs_mount(turi, &o, &m), 0);
+				md = ino_of(m, vcfs_fs_root(m), "d");
+				ai = ino_of(m, md, "a");
+				if (!ai)
+					ai = ino_of(m, md, "a2");
+				ck_assert_msg(ai, "crash after %zu writes: the fsync'd file is gone", n);
+				ck_assert_int_eq(vcfs_fs_open(m, ai, O_RDONLY, 0, &f), 0);
+				ck_assert_int_eq(vcfs_file_read(f, 0, rb, 200000), 200000);
+				ck_assert_mem_eq(rb, data, 200000);
+				ck_assert_int_eq(vcfs_file_release(f), 0);
+				ck_assert_int_eq(vcfs_fs_unmount(m), 0);
+			}
+		}
+	}
+	fprintf(stderr, "crash_every_write: %zu crash points over %zu writes\n", points, nw);
+	free(rng);
+	free(data);
+	free(rb);
+	unlink(base);
+	unlink(tpath);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("fs");
 	TCase *t = tcase_create("fs");
 	TCase *big = tcase_create("big");
+	TCase *crash = tcase_create("crash");
 
 	tcase_add_checked_fixture(t, setup, teardown);
 	tcase_set_timeout(t, 120);
@@ -1365,6 +1595,10 @@ static Suite *suite(void)
 	tcase_set_timeout(big, 900);
 	tcase_add_test(big, big_directory);
 	suite_add_tcase(s, big);
+	tcase_add_checked_fixture(crash, setup, teardown);
+	tcase_set_timeout(crash, 900);
+	tcase_add_test(crash, crash_every_write);
+	suite_add_tcase(s, crash);
 	return s;
 }
 
