@@ -243,6 +243,7 @@ static int do_open(struct vcfs_fs *fs, uint64_t ino, int oflags, unsigned vflags
 				rc = -EISDIR;
 				goto err;
 			}
+			f->is_dir = 1;
 			goto done;	/* no lock: readdir reads lockless */
 		}
 		if (!S_ISREG(le32_get(di->mode)))
@@ -421,7 +422,7 @@ static int file_usable(struct vcfs_file *f, int write)
 	if (write ? !f->can_write : !f->can_read)
 		return -EBADF;
 	if (!f->locked)
-		return -EINVAL;		/* not a regular file */
+		return f->is_dir ? -EISDIR : -EINVAL;	/* not a regular file */
 	if (f->ip->lock_lost)
 		return -EIO;
 	return 0;

@@ -117,6 +117,7 @@ struct vcfs_file {
 	int oflags;
 	unsigned vflags;
 	int can_read, can_write, locked;	/* locked: counted in ip->n* */
+	int is_dir;				/* no data: -EISDIR */
 };
 
 #define VCFS_ITAB_SIZE 256
