@@ -409,6 +409,7 @@ int bmap_to_large(struct vcfs_op *op, struct vcfs_inode_disk *di)
 			rc = vcfs_disk_write(fs->d, L * VCFS_BLK, buf, lbs, 0);
 		if (rc)
 			goto out;
+		op->data_written = 1;
 		newbp = L;
 	}
 	rc = bmap_free(op, di, 0, UINT64_MAX);

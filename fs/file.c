@@ -542,6 +542,7 @@ static ssize_t write_alloc(struct vcfs_file *f, uint64_t off, const uint8_t *buf
 				di->blocks = le64_mk(le64_get(di->blocks) + bs / 512);
 			}
 			rc = fill_block(fs, addr, bs, boff, buf + done, n);
+			op.data_written = 1;
 			if (!rc)
 				rc = bmap_set(&op, di, lb, addr);
 		}
@@ -690,9 +691,11 @@ int file_set_size(struct vcfs_fs *fs, uint64_t ino, uint64_t size)
 			if (size % bs) {
 				uint64_t bp;
 				rc = bmap_get(&op, NULL, di, size / bs, &bp);
-				if (!rc && bp && !(bp & VCFS_BP_UNWRITTEN))
+				if (!rc && bp && !(bp & VCFS_BP_UNWRITTEN)) {
 					rc = zero_bytes(fs, VCFS_BP_ADDR(bp) * VCFS_BLK + size % bs,
 							bs - size % bs);
+					op.data_written = 1;
+				}
 				if (rc)
 					goto end;
 			}

@@ -63,7 +63,9 @@
  * Data (file.c) never goes through the journal: a write to a written block
  * goes straight to the disk under the open's EXCL lock (vcfs_hb_write_ok
  * first); a write into a hole or an unwritten block allocates in an op,
- * writes zeroes and data, and only then commits the map change.  size and
+ * writes zeroes and data, and only then commits the map change -- after a
+ * flush (op->data_written): the journal record is FUA, which orders nothing
+ * before it, and a map must never reach the media before its data.  size and
  * mtime of an open-for-write inode live in its cached body and are committed
  * at fsync, release, and with any allocation.
  *
@@ -187,6 +189,7 @@ struct vcfs_op {
 	struct { uint64_t off, len; } *unmap;	/* freed data ranges (bytes) */
 	uint32_t nunmap, capunmap;
 	int bitmaps_changed;
+	int data_written;		/* data for blocks this op maps: flush first */
 };
 
 int op_begin(struct vcfs_fs *fs, struct vcfs_op *op);

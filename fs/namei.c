@@ -218,6 +218,7 @@ static int symlink_block(struct vcfs_op *op, struct vcfs_inode_disk *di, const c
 	rc = vcfs_hb_write_ok(fs->hb);
 	if (!rc)
 		rc = vcfs_disk_write(fs->d, blk * VCFS_BLK, buf, VCFS_BLK, 0);
+	op->data_written = 1;
 	free(buf);
 	if (rc)
 		return rc;

@@ -519,6 +519,12 @@ int op_end(struct vcfs_op *op, int rc)
 	struct vcfs_txn *t = NULL;
 	uint32_t i;
 
+	if (!rc && op->ndirty && op->data_written) {
+		/* the data the new map points at first (see fs_int.h) */
+		rc = vcfs_disk_flush(fs->d);
+		if (rc)
+			vcfs_err("flushing data before a journal commit: %s", vcfs_strerror(rc));
+	}
 	if (!rc && op->ndirty) {
 		rc = vcfs_txn_begin(fs->j, &t);
 		for (i = 0; !rc && i < op->nbufs; i++) {
