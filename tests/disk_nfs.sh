@@ -91,6 +91,7 @@ else
 	t_fail "nfs: no ganesha pid to stop"
 fi
 
+ns_was=$NFS_NS	# ganesha_stop clears NFS_NS
 ganesha_stop
 t_run "nfs: server and namespace gone after stop" sh -c \
-	"! ip netns list | grep -q '$NFS_NS' && ! kill -0 ${gpid:-0} 2>/dev/null"
+	"! ip netns list | grep -qw '$ns_was' && ! kill -0 ${gpid:-0} 2>/dev/null"
