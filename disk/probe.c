@@ -206,7 +206,10 @@ static int stress_child(const char *uri, const struct vcfs_disk_opts *opts, uint
 	int rc = vcfs_disk_open(uri, opts, &d);
 
 	if (rc) {
-		fprintf(stderr, "stress: open %s: %s\n", uri, vcfs_strerror(rc));
+		char *red = vcfs_uri_redact(uri);	/* never print a password */
+		fprintf(stderr, "stress: open %s: %s\n", red ? red : "datastore",
+			vcfs_strerror(rc));
+		free(red);
 		return 2;
 	}
 	lsec = vcfs_disk_info(d)->lsec;
@@ -231,8 +234,11 @@ static int stress_child(const char *uri, const struct vcfs_disk_opts *opts, uint
 			break;
 		i++;
 	}
-	if (rc)
-		fprintf(stderr, "stress: %s: %s\n", uri, vcfs_strerror(rc));
+	if (rc) {
+		char *red = vcfs_uri_redact(uri);
+		fprintf(stderr, "stress: %s: %s\n", red ? red : "datastore", vcfs_strerror(rc));
+		free(red);
+	}
 	free(cur);
 	free(next);
 	vcfs_disk_close(d);
