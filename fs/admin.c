@@ -221,9 +221,9 @@ int vcfs_admin_inode_lock(struct vcfs_disk *d, uint64_t ino, FILE *out, int json
 		json_t *h = json_array();
 		for (uint32_t i = 0; i < li.nholders; i++) {
 			uint32_t s = li.holders[i].slot;
-			json_array_append_new(h, json_pack("{s:i, s:s, s:i}", "slot", (int)s,
+			json_array_append_new(h, json_pack("{s:i, s:s, s:I}", "slot", (int)s,
 				"host", s < sb.max_hosts ? slots[s].host_name : "?",
-				"generation", (int)li.holders[i].gen));
+				"generation", (json_int_t)li.holders[i].gen));
 		}
 		json_t *o = json_pack("{s:I, s:s, s:I, s:I, s:o}", "inode", (json_int_t)ino,
 				      "mode", vcfs_lock_mode_name(li.mode), "seq", (json_int_t)li.seq,

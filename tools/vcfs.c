@@ -5,7 +5,7 @@
  *   vcfs probe [--stress N] [--iters N] [--json] [--timeout-ms T] URI
  *   vcfs info [--json] URI
  *   vcfs hosts [--json] [--watch-ms MS] URI
- *   vcfs locks [--json] URI INODE
+ *   vcfs locks [--json] URI INODE | PATH
  *   vcfs disk create|clone|extend|inflate|reclaim ...
  *
  * Exit codes: 0 success (probe: the target is safe for vcfs), 1 the target
@@ -46,7 +46,7 @@ static void usage(FILE *f)
 		"  disk create --thin|--zeroed|--eager SIZE PATH\n"
 		"  disk clone SRC DST | disk extend PATH SIZE | disk inflate PATH | disk reclaim PATH\n"
 		"        VM disk files on a mounted datastore\n"
-		"  locks [--json] URI INODE\n"
+		"  locks [--json] URI INODE | locks [--json] PATH\n"
 		"        the lock record of an inode: mode, holders, versions\n"
 		"URIs: file:/path | iscsi://[user%%pass@]host[:port]/iqn/lun |\n"
 		"      nfs://server[:port]/export/file | rados://pool/image[?conf=PATH]\n"
@@ -197,6 +197,63 @@ out_free_uri:
 	return ret;
 }
 
+/*
+ * vcfs locks PATH: the file's inode from stat(2) (FUSE node id = inode number)
+ * and its datastore from the mount's source in /proc/self/mountinfo.  The
+ * source is the URI as mounted, minus any password, so this works for file:
+ * datastores; for others the message asks for the URI.
+ */
+static int locks_by_path(const char *path, int json)
+{
+	struct vcfs_disk_opts opts = { .flags = VCFS_DISK_RDONLY };
+	struct vcfs_disk *d;
+	struct stat st;
+	char line[4096], best_src[1024] = "", *real;
+	size_t best = 0;
+	FILE *mi;
+	int rc;
+
+	if (stat(path, &st) || !(real = realpath(path, NULL))) {
+		fprintf(stderr, "vcfs locks: %s: %s\n", path, strerror(errno));
+		return EXIT_OPERR;
+	}
+	mi = fopen("/proc/self/mountinfo", "r");
+	while (mi && fgets(line, sizeof(line), mi)) {
+		char mnt[1024], fstype[64], src[1024], *dash = strstr(line, " - ");
+		size_t n;
+		if (!dash || sscanf(line, "%*s %*s %*s %*s %1023s", mnt) != 1 ||
+		    sscanf(dash + 3, "%63s %1023s", fstype, src) != 2 || strcmp(fstype, "fuse.vcfs"))
+			continue;
+		n = strlen(mnt);
+		if (!strncmp(real, mnt, n) && (real[n] == '/' || !real[n] || n == 1) && n > best) {
+			best = n;
+			snprintf(best_src, sizeof(best_src), "%s", src);
+		}
+	}
+	if (mi)
+		fclose(mi);
+	free(real);
+	if (!best) {
+		fprintf(stderr, "vcfs locks: %s is not on a vcfs mount; give URI INODE instead\n", path);
+		return EXIT_USAGE;
+	}
+	if (strstr(best_src, "***")) {
+		fprintf(stderr, "vcfs locks: the datastore %s needs credentials; run "
+			"vcfs locks URI %llu\n", best_src, (unsigned long long)st.st_ino);
+		return EXIT_USAGE;
+	}
+	rc = vcfs_disk_open(best_src, &opts, &d);
+	if (rc) {
+		fprintf(stderr, "vcfs locks: cannot open %s: %s\n", best_src, vcfs_strerror(rc));
+		return EXIT_OPERR;
+	}
+	rc = vcfs_admin_inode_lock(d, (uint64_t)st.st_ino, stdout, json);
+	vcfs_disk_close(d);
+	if (rc)
+		fprintf(stderr, "vcfs locks: %s: %s\n", path, vcfs_strerror(rc));
+	return rc ? EXIT_OPERR : 0;
+}
+
 /* info, hosts, locks: open read-only, call the admin library. */
 static int cmd_view(const char *cmd, int argc, char **argv)
 {
@@ -220,6 +277,8 @@ static int cmd_view(const char *cmd, int argc, char **argv)
 		default: usage(stderr); return EXIT_USAGE;
 		}
 	}
+	if (want == 2 && optind == argc - 1)
+		return locks_by_path(argv[optind], json);
 	if (optind != argc - want) {
 		usage(stderr);
 		return EXIT_USAGE;
