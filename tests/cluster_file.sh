@@ -62,6 +62,9 @@ t_expect_fail "a write open on h2 of a file open for writing on h1: EBUSY" "busy
 t_expect_fail "a read-only open on h3 of the same file: EBUSY" "busy" \
 	host_exec h3 sh -c "cat $(m h3)/vm.img"
 t_run "the refusing host's log names the holder h1" grep -q "h1" "$HOSTS_DIR/h2/fuse.log"
+t_run "vcfs locks PATH on h3 shows the exclusive lock held by h1" sh -c \
+	"nsenter -t ${HOST_PID[h3]} -m '$B/vcfs' locks $(m h3)/vm.img | grep -q 'exclusive' &&
+	 nsenter -t ${HOST_PID[h3]} -m '$B/vcfs' locks $(m h3)/vm.img | grep -q 'host h1'"
 wait $holder
 t_run "after h1 closes it, h2 opens it for writing" host_exec h2 sh -c "echo x >> $(m h2)/vm.img"
 
