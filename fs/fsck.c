@@ -748,6 +748,52 @@ static int read_inode(struct fsck *fc, uint64_t n, struct vcfs_inode_disk *ino)
 	return vcfs_mhdr_check(ino, VCFS_T_INODE, vcfs_inode_blk(&fc->sb, n), fc->sb.volgen);
 }
 
+/*
+ * Give the blocks under pointer bp back to the bitmap pass: pass 5 claimed
+ * them for an inode that pass 6 then freed (an orphan of a host that is
+ * gone).  Only when no problem has been left unfixed: the map then holds no
+ * duplicate or out-of-range pointer, so every block it names is its own.
+ */
+static void unclaim(struct fsck *fc, uint64_t bp, int depth, int large)
+{
+	const struct vcfs_sb *sb = &fc->sb;
+	uint64_t addr = VCFS_BP_ADDR(bp);
+	int big = depth == 0 && large;
+
+	if (!addr || !ptr_ok(fc, addr, big))
+		return;
+	if (depth > 0) {
+		struct vcfs_ind_disk *ind = vcfs_disk_buf_alloc(VCFS_BLK);
+		if (ind && !rd(fc, addr, ind, 1) &&
+		    !vcfs_mhdr_check(ind, VCFS_T_IND, addr, sb->volgen))
+			for (uint32_t i = 0; i < VCFS_NINDIRECT; i++)
+				unclaim(fc, le64_get(ind->ptr[i]), depth - 1, large);
+		free(ind);
+	}
+	if (big)
+		bit_clr(fc->large_seen, (addr - sb->large_start) / sb->lblock_blocks);
+	else
+		bit_clr(fc->small_seen, addr - sb->small_start);
+}
+
+static void unclaim_inode(struct fsck *fc, uint64_t n)
+{
+	struct vcfs_inode_disk *ino = vcfs_disk_buf_alloc(VCFS_BLK);
+	int large;
+
+	if (!ino || fc->st->left || read_inode(fc, n, ino)) {
+		free(ino);
+		return;
+	}
+	large = !!(le32_get(ino->flags) & VCFS_IF_LARGE);
+	for (int i = 0; i < VCFS_NDIRECT; i++)
+		unclaim(fc, le64_get(ino->direct[i]), 0, large);
+	unclaim(fc, le64_get(ino->ind), 1, large);
+	unclaim(fc, le64_get(ino->dind), 2, large);
+	unclaim(fc, le64_get(ino->tind), 3, large);
+	free(ino);
+}
+
 /* Walk one directory: every bucket chain, every entry. */
 static void check_dir(struct fsck *fc, uint64_t dn, struct dirq *q, int orphan_dir)
 {
@@ -890,6 +936,7 @@ static void check_dir(struct fsck *fc, uint64_t dn, struct dirq *q, int orphan_d
 						    (unsigned long long)t,
 						    (unsigned long long)(dn - VCFS_ORPHAN_INO(0)))) {
 						fc->ii[t].state = I_BAD;	/* freed in the bitmap pass */
+						unclaim_inode(fc, t);	/* and its blocks */
 						dirb_remove(db, off, elen);
 						changed = 1;
 						continue;
