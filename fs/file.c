@@ -331,6 +331,9 @@ static int commit_body(struct vcfs_fs *fs, struct vcfs_inode *ip)
 		rc = op_inode(&op, ip->ino, &di);
 	if (!rc)
 		op_dirty(&op, di);
+	/* a size that grew over in-place writes covers their data: that data
+	 * first, or a crash could show a size over bytes never written */
+	op.data_written = 1;
 	return op_end(&op, rc);
 }
 
@@ -551,6 +554,7 @@ static ssize_t write_alloc(struct vcfs_file *f, uint64_t off, const uint8_t *buf
 		done += n;
 	}
 	if (done) {
+		op.data_written = 1;
 		if (off + done > le64_get(di->size))
 			di->size = le64_mk(off + done);
 		ts_now(&di->mtime);

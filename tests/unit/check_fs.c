@@ -1414,10 +1414,13 @@ static int allowed_problems(const char *report)
  */
 START_TEST(crash_every_write)
 {
-	/* every crash point with KEEP; the others on every `every`-th one */
-	static const struct { enum vcfs_crash_policy p; uint64_t seed; size_t every; } pol[] = {
-		{ VCFS_CRASH_KEEP, 0, 1 }, { VCFS_CRASH_DROP, 0, 2 }, { VCFS_CRASH_TEAR, 0, 3 },
-		{ VCFS_CRASH_RANDOM, 1, 3 },
+	/* every crash point with KEEP or DROP (alternating), torn and random
+	 * ones on every sixth: n % every == at */
+	static const struct {
+		enum vcfs_crash_policy p; uint64_t seed; size_t every, at;
+	} pol[] = {
+		{ VCFS_CRASH_KEEP, 0, 2, 0 }, { VCFS_CRASH_DROP, 0, 2, 1 },
+		{ VCFS_CRASH_TEAR, 0, 6, 3 }, { VCFS_CRASH_RANDOM, 1, 6, 0 },
 	};
 	char base[200], tpath[200], turi[220], report[8192];
 	uint8_t *data = malloc(200000), *rb = malloc(200000);
@@ -1452,6 +1455,11 @@ START_TEST(crash_every_write)
 	/* written, never fsync'd: whatever of it a crash keeps must be its data */
 	ck_assert_int_eq(vcfs_fs_create(fs, root(), "z", 0644, 0, 0, O_RDWR, &a, &f), 0);
 	ck_assert_int_eq(vcfs_file_write(f, 0, data, 200000), 200000);
+	ck_assert_int_eq(vcfs_file_release(f), 0);
+	/* and one that grows past a large block (converted) in several writes */
+	ck_assert_int_eq(vcfs_fs_create(fs, root(), "y", 0644, 0, 0, O_RDWR, &a, &f), 0);
+	for (int i = 0; i < 8; i++)
+		ck_assert_int_eq(vcfs_file_write(f, (uint64_t)i * 200000, data, 200000), 200000);
 	ck_assert_int_eq(vcfs_file_release(f), 0);
 	ck_assert_int_eq(vcfs_fs_create(fs, dir, "b", 0644, 0, 0, O_RDWR, &a, &f), 0);
 	for (int i = 0; i < 8; i++)
@@ -1494,7 +1502,7 @@ START_TEST(crash_every_write)
 			int bf, tf, rc;
 			uint8_t *buf;
 
-			if (n % pol[p].every)
+			if (n % pol[p].every != pol[p].at && n != nw)
 				continue;
 			bf = open(base, O_RDONLY);
 			tf = open(tpath, O_RDWR);
@@ -1562,6 +1570,20 @@ START_TEST(crash_every_write)
 						      "(policy %d): z holds %llu bytes that are not what "
 						      "was written", n, (int)pol[p].p,
 						      (unsigned long long)za.size);
+					ck_assert_int_eq(vcfs_file_release(f), 0);
+				}
+				zi = ino_of(m, vcfs_fs_root(m), "y");
+				if (zi) {
+					ck_assert_int_eq(vcfs_fs_getattr(m, zi, &za), 0);
+					ck_assert_int_eq(vcfs_fs_open(m, zi, O_RDONLY, 0, &f), 0);
+					for (uint64_t yo = 0; yo < za.size; yo += 200000) {
+						size_t k = za.size - yo < 200000 ?
+							   (size_t)(za.size - yo) : 200000;
+						ck_assert_int_eq(vcfs_file_read(f, yo, rb, k), (ssize_t)k);
+						ck_assert_msg(!memcmp(rb, data, k), "crash after %zu "
+							      "writes (policy %d): y differs at %llu", n,
+							      (int)pol[p].p, (unsigned long long)yo);
+					}
 					ck_assert_int_eq(vcfs_file_release(f), 0);
 				}
 				ck_assert_int_eq(vcfs_fs_unmount(m), 0);
