@@ -303,4 +303,5 @@ echo "start, $LOAD_END at the end): numbers are noisy; compare rows of one run."
 for s in "${SKIPPED[@]}"; do echo "$s"; done
 for f in "${FAILS[@]}"; do echo "failed: $f"; done
 echo "total $((SECONDS - START)) s"
+echo; bash "$TOP/bench/fs_bench.sh"	# the filesystem and the cluster: fs_bench.sh, its own tables
 exit 0
