@@ -68,7 +68,7 @@ static int to_errno(int rc, const char *op)
 		return EIO;
 	}
 	vcfs_err("%s: %s", op, vcfs_strerror(-rc));
-	return rc == VCFS_EMISCOMPARE ? EAGAIN : EIO;
+	return EIO;
 }
 
 static void fill_stat(const struct vcfs_attr *a, struct stat *st)
@@ -137,6 +137,9 @@ static void op_init(void *ud, struct fuse_conn_info *conn)
 	/* the page cache of read-only opens is dropped explicitly */
 	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+	/* The kernel clears set-user/group-ID itself on truncate and chown
+	 * (as a mode change in setattr); writes are handled in op_write. */
+	conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
 }
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -190,6 +193,12 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	struct stat st;
 	int rc;
 
+	/*
+	 * ftruncate() arrives with fi; fs.h changes the size by inode either
+	 * way (this host's open lock is per inode, so a truncate through an
+	 * open handle and one by path take the same route).  UTIME_NOW comes
+	 * as the *_NOW bits, taken from the fs layer's clock.
+	 */
 	(void)fi;
 	memset(&in, 0, sizeof(in));
 	in.mode = attr->st_mode;
@@ -283,26 +292,97 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 						     flags), "rename"));
 }
 
+/*
+ * What fi->fh carries: the fs layer's open file, and whether the file had
+ * set-user-ID (or group-executable set-group-ID) at open.  A write by an
+ * unprivileged caller must clear those bits (as write(2) on a local
+ * filesystem does).  The kernel asks the daemon to do it for direct I/O
+ * writes, but libfuse 3.14 does not pass that flag on, so the daemon does it
+ * on the first such write; a chmod u+s made while the file stays open is not
+ * seen (the bit is then cleared at the next open's first write).
+ */
+struct vfh {
+	struct vcfs_file *f;
+	int killpriv;		/* atomic: 1 until the bits were checked */
+};
+
+static uint32_t privs_to_kill(uint32_t mode)
+{
+	uint32_t kill = mode & S_ISUID;
+
+	if ((mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP))
+		kill |= S_ISGID;
+	return S_ISREG(mode) ? kill : 0;
+}
+
+static int open_handle(struct vcfs_file *f, uint32_t mode, struct fuse_file_info *fi)
+{
+	struct vfh *h = malloc(sizeof(*h));
+
+	if (!h)
+		return -ENOMEM;
+	h->f = f;
+	h->killpriv = privs_to_kill(mode) != 0;
+	fi->fh = (uint64_t)(uintptr_t)h;
+	return 0;
+}
+
 static void set_open_flags(struct fuse_file_info *fi)
 {
-	/* writers: no page cache, so every write reaches the datastore */
+	/*
+	 * Writers get direct I/O: no page cache, so every write reaches the
+	 * datastore before it returns, and nothing dirty sits in this host's
+	 * cache when another host opens the file next (close-to-open).  That
+	 * costs shared writable mmap (ENODEV), which VM disks never need;
+	 * QEMU cache=none and O_DIRECT dd work.  Read-only opens keep the page
+	 * cache (mmap, exec, readahead) but drop it at every open, and O_DIRECT
+	 * readers bypass it as they asked.
+	 */
 	fi->direct_io = (fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_DIRECT);
 	fi->keep_cache = 0;
+}
+
+static struct vfh *vfh(struct fuse_file_info *fi)
+{
+	return (struct vfh *)(uintptr_t)fi->fh;
+}
+
+static struct vcfs_file *fh(struct fuse_file_info *fi)
+{
+	return vfh(fi)->f;
+}
+
+static int release_handle(struct fuse_file_info *fi)
+{
+	struct vfh *h = vfh(fi);
+	int rc = vcfs_file_release(h->f);
+
+	free(h);
+	fi->fh = 0;
+	return rc;
 }
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct vcfs_file *f;
+	struct vcfs_attr a;
 	int rc = vcfs_fs_open(g_fs, ino, fi->flags, 0, &f);
 
 	if (rc) {
 		fuse_reply_err(req, to_errno(rc, "open"));
 		return;
 	}
-	fi->fh = (uint64_t)(uintptr_t)f;
+	if (vcfs_fs_getattr(g_fs, ino, &a))
+		a.mode = S_IFREG | S_ISUID;	/* unknown: check at the first write */
+	rc = open_handle(f, a.mode, fi);
+	if (rc) {
+		vcfs_file_release(f);
+		fuse_reply_err(req, -rc);
+		return;
+	}
 	set_open_flags(fi);
 	if (fuse_reply_open(req, fi) == -ENOENT)
-		vcfs_file_release(f);	/* the opener was interrupted */
+		release_handle(fi);	/* the opener was interrupted */
 }
 
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
@@ -326,15 +406,15 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	fill_stat(&a, &e.attr);
 	e.attr_timeout = VCFS_FUSE_TIMEOUT;
 	e.entry_timeout = VCFS_FUSE_TIMEOUT;
-	fi->fh = (uint64_t)(uintptr_t)f;
+	rc = open_handle(f, a.mode, fi);
+	if (rc) {
+		vcfs_file_release(f);
+		fuse_reply_err(req, -rc);
+		return;
+	}
 	set_open_flags(fi);
 	if (fuse_reply_create(req, &e, fi) == -ENOENT)
-		vcfs_file_release(f);
-}
-
-static struct vcfs_file *fh(struct fuse_file_info *fi)
-{
-	return (struct vcfs_file *)(uintptr_t)fi->fh;
+		release_handle(fi);
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -358,13 +438,36 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	free(buf);
 }
 
+/* An unprivileged write clears set-user-ID and set-group-ID (see struct vfh). */
+static void kill_privs(fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct vcfs_attr a, in, out;
+	uint32_t kill;
+	int rc;
+
+	__atomic_store_n(&vfh(fi)->killpriv, 0, __ATOMIC_RELAXED);
+	rc = vcfs_fs_getattr(g_fs, ino, &a);
+	if (rc || !(kill = privs_to_kill(a.mode)))
+		return;
+	memset(&in, 0, sizeof(in));
+	in.mode = a.mode & ~kill;
+	rc = vcfs_fs_setattr(g_fs, ino, &in, VCFS_SET_MODE, &out);
+	if (rc)
+		vcfs_warn("inode %llu: clearing set-ID bits after a write: %s",
+			  (unsigned long long)ino, vcfs_strerror(rc));
+	else
+		fuse_lowlevel_notify_inval_inode(g_se, ino, -1, 0);
+}
+
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
 		     struct fuse_file_info *fi)
 {
 	ssize_t n;
 
-	(void)ino;
 	n = vcfs_file_write(fh(fi), (uint64_t)off, buf, size);
+	if (n > 0 && __atomic_load_n(&vfh(fi)->killpriv, __ATOMIC_RELAXED) &&
+	    fuse_req_ctx(req)->uid != 0)
+		kill_privs(ino, fi);
 	if (n < 0)
 		fuse_reply_err(req, to_errno((int)n, "write"));
 	else
@@ -381,7 +484,7 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	(void)ino;
-	fuse_reply_err(req, to_errno(vcfs_file_release(fh(fi)), "release"));
+	fuse_reply_err(req, to_errno(release_handle(fi), "release"));
 }
 
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
@@ -572,13 +675,20 @@ static void inval_inode(void *arg, uint64_t ino)
 }
 
 static int g_syslog;
+static volatile int g_stderr_open = 1;	/* until the daemon detaches */
 
+/*
+ * The daemon's log: everything to syslog; while the starting process still
+ * waits, errors and warnings also reach the user's terminal.
+ */
 static void log_to_syslog(enum vcfs_log_level lvl, const char *msg, void *arg)
 {
 	static const int prio[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG };
 
 	(void)arg;
 	syslog(prio[lvl], "%s", msg);
+	if (g_stderr_open && lvl <= VCFS_LOG_WARN)
+		fprintf(stderr, "vcfs-fuse: %s\n", msg);
 }
 
 struct cli {
@@ -627,9 +737,16 @@ static int cli_proc(void *data, const char *arg, int key, struct fuse_args *outa
 			return 0;
 		}
 		if (c->nonopt == 1) {
+			struct stat st;
+
 			c->mountpoint = realpath(arg, NULL);
-			if (!c->mountpoint) {
+			if (!c->mountpoint || stat(c->mountpoint, &st)) {
 				fprintf(stderr, "vcfs-fuse: mount point %s: %s\n", arg, strerror(errno));
+				exit(1);
+			}
+			if (!S_ISDIR(st.st_mode)) {
+				fprintf(stderr, "vcfs-fuse: mount point %s: %s\n", arg,
+					strerror(ENOTDIR));
 				exit(1);
 			}
 			c->nonopt++;
@@ -692,6 +809,9 @@ int main(int argc, char **argv)
 		}
 		close(ready[0]);
 		setsid();
+		openlog("vcfs-fuse", LOG_PID, LOG_DAEMON);
+		vcfs_log_set_sink(log_to_syslog, NULL);
+		g_syslog = 1;
 	}
 
 	/* Mount the datastore first: a wrong URI or a full cluster is reported
@@ -730,15 +850,13 @@ int main(int argc, char **argv)
 		char ok = 0;
 		int nul = open("/dev/null", O_RDWR);
 
-		openlog("vcfs-fuse", LOG_PID, LOG_DAEMON);
-		vcfs_log_set_sink(log_to_syslog, NULL);
-		g_syslog = 1;
 		if (write(ready[1], &ok, 1) != 1)
 			vcfs_warn("the starting process went away");
 		close(ready[1]);
 		ready[1] = -1;
 		if (chdir("/"))
 			vcfs_warn("chdir /: %s", strerror(errno));
+		g_stderr_open = 0;
 		if (nul >= 0) {
 			dup2(nul, 0);
 			dup2(nul, 1);
