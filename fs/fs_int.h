@@ -26,9 +26,13 @@
  *      from op_new(), which keeps the seq the block had on disk so journal
  *      replay never mistakes the new image for an older one;
  *   4. allocation (alloc.c) locks resource clusters (class order: all inode
- *      locks, then cluster locks by number; a lock taken out of that order
- *      -- a new inode's own lock, a lower cluster -- is only tried, never
- *      waited for, so hosts cannot deadlock) and adds bitmap images;
+ *      locks, then cluster locks by number -- by class, NOT by block number:
+ *      the cluster region lies below the inode table on disk, whatever
+ *      ondisk.h's header says; a lock taken out of that order -- a new
+ *      inode's own lock, a lower cluster -- is only tried, or retried without
+ *      waiting for a bounded time when a free needs that very cluster, so
+ *      hosts cannot deadlock, at worst one op times out) and adds bitmap
+ *      images;
  *   5. op_end() commits every dirty block in ONE journal transaction
  *      (vcfs_txn_commit writes the journal, then home, then checkpoints),
  *      unmaps freed data blocks, releases the locks with bump = 1 (obj_version
@@ -78,7 +82,18 @@
  * replays the journal and queues the slot for fs->worker, which frees them
  * once the recovery is complete (the dead host's locks are stale only after
  * the callback returns and lock/ bumps the slot's generation).  Our own
- * slot's leftovers are freed at mount.
+ * slot's leftovers are freed at mount.  An unlinked inode not open here is
+ * freed in the unlink's own op when its blocks fit one transaction.
+ *
+ * Opens (file.c) take the inode's lock record for as long as the file is
+ * open, waiting at most one I/O timeout (another host's op ends within it,
+ * an open does not): EBUSY names the holder.
+ *
+ * Limits, on purpose for now: metadata ops of one host run one at a time (an
+ * op waiting up to lock_wait_ms for another host's lock delays this host's
+ * other metadata ops, never its data I/O); atime is not maintained;
+ * directories never give buckets back; a readdir racing with a bucket split
+ * may repeat or miss the entries that move (POSIX allows it).
  */
 #ifndef VCFS_FS_INT_H
 #define VCFS_FS_INT_H
