@@ -248,3 +248,135 @@ out:
 	free(slots);
 	return rc;
 }
+
+/* CAS heartbeat slot s from the 4 KiB image `old` to `new` (both sealed). */
+static int slot_cas(struct vcfs_disk *d, const struct vcfs_sb *sb, uint32_t s,
+		    const uint8_t *old, const uint8_t *newb)
+{
+	return vcfs_disk_cas(d, vcfs_hb_blk(sb, s) * VCFS_BLK, old, newb);
+}
+
+/* Recover dead slot s offline: claim, replay, free with generation + 1. */
+static int recover_slot(struct vcfs_disk *d, const struct vcfs_sb *sb, uint32_t s, FILE *out)
+{
+	uint8_t *old = vcfs_disk_buf_alloc(VCFS_BLK), *nb = vcfs_disk_buf_alloc(VCFS_BLK);
+	struct vcfs_hb_disk *h = (void *)nb;
+	unsigned applied = 0;
+	int rc = -ENOMEM;
+
+	if (!old || !nb)
+		goto out;
+	rc = vcfs_disk_read(d, vcfs_hb_blk(sb, s) * VCFS_BLK, old, VCFS_BLK);
+	if (rc)
+		goto out;
+	if (vcfs_mhdr_check(old, VCFS_T_HB, vcfs_hb_blk(sb, s), sb->volgen) != 0) {
+		rc = -VCFS_ECORRUPT;
+		goto out;
+	}
+	memcpy(nb, old, VCFS_BLK);
+	h->state = le32_mk(VCFS_HB_RECOVERING);
+	h->recoverer = le32_mk(VCFS_NO_SLOT);	/* an administrator, not a host */
+	h->h.seq = le64_mk(le64_get(h->h.seq) + 1);
+	vcfs_mhdr_reseal(nb);
+	rc = slot_cas(d, sb, s, old, nb);	/* a racing survivor wins cleanly */
+	if (rc)
+		goto out;
+	rc = vcfs_journal_replay(d, sb, s, NULL, &applied);
+	if (rc)
+		goto out;	/* left RECOVERING: a host or fsck finishes it */
+	memcpy(old, nb, VCFS_BLK);
+	h->state = le32_mk(VCFS_HB_FREE);
+	h->generation = le64_mk(le64_get(h->generation) + 1);
+	h->h.seq = le64_mk(le64_get(h->h.seq) + 1);
+	vcfs_mhdr_reseal(nb);
+	rc = slot_cas(d, sb, s, old, nb);
+	if (!rc)
+		fprintf(out, "recovered slot %u: journal replayed (%u block(s) written home), "
+			"generation bumped: every lock it held is released\n", s, applied);
+out:
+	free(old);
+	free(nb);
+	return rc;
+}
+
+int vcfs_admin_break_lock(struct vcfs_disk *d, uint64_t ino,
+			  int (*confirm)(void *arg, const char *text), void *arg, FILE *out)
+{
+	struct vcfs_slot_info *a = NULL, *b = NULL;
+	struct vcfs_hb_timing tm;
+	struct vcfs_lock_info li;
+	struct vcfs_sb sb;
+	uint32_t dead[VCFS_LOCK_HOLDERS], ndead = 0;
+	char text[1024];
+	size_t tl = 0;
+	int rc;
+
+	rc = vcfs_read_super(d, &sb, NULL);
+	if (rc)
+		return rc;
+	if (ino == 0 || ino >= sb.ninodes)
+		return -EINVAL;
+	a = calloc(sb.max_hosts, sizeof(*a));
+	b = calloc(sb.max_hosts, sizeof(*b));
+	if (!a || !b) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	rc = vcfs_lock_read(d, &sb, NULL, vcfs_inode_lock_blk(&sb, ino), &li);
+	if (!rc)
+		rc = vcfs_hb_read_slots(d, &sb, a);
+	if (rc)
+		goto out;
+	for (uint32_t i = 0; i < li.nholders; i++) {
+		uint32_t s = li.holders[i].slot;
+		if (s < sb.max_hosts && a[s].valid && a[s].state != VCFS_HB_FREE &&
+		    (uint32_t)a[s].generation == li.holders[i].gen)
+			dead[ndead++] = s;	/* a valid holder: dead or alive, we will see */
+	}
+	if (li.mode == VCFS_LOCK_FREE || !ndead) {
+		fprintf(out, "inode %llu is not locked by any host (%s%s)\n",
+			(unsigned long long)ino, vcfs_lock_mode_name(li.mode),
+			li.nholders ? ", only stale entries of hosts already recovered" : "");
+		goto out;
+	}
+	vcfs_hb_timing_from(sb.io_timeout_ms, &tm);
+	fprintf(out, "watching the holders' heartbeats for %.1f s (the dead threshold 7T)...\n",
+		(double)tm.dead_ns / 1e9);
+	fflush(out);
+	vcfs_sleep_ns(tm.dead_ns);
+	rc = vcfs_hb_read_slots(d, &sb, b);
+	if (rc)
+		goto out;
+	for (uint32_t i = 0; i < ndead; i++) {
+		uint32_t s = dead[i];
+		if (b[s].counter != a[s].counter || b[s].generation != a[s].generation ||
+		    b[s].state != a[s].state) {
+			fprintf(out, "refusing: host '%s' (slot %u) holds the lock and is alive "
+				"(its heartbeat is renewing); stop it there first\n",
+				b[s].host_name, s);
+			rc = -EBUSY;
+			goto out;
+		}
+		tl += (size_t)snprintf(text + tl, sizeof(text) - tl, "%s'%s' (slot %u)",
+				       i ? ", " : "", b[s].host_name, s);
+		if (tl >= sizeof(text))
+			tl = sizeof(text) - 1;
+	}
+	snprintf(text + tl, sizeof(text) - tl, " holds inode %llu's lock and has not renewed "
+		 "its heartbeat for %.1f s: it is dead. Breaking the lock recovers it: its "
+		 "journal is replayed and every lock it held is released.",
+		 (unsigned long long)ino, (double)tm.dead_ns / 1e9);
+	if (confirm && !confirm(arg, text)) {
+		fprintf(out, "nothing changed\n");
+		rc = -ECANCELED;
+		goto out;
+	}
+	for (uint32_t i = 0; i < ndead && !rc; i++)
+		rc = recover_slot(d, &sb, dead[i], out);
+	if (!rc)
+		fprintf(out, "inode %llu's lock is released\n", (unsigned long long)ino);
+out:
+	free(a);
+	free(b);
+	return rc;
+}

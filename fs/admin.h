@@ -31,4 +31,16 @@ int vcfs_admin_hosts(struct vcfs_disk *d, uint32_t watch_ms, FILE *out, int json
 /* `vcfs locks URI INO`: the lock record of an inode, with holder names. */
 int vcfs_admin_inode_lock(struct vcfs_disk *d, uint64_t ino, FILE *out, int json);
 
+/*
+ * `vcfs break-lock`: release inode ino's lock, ONLY if every host holding it is
+ * dead.  The holders' heartbeats are watched for the dead threshold D = 7T;
+ * any that changes makes it refuse (-EBUSY, naming the host).  Dead holders are
+ * recovered exactly as a surviving host would: their slot is claimed by
+ * compare-and-write (RECOVERING), their journal replayed, then the slot is
+ * freed with its generation bumped, which releases every lock they held.
+ * confirm(arg, text) is asked before anything is written; 0 = abort.
+ */
+int vcfs_admin_break_lock(struct vcfs_disk *d, uint64_t ino,
+			  int (*confirm)(void *arg, const char *text), void *arg, FILE *out);
+
 #endif

@@ -7,6 +7,7 @@
  *   vcfs hosts [--json] [--watch-ms MS] URI
  *   vcfs locks [--json] URI INODE | PATH
  *   vcfs disk create|clone|extend|inflate|reclaim ...
+ *   vcfs break-lock [--yes] URI INODE
  *
  * Exit codes: 0 success (probe: the target is safe for vcfs), 1 the target
  * or object is unsafe / the check failed, 2 usage, 8 operational error.
@@ -47,6 +48,8 @@ static void usage(FILE *f)
 		"  disk clone SRC DST | disk extend PATH SIZE | disk inflate PATH | disk reclaim PATH\n"
 		"        VM disk files on a mounted datastore\n"
 		"  locks [--json] URI INODE | locks [--json] PATH\n"
+		"  break-lock [--yes] URI INODE\n"
+		"        release a lock whose holder is dead (refuses a live holder)\n"
 		"        the lock record of an inode: mode, holders, versions\n"
 		"URIs: file:/path | iscsi://[user%%pass@]host[:port]/iqn/lun |\n"
 		"      nfs://server[:port]/export/file | rados://pool/image[?conf=PATH]\n"
@@ -304,6 +307,54 @@ static int cmd_view(const char *cmd, int argc, char **argv)
 			vcfs_strerror(rc));
 	free(red);
 	return rc ? EXIT_OPERR : 0;
+}
+
+/* ---- vcfs break-lock ---- */
+
+static int ask_yes(void *arg, const char *text)
+{
+	char line[16];
+
+	if (arg)	/* --yes */
+		return 1;
+	printf("%s\nType 'yes' to break it: ", text);
+	fflush(stdout);
+	return fgets(line, sizeof(line), stdin) && !strcmp(line, "yes\n");
+}
+
+static int cmd_break_lock(int argc, char **argv)
+{
+	struct vcfs_disk *d;
+	int yes = 0, i = 1, rc;
+	char *red;
+
+	if (argc > 1 && !strcmp(argv[1], "--yes")) {
+		yes = 1;
+		i++;
+	}
+	if (argc - i != 2) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	red = vcfs_uri_redact(argv[i]);
+	rc = vcfs_disk_open(argv[i], NULL, &d);
+	if (rc) {
+		fprintf(stderr, "vcfs break-lock: cannot open %s: %s\n", red ? red : "datastore",
+			vcfs_strerror(rc));
+		free(red);
+		return EXIT_OPERR;
+	}
+	rc = vcfs_admin_break_lock(d, strtoull(argv[i + 1], NULL, 0), ask_yes,
+				   yes ? (void *)1 : NULL, stdout);
+	vcfs_disk_close(d);
+	free(red);
+	if (rc == -EBUSY || rc == -ECANCELED)
+		return EXIT_UNSAFE;
+	if (rc) {
+		fprintf(stderr, "vcfs break-lock: %s\n", vcfs_strerror(rc));
+		return EXIT_OPERR;
+	}
+	return 0;
 }
 
 /* ---- vcfs disk: VM disk files on a mounted datastore (any filesystem works) ---- */
@@ -658,6 +709,8 @@ int main(int argc, char **argv)
 		return cmd_probe(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "disk"))
 		return cmd_disk(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "break-lock"))
+		return cmd_break_lock(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "info") || !strcmp(argv[1], "hosts") || !strcmp(argv[1], "locks"))
 		return cmd_view(argv[1], argc - 1, argv + 1);
 	fprintf(stderr, "vcfs: unknown command '%s'\n", argv[1]);
