@@ -139,6 +139,22 @@ struct vcfs_file {
 
 #define VCFS_ITAB_SIZE 256
 
+/*
+ * Versioned metadata cache for lockless reads.  Every metadata block belongs
+ * to one lock record (an inode's body, map and directory blocks to the
+ * inode's).  Any change to it takes that record EXCL, which bumps its seq; so
+ * while the record is FREE or RO at seq s, a copy read under (record, s) is
+ * the block.  An EXCL record is never trusted here: a file open for writing
+ * elsewhere changes under an unchanged seq, and a dead holder's journal is
+ * replayed under it.  Direct-mapped by block number.
+ */
+#define VCFS_VC_SIZE 1024
+struct vcfs_vc_ent {
+	uint64_t blkno, lock, seq;
+	uint8_t *buf;		/* NULL: empty */
+	uint8_t uninit;
+};
+
 struct vcfs_fs {
 	struct vcfs_disk *d;
 	struct vcfs_sb sb;
@@ -166,6 +182,9 @@ struct vcfs_fs {
 
 	vcfs_inval_fn inval;
 	void *inval_arg;
+
+	pthread_mutex_t vc_mu;
+	struct vcfs_vc_ent *vc;		/* VCFS_VC_SIZE entries, or NULL */
 };
 
 /* ---- ops (op.c) ---- */
@@ -205,6 +224,10 @@ struct vcfs_op {
 	uint32_t nunmap, capunmap;
 	int bitmaps_changed;
 	int data_written;		/* data for blocks this op maps: flush first */
+	/* lockless reads: the version of the lock record guarding every block
+	 * this op reads, when blocks may be served from fs->vc */
+	int vc_ok;
+	uint64_t vc_lock, vc_seq;
 };
 
 int op_begin(struct vcfs_fs *fs, struct vcfs_op *op);
@@ -254,10 +277,6 @@ int lockless_read(struct vcfs_fs *fs, uint64_t lockblk, int accept_held,
 		  int (*fn)(struct vcfs_op *op, void *arg), void *arg);
 
 /* ---- fs-wide helpers (super.c) ---- */
-/* Mount an open disk (taken over: closed on failure and at unmount); what
- * names it in messages.  Tests mount through the fault and crash layers. */
-int fs_mount_disk(struct vcfs_disk *d, const char *what, const struct vcfs_mount_opts *o,
-		  struct vcfs_fs **out);
 int fs_check(struct vcfs_fs *fs, int write);	/* fenced / read-only */
 struct vcfs_inode *itab_get(struct vcfs_fs *fs, uint64_t ino, int create);
 void itab_put(struct vcfs_fs *fs, struct vcfs_inode *ip);

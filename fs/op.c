@@ -95,6 +95,55 @@ static struct op_buf *add_buf(struct vcfs_op *op, uint64_t blkno)
 	return nb;
 }
 
+/* ---- the versioned cache (fs_int.h) ---- */
+
+static struct vcfs_vc_ent *vc_slot(struct vcfs_fs *fs, uint64_t blkno)
+{
+	return &fs->vc[(blkno * 0x9e3779b97f4a7c15ull >> 32) % VCFS_VC_SIZE];
+}
+
+/* Serve blkno from the cache into ob if it was read under the same lock
+ * record version; 1 if served. */
+static int vc_get(struct vcfs_fs *fs, const struct vcfs_op *op, uint64_t blkno,
+		  enum vcfs_btype t, struct op_buf *ob)
+{
+	struct vcfs_vc_ent *e;
+	int hit = 0;
+
+	if (!fs->vc)
+		return 0;
+	pthread_mutex_lock(&fs->vc_mu);
+	e = vc_slot(fs, blkno);
+	if (e->buf && e->blkno == blkno && e->lock == op->vc_lock && e->seq == op->vc_seq &&
+	    le16_get(((struct vcfs_mhdr *)(void *)e->buf)->type) == t) {
+		memcpy(ob->b, e->buf, VCFS_BLK);
+		ob->uninit = e->uninit;
+		hit = 1;
+	}
+	pthread_mutex_unlock(&fs->vc_mu);
+	return hit;
+}
+
+static void vc_put(struct vcfs_fs *fs, const struct vcfs_op *op, const struct op_buf *ob)
+{
+	struct vcfs_vc_ent *e;
+
+	if (!fs->vc)
+		return;
+	pthread_mutex_lock(&fs->vc_mu);
+	e = vc_slot(fs, ob->blkno);
+	if (!e->buf)
+		e->buf = malloc(VCFS_BLK);
+	if (e->buf) {
+		memcpy(e->buf, ob->b, VCFS_BLK);
+		e->blkno = ob->blkno;
+		e->lock = op->vc_lock;
+		e->seq = op->vc_seq;
+		e->uninit = ob->uninit;
+	}
+	pthread_mutex_unlock(&fs->vc_mu);
+}
+
 int op_read_maybe(struct vcfs_op *op, uint64_t blkno, enum vcfs_btype t, void **out,
 		  int *uninit)
 {
@@ -116,6 +165,16 @@ int op_read_maybe(struct vcfs_op *op, uint64_t blkno, enum vcfs_btype t, void **
 	if (!ob)
 		return -ENOMEM;
 	ob->type = (uint16_t)t;
+	if (op->vc_ok && vc_get(fs, op, blkno, t, ob)) {
+		if (ob->uninit && !uninit) {
+			rc = VCFS_CORRUPT("metadata block is not initialised", blkno);
+			goto fail;
+		}
+		if (uninit)
+			*uninit = ob->uninit;
+		*out = ob->b;
+		return 0;
+	}
 	rc = vcfs_disk_read(fs->d, blkno * VCFS_BLK, ob->b, VCFS_BLK);
 	if (rc) {
 		vcfs_err("reading %s at block %llu: %s", vcfs_btype_name(t),
@@ -138,6 +197,8 @@ int op_read_maybe(struct vcfs_op *op, uint64_t blkno, enum vcfs_btype t, void **
 	}
 	if (uninit)
 		*uninit = ob->uninit;
+	if (op->vc_ok)
+		vc_put(fs, op, ob);
 	*out = ob->b;
 	return 0;
 fail:
@@ -619,6 +680,10 @@ int lockless_read(struct vcfs_fs *fs, uint64_t lockblk, int accept_held,
 			}
 		}
 		op_begin_ro(fs, &op);
+		/* unchanged since (lockblk, seq) while nobody holds it EXCL */
+		op.vc_ok = a.mode == VCFS_LOCK_FREE || a.mode == VCFS_LOCK_RO;
+		op.vc_lock = lockblk;
+		op.vc_seq = a.seq;
 		rc = fn(&op, arg);
 		op_end_ro(&op);
 		{

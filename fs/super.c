@@ -301,6 +301,31 @@ static int open_disk(const char *uri, int ro, uint32_t tmo, struct vcfs_disk **d
 	return rc;
 }
 
+static void vc_free(struct vcfs_fs *fs)
+{
+	for (uint32_t i = 0; fs->vc && i < VCFS_VC_SIZE; i++)
+		free(fs->vc[i].buf);
+	free(fs->vc);
+	fs->vc = NULL;
+	pthread_mutex_destroy(&fs->vc_mu);
+}
+
+static int read_header(struct vcfs_disk *d, const char *what, struct vcfs_sb *sb)
+{
+	int used_backup = 0, rc = vcfs_read_super(d, sb, &used_backup);
+
+	if (rc == -VCFS_ENOTVCFS)
+		vcfs_err("%s is not a vcfs datastore (no vcfs signature in block 0); "
+			 "check the URI or format it with mkfs.vcfs", what);
+	else if (rc == -VCFS_EFEATURE)
+		vcfs_err("%s uses an on-disk format or features this vcfs does not "
+			 "know; use a newer vcfs", what);
+	else if (rc)
+		vcfs_err("%s: no usable volume header (block 0 and its backup): %s; "
+			 "run fsck.vcfs", what, vcfs_strerror(rc));
+	return rc;
+}
+
 /*
  * Mount the datastore open as d (ownership passes to the fs: unmount closes
  * it, and so does a failed mount).  d must bound every request by the I/O
@@ -313,7 +338,7 @@ int vcfs_fs_mount_disk(struct vcfs_disk *d, const struct vcfs_mount_opts *o,
 	struct vcfs_hb_opts ho = { 0 };
 	struct vcfs_fs *fs;
 	const char *uri = vcfs_disk_info(d)->desc;	/* never holds a password */
-	int rc, used_backup = 0;
+	int rc;
 
 	if (!o)
 		o = &dflt;
@@ -326,22 +351,14 @@ int vcfs_fs_mount_disk(struct vcfs_disk *d, const struct vcfs_mount_opts *o,
 	pthread_mutex_init(&fs->itab_mu, NULL);
 	pthread_mutex_init(&fs->misc_mu, NULL);
 	pthread_cond_init(&fs->work_cv, NULL);
+	pthread_mutex_init(&fs->vc_mu, NULL);
+	fs->vc = calloc(VCFS_VC_SIZE, sizeof(*fs->vc));	/* none: no cache */
 	fs->read_only = !!o->read_only;
 	fs->d = d;
 
-	rc = vcfs_read_super(fs->d, &fs->sb, &used_backup);
-	if (rc) {
-		if (rc == -VCFS_ENOTVCFS)
-			vcfs_err("%s is not a vcfs datastore (no vcfs signature in block 0); "
-				 "check the URI or format it with mkfs.vcfs", uri);
-		else if (rc == -VCFS_EFEATURE)
-			vcfs_err("%s uses an on-disk format or features this vcfs does not "
-				 "know; use a newer vcfs", uri);
-		else
-			vcfs_err("%s: no usable volume header (block 0 and its backup): %s; "
-				 "run fsck.vcfs", uri, vcfs_strerror(rc));
+	rc = read_header(fs->d, uri, &fs->sb);
+	if (rc)
 		goto err_disk;
-	}
 	if (fs->sb.feat_incompat & VCFS_FEAT_INCOMPAT_RESIZE_INPROG) {
 		vcfs_err("%s: a grow of the datastore was interrupted; run fsck.vcfs", uri);
 		rc = -VCFS_EFEATURE;
@@ -350,6 +367,11 @@ int vcfs_fs_mount_disk(struct vcfs_disk *d, const struct vcfs_mount_opts *o,
 	if ((fs->sb.feat_ro_compat & ~VCFS_FEAT_RO_COMPAT_SUPP) && !fs->read_only) {
 		vcfs_err("%s uses features this vcfs can only read (0x%llx): mount it "
 			 "read-only", uri, (unsigned long long)fs->sb.feat_ro_compat);
+		rc = -EROFS;
+		goto err_disk;
+	}
+	if (!fs->read_only && (vcfs_disk_info(d)->caps & VCFS_DISK_CAP_RDONLY)) {
+		vcfs_err("%s is open read-only: mount it read-only", uri);
 		rc = -EROFS;
 		goto err_disk;
 	}
@@ -418,129 +440,7 @@ err_hb:
 	vcfs_hb_leave(fs->hb);
 err_disk:
 	vcfs_disk_close(fs->d);
-	pthread_cond_destroy(&fs->work_cv);
-	pthread_mutex_destroy(&fs->misc_mu);
-	pthread_mutex_destroy(&fs->itab_mu);
-	pthread_mutex_destroy(&fs->op_mu);
-	free(fs);
-	return rc;
-}
-
-static int read_header(struct vcfs_disk *d, const char *what, struct vcfs_sb *sb)
-{
-	int used_backup = 0, rc = vcfs_read_super(d, sb, &used_backup);
-
-	if (rc == -VCFS_ENOTVCFS)
-		vcfs_err("%s is not a vcfs datastore (no vcfs signature in block 0); "
-			 "check the URI or format it with mkfs.vcfs", what);
-	else if (rc == -VCFS_EFEATURE)
-		vcfs_err("%s uses an on-disk format or features this vcfs does not "
-			 "know; use a newer vcfs", what);
-	else if (rc)
-		vcfs_err("%s: no usable volume header (block 0 and its backup): %s; "
-			 "run fsck.vcfs", what, vcfs_strerror(rc));
-	return rc;
-}
-
-int fs_mount_disk(struct vcfs_disk *d, const char *what, const struct vcfs_mount_opts *o,
-		  struct vcfs_fs **out)
-{
-	struct vcfs_mount_opts dflt = { 0 };
-	struct vcfs_hb_opts ho = { 0 };
-	struct vcfs_fs *fs;
-	int rc;
-
-	if (!o)
-		o = &dflt;
-	fs = calloc(1, sizeof(*fs));
-	if (!fs) {
-		vcfs_disk_close(d);
-		return -ENOMEM;
-	}
-	pthread_mutex_init(&fs->op_mu, NULL);
-	pthread_mutex_init(&fs->itab_mu, NULL);
-	pthread_mutex_init(&fs->misc_mu, NULL);
-	pthread_cond_init(&fs->work_cv, NULL);
-	fs->read_only = !!o->read_only;
-	fs->d = d;
-
-	rc = read_header(fs->d, what, &fs->sb);
-	if (rc)
-		goto err_disk;
-	if (fs->sb.feat_incompat & VCFS_FEAT_INCOMPAT_RESIZE_INPROG) {
-		vcfs_err("%s: a grow of the datastore was interrupted; run fsck.vcfs", what);
-		rc = -VCFS_EFEATURE;
-		goto err_disk;
-	}
-	if ((fs->sb.feat_ro_compat & ~VCFS_FEAT_RO_COMPAT_SUPP) && !fs->read_only) {
-		vcfs_err("%s uses features this vcfs can only read (0x%llx): mount it "
-			 "read-only", what, (unsigned long long)fs->sb.feat_ro_compat);
-		rc = -EROFS;
-		goto err_disk;
-	}
-	if (!fs->read_only && (vcfs_disk_info(d)->caps & VCFS_DISK_CAP_RDONLY)) {
-		vcfs_err("%s is open read-only: mount it read-only", what);
-		rc = -EROFS;
-		goto err_disk;
-	}
-	fs->ncl = fs->sb.ninode_clusters + fs->sb.nsmall_clusters + fs->sb.nlarge_clusters;
-	fs->lock_wait_ms = 10 * fs->sb.io_timeout_ms;
-	if (fs->read_only) {
-		fs->slot = VCFS_NO_SLOT;
-		goto done;
-	}
-	fs->jmax = vcfs_journal_max_blocks(&fs->sb);
-	if (fs->jmax < 32) {
-		vcfs_err("%s: journals of %u blocks are too small for the fs core", what,
-			 fs->sb.journal_blocks);
-		rc = -VCFS_ECORRUPT;
-		goto err_disk;
-	}
-	ho.host_name = o->host_name;
-	ho.recover = fs_recover;
-	ho.recover_arg = fs;
-	ho.want_slot = -1;
-	rc = vcfs_hb_join(fs->d, &fs->sb, &ho, &fs->hb);
-	if (rc) {
-		vcfs_err("%s: cannot join the cluster: %s", what, vcfs_strerror(rc));
-		goto err_disk;
-	}
-	fs->slot = vcfs_hb_slot(fs->hb);
-	rc = vcfs_journal_replay(fs->d, &fs->sb, fs->slot, fs->hb, NULL);
-	if (rc) {
-		vcfs_err("%s: replaying the journal of slot %u: %s", what, fs->slot,
-			 vcfs_strerror(rc));
-		goto err_hb;
-	}
-	rc = vcfs_journal_open(fs->d, &fs->sb, fs->slot, fs->hb, &fs->j);
-	if (rc) {
-		vcfs_err("%s: opening the journal of slot %u: %s", what, fs->slot,
-			 vcfs_strerror(rc));
-		goto err_hb;
-	}
-	for (int k = VCFS_CK_INODE; k <= VCFS_CK_LARGE; k++) {
-		uint32_t n = k == VCFS_CK_INODE ? fs->sb.ninode_clusters :
-			     k == VCFS_CK_SMALL ? fs->sb.nsmall_clusters : fs->sb.nlarge_clusters;
-		fs->cursor[k] = (uint32_t)((uint64_t)fs->slot * n / fs->sb.max_hosts);
-	}
-	/* leftovers of an earlier life of this slot */
-	orphans_reclaim(fs, fs->slot);
-	rc = pthread_create(&fs->worker, NULL, worker_main, fs);
-	if (rc) {
-		rc = -rc;
-		vcfs_journal_close(fs->j);
-		goto err_hb;
-	}
-	fs->worker_started = 1;
-done:
-	vcfs_info("mounted '%s' (%s)%s, host slot %d", fs->sb.label, what,
-		  fs->read_only ? " read-only" : "", fs->read_only ? -1 : (int)fs->slot);
-	*out = fs;
-	return 0;
-err_hb:
-	vcfs_hb_leave(fs->hb);
-err_disk:
-	vcfs_disk_close(fs->d);
+	vc_free(fs);
 	pthread_cond_destroy(&fs->work_cv);
 	pthread_mutex_destroy(&fs->misc_mu);
 	pthread_mutex_destroy(&fs->itab_mu);
@@ -578,7 +478,7 @@ int vcfs_fs_mount(const char *uri, const struct vcfs_mount_opts *o, struct vcfs_
 		if (rc)
 			return rc;
 	}
-	return fs_mount_disk(d, uri, o, out);
+	return vcfs_fs_mount_disk(d, o, out);
 }
 
 int vcfs_fs_unmount(struct vcfs_fs *fs)
@@ -618,6 +518,7 @@ int vcfs_fs_unmount(struct vcfs_fs *fs)
 	}
 	vcfs_disk_close(fs->d);
 	free(fs->orphan_slots);
+	vc_free(fs);
 	pthread_cond_destroy(&fs->work_cv);
 	pthread_mutex_destroy(&fs->misc_mu);
 	pthread_mutex_destroy(&fs->itab_mu);
@@ -663,6 +564,7 @@ void vcfs_fs_crash(struct vcfs_fs *fs)
 	}
 	vcfs_disk_close(fs->d);
 	free(fs->orphan_slots);
+	vc_free(fs);
 	pthread_cond_destroy(&fs->work_cv);
 	pthread_mutex_destroy(&fs->misc_mu);
 	pthread_mutex_destroy(&fs->itab_mu);

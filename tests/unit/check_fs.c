@@ -1461,7 +1461,7 @@ START_TEST(crash_every_write)
 	ck_assert_int_eq(vcfs_crash_wrap(d, VCFS_CRASH_LOG, &c), 0);
 	{
 		struct vcfs_mount_opts o = { .host_name = "crashy" };
-		ck_assert_int_eq(fs_mount_disk(c, "crash layer", &o, &fs), 0);
+		ck_assert_int_eq(vcfs_fs_mount_disk(c, &o, &fs), 0);
 	}
 	dir = ino_of(fs, root(), "d");
 	fill(data, 0, 200000, 11);
