@@ -41,9 +41,12 @@
  *   large_start       nlarge large blocks (aligned to the large block size)
  *   volume_blocks - 1 backup of the volume header
  *
- * Lock order (deadlock freedom): a host takes lock records in ascending block
- * number within one operation.  The regions are laid out so that this is also
- * the class order: volume lock < inode locks (by number) < cluster locks.
+ * Lock order (deadlock freedom): within one operation a host takes lock
+ * records by class, volume lock < inode locks < cluster locks, and within a
+ * class in ascending block number.  (The cluster region lies below the inode
+ * table on disk, so block order alone is not the class order.)  A lock that
+ * would break this order -- a new inode's own lock, a lower cluster -- is only
+ * tried, never waited for (fs/fs_int.h).
  */
 #ifndef VCFS_ONDISK_H
 #define VCFS_ONDISK_H
