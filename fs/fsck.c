@@ -1183,21 +1183,16 @@ static int pass_bitmaps(struct fsck *fc)
 
 	for (uint32_t c = 0; c < fc->ncl && !fc->oper_err; c++) {
 		struct vcfs_cbmp_disk *b = cbmp(fc, c);
-		uint32_t kind, per, idx, count, leak = 0, miss = 0, used = 0;
-		uint64_t total, first;
+		struct vcfs_cluster_geom g;
+		uint32_t kind, idx, count, leak = 0, miss = 0, used = 0;
+		uint64_t first;
 		int changed = 0;
 
-		if (c < sb->ninode_clusters) {
-			kind = VCFS_CK_INODE; idx = c; per = sb->inode_cluster; total = sb->ninodes;
-		} else if (c < sb->ninode_clusters + sb->nsmall_clusters) {
-			kind = VCFS_CK_SMALL; idx = c - sb->ninode_clusters; per = sb->small_cluster;
-			total = sb->nsmall;
-		} else {
-			kind = VCFS_CK_LARGE; idx = c - sb->ninode_clusters - sb->nsmall_clusters;
-			per = sb->large_cluster; total = sb->nlarge;
-		}
-		first = (uint64_t)idx * per;
-		count = (uint32_t)(total - first < per ? total - first : per);
+		vcfs_cluster_geom(sb, c, &g);
+		kind = g.kind;
+		idx = g.index;
+		first = g.first;
+		count = g.count;
 		if (fc->cbmp_bad[c]) {
 			uint64_t seq = le64_get(b->h.seq);
 			memset(b, 0, VCFS_BLK);

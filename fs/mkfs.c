@@ -127,21 +127,16 @@ static void set_bits(uint8_t *bits, uint64_t from, uint64_t to)
 static void make_cbmp(const struct vcfs_sb *sb, uint32_t c, void *blk)
 {
 	struct vcfs_cbmp_disk *b = blk;
-	uint32_t kind, idx, per, count;
-	uint64_t first, total;
+	struct vcfs_cluster_geom g;
+	uint32_t kind, idx, count;
+	uint64_t first;
 
 	memset(b, 0, sizeof(*b));
-	if (c < sb->ninode_clusters) {
-		kind = VCFS_CK_INODE; idx = c; per = sb->inode_cluster; total = sb->ninodes;
-	} else if (c < sb->ninode_clusters + sb->nsmall_clusters) {
-		kind = VCFS_CK_SMALL; idx = c - sb->ninode_clusters;
-		per = sb->small_cluster; total = sb->nsmall;
-	} else {
-		kind = VCFS_CK_LARGE; idx = c - sb->ninode_clusters - sb->nsmall_clusters;
-		per = sb->large_cluster; total = sb->nlarge;
-	}
-	first = (uint64_t)idx * per;
-	count = (uint32_t)(total - first < per ? total - first : per);
+	vcfs_cluster_geom(sb, c, &g);
+	kind = g.kind;
+	idx = g.index;
+	first = g.first;
+	count = g.count;
 	b->kind = le32_mk(kind);
 	b->index = le32_mk(idx);
 	b->first = le64_mk(first);

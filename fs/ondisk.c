@@ -356,3 +356,21 @@ int vcfs_super_decode(const void *blk, uint64_t blkno, struct vcfs_sb *sb)
 	}
 	return 0;
 }
+
+void vcfs_cluster_geom(const struct vcfs_sb *sb, uint32_t c, struct vcfs_cluster_geom *g)
+{
+	uint32_t per;
+	uint64_t total;
+
+	if (c < sb->ninode_clusters) {
+		g->kind = VCFS_CK_INODE; g->index = c; per = sb->inode_cluster; total = sb->ninodes;
+	} else if (c < sb->ninode_clusters + sb->nsmall_clusters) {
+		g->kind = VCFS_CK_SMALL; g->index = c - sb->ninode_clusters;
+		per = sb->small_cluster; total = sb->nsmall;
+	} else {
+		g->kind = VCFS_CK_LARGE; g->index = c - sb->ninode_clusters - sb->nsmall_clusters;
+		per = sb->large_cluster; total = sb->nlarge;
+	}
+	g->first = (uint64_t)g->index * per;
+	g->count = (uint32_t)(total - g->first < per ? total - g->first : per);
+}

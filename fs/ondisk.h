@@ -425,6 +425,10 @@ static inline uint64_t vcfs_small_blk(const struct vcfs_sb *sb, uint64_t i)
 static inline uint64_t vcfs_large_blk(const struct vcfs_sb *sb, uint64_t i)
 { return sb->large_start + i * sb->lblock_blocks; }
 
+/* Which entries global cluster c (inode, then small, then large clusters) covers. */
+struct vcfs_cluster_geom { uint32_t kind, index, count; uint64_t first; };
+void vcfs_cluster_geom(const struct vcfs_sb *sb, uint32_t c, struct vcfs_cluster_geom *g);
+
 /* Encode sb into a 4 KiB header block (sealed with crc) and back. */
 void vcfs_super_encode(const struct vcfs_sb *sb, void *blk, uint64_t blkno);
 /* -VCFS_ENOTVCFS (no signature), -VCFS_ECORRUPT (bad crc / geometry),
