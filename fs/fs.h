@@ -36,6 +36,8 @@ struct vcfs_mount_opts {
 	const char *host_name;	/* name shown to other hosts; NULL = hostname */
 	int read_only;		/* mount without a heartbeat slot: reads only */
 	uint32_t io_timeout_ms;	/* 0 = the value recorded in the volume header */
+	int grow;		/* `vcfs grow` only: mount although a grow was
+				 * interrupted, to finish it */
 };
 
 struct vcfs_attr {
@@ -86,6 +88,23 @@ int vcfs_fs_unmount(struct vcfs_fs *fs);
 void vcfs_fs_crash(struct vcfs_fs *fs);
 uint64_t vcfs_fs_root(const struct vcfs_fs *fs);
 
+/*
+ * Grow the datastore into space added to its backend (fs/grow.c has the
+ * protocol).  want_bytes 0: the backend's whole size.  Online: other hosts
+ * keep running and start using the new space the next time they run out of
+ * it, stat the filesystem, or meet a block or bitmap of the grown part.
+ * Finishes an interrupted grow first.  0 with res->grown = 0: nothing to do.
+ */
+struct vcfs_grow_result {
+	uint64_t old_bytes, new_bytes;	/* volume size before and after */
+	uint64_t limit_bytes;		/* largest size grow can ever reach */
+	uint64_t added_large;		/* large blocks added */
+	uint32_t old_clusters, new_clusters;	/* large-block clusters */
+	int grown, resumed;		/* resumed: an interrupted grow was finished */
+	int capped;			/* the backend is larger than limit_bytes */
+};
+int vcfs_fs_grow(struct vcfs_fs *fs, uint64_t want_bytes, struct vcfs_grow_result *res);
+
 int vcfs_fs_lookup(struct vcfs_fs *fs, uint64_t dir, const char *name, struct vcfs_attr *out);
 int vcfs_fs_getattr(struct vcfs_fs *fs, uint64_t ino, struct vcfs_attr *out);
 int vcfs_fs_setattr(struct vcfs_fs *fs, uint64_t ino, const struct vcfs_attr *in,
@@ -122,6 +141,9 @@ int vcfs_fs_open(struct vcfs_fs *fs, uint64_t ino, int oflags, unsigned vflags,
 int vcfs_fs_create(struct vcfs_fs *fs, uint64_t dir, const char *name, uint32_t mode,
 		   uint32_t uid, uint32_t gid, int oflags, struct vcfs_attr *attr,
 		   struct vcfs_file **out);
+/* 1 if other hosts may write the file while f is open (a multi-writer
+ * open): nothing read through f may be cached. */
+int vcfs_file_shared(const struct vcfs_file *f);
 /* Last close: drops the lock; frees the inode if it was unlinked while open. */
 int vcfs_file_release(struct vcfs_file *f);
 ssize_t vcfs_file_read(struct vcfs_file *f, uint64_t off, void *buf, size_t len);
@@ -141,6 +163,33 @@ ssize_t vcfs_fs_listxattr(struct vcfs_fs *fs, uint64_t ino, char *list, size_t s
 int vcfs_fs_removexattr(struct vcfs_fs *fs, uint64_t ino, const char *name);
 
 int vcfs_fs_statfs(struct vcfs_fs *fs, struct vcfs_statfs *out);
+
+/*
+ * Cluster-wide byte-range locks (fcntl POSIX and OFD locks, flock), kept in
+ * the inode's on-disk lock table (lock/rlock.h has the protocol): they work
+ * whatever lock record mode other hosts hold the inode in.  owner is the
+ * kernel's lock owner id; type F_RDLCK, F_WRLCK or F_UNLCK; end inclusive,
+ * UINT64_MAX for "to EOF".  A read-only mount has no heartbeat slot and
+ * cannot hold cluster locks: -ENOLCK.
+ */
+struct vcfs_range_lock {
+	uint64_t owner, start, end;
+	uint32_t pid;		/* in: the locker; out (getlk): the holder's pid */
+	int type;		/* F_RDLCK, F_WRLCK, F_UNLCK */
+	int flock;		/* 1: an flock(2) lock (never conflicts with fcntl) */
+	int remote;		/* out (getlk): held by another host; pid is then
+				 * that host's pid, meaningless here */
+	uint32_t slot;		/* out (getlk): the holder's heartbeat slot */
+};
+/* F_GETLK: lk in; out the first conflicting lock, or type F_UNLCK. */
+int vcfs_fs_getlk(struct vcfs_fs *fs, uint64_t ino, struct vcfs_range_lock *lk);
+/* F_SETLK: 0, -EAGAIN if another owner's lock conflicts, -ENOLCK if the
+ * inode's table is full, EIO-class errors when fenced. */
+int vcfs_fs_setlk(struct vcfs_fs *fs, uint64_t ino, const struct vcfs_range_lock *lk);
+/* Drop this host's locks of owner on ino (flock: -1 both kinds, 0 fcntl,
+ * 1 flock; owner UINT64_MAX: every owner of this host).  Returns how many
+ * locks this host still holds on ino, or a negative error. */
+int vcfs_fs_unlock_owner(struct vcfs_fs *fs, uint64_t ino, uint64_t owner, int flock);
 
 /*
  * Coherence hook for the FUSE daemon: called (from any thread) when an inode's

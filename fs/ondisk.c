@@ -32,13 +32,15 @@ const char *vcfs_btype_name(enum vcfs_btype t)
 	case VCFS_T_INODE:	return "inode";
 	case VCFS_T_IND:	return "indirect block";
 	case VCFS_T_DIRB:	return "directory block";
+	case VCFS_T_RLOCK:	return "byte-range lock table";
 	}
 	return "block";
 }
 
 size_t vcfs_crc_len(enum vcfs_btype t)
 {
-	return (t == VCFS_T_LOCK || t == VCFS_T_HB) ? VCFS_RECORD_SIZE : VCFS_BLK;
+	return (t == VCFS_T_LOCK || t == VCFS_T_HB || t == VCFS_T_RLOCK) ?
+	       VCFS_RECORD_SIZE : VCFS_BLK;
 }
 
 static uint32_t block_crc(const void *blk, size_t len)
@@ -123,7 +125,7 @@ static uint32_t div_up(uint64_t a, uint64_t b)
 
 int vcfs_layout_compute(const struct vcfs_mkfs_params *p, struct vcfs_sb *sb)
 {
-	uint64_t vb = p->volume_bytes / VCFS_BLK, avail, jend, nlarge_max, cm_end;
+	uint64_t vb = p->volume_bytes / VCFS_BLK, avail, jend, nlarge_max, cm_end, glim;
 	uint32_t lbb, ncl;
 
 	memset(sb, 0, sizeof(*sb));
@@ -187,7 +189,30 @@ int vcfs_layout_compute(const struct vcfs_mkfs_params *p, struct vcfs_sb *sb)
 		goto small;
 	nlarge_max = (avail - 2 * sb->ninodes - sb->nsmall) / lbb;
 	sb->large_cluster = clamp32(nlarge_max / 64, 64, VCFS_CBMP_BITS);
-	ncl = sb->ninode_clusters + sb->nsmall_clusters + div_up(nlarge_max + 1, sb->large_cluster);
+	/* room in the cluster region for the large clusters of a grown volume */
+	glim = p->grow_limit_bytes;
+	if (!glim) {
+		glim = p->volume_bytes > (VCFS_DEFAULT_GROW_MAX >> 4) ?
+		       VCFS_DEFAULT_GROW_MAX : p->volume_bytes * 16;
+		if (glim < p->volume_bytes)
+			glim = p->volume_bytes;
+	}
+	if (glim < p->volume_bytes) {
+		vcfs_err("grow limit %llu MiB is below the volume size %llu MiB",
+			 (unsigned long long)(glim >> 20),
+			 (unsigned long long)(p->volume_bytes >> 20));
+		return -EINVAL;
+	}
+	if ((glim / VCFS_BLK / lbb + 1 + sb->large_cluster - 1) / sb->large_cluster >
+	    VCFS_MAX_LARGE_CLUSTERS) {
+		vcfs_err("grow limit %llu GiB is too large for this volume: at most %u "
+			 "large-block clusters of %u blocks (use a smaller -G)",
+			 (unsigned long long)(glim >> 30), VCFS_MAX_LARGE_CLUSTERS,
+			 sb->large_cluster);
+		return -EINVAL;
+	}
+	sb->nlarge_clusters_max = div_up(glim / VCFS_BLK / lbb + 1, sb->large_cluster);
+	ncl = sb->ninode_clusters + sb->nsmall_clusters + sb->nlarge_clusters_max;
 
 	sb->cmeta_start = align_up(jend, 16);
 	cm_end = sb->cmeta_start + 2ull * ncl;
@@ -261,6 +286,8 @@ void vcfs_super_encode(const struct vcfs_sb *sb, void *blk, uint64_t blkno)
 	s->root_ino = le64_mk(sb->root_ino);
 	s->mkfs_time = le64_mk(sb->mkfs_time);
 	s->grow_time = le64_mk(sb->grow_time);
+	s->nlarge_clusters_max = le32_mk(sb->nlarge_clusters_max);
+	s->grow_target = le64_mk(sb->grow_target);
 	s->h.seq = le64_mk(sb->seq);
 	vcfs_mhdr_seal(s, VCFS_T_SUPER, blkno, sb->volgen);
 }
@@ -315,6 +342,10 @@ int vcfs_super_decode(const void *blk, uint64_t blkno, struct vcfs_sb *sb)
 	sb->root_ino = le64_get(s->root_ino);
 	sb->mkfs_time = le64_get(s->mkfs_time);
 	sb->grow_time = le64_get(s->grow_time);
+	sb->nlarge_clusters_max = le32_get(s->nlarge_clusters_max);
+	sb->grow_target = le64_get(s->grow_target);
+	if (!sb->nlarge_clusters_max)	/* made before grow existed */
+		sb->nlarge_clusters_max = sb->nlarge_clusters;
 
 	if (le32_get(s->blk_size) != VCFS_BLK)
 		GEOM_BAD("block size is not 4096");
@@ -337,7 +368,9 @@ int vcfs_super_decode(const void *blk, uint64_t blkno, struct vcfs_sb *sb)
 	    sb->nlarge_clusters != div_up(sb->nlarge, sb->large_cluster))
 		GEOM_BAD("cluster counts do not match the region sizes");
 	jend = sb->journal_start + (uint64_t)sb->max_hosts * sb->journal_blocks;
-	ncl = sb->ninode_clusters + sb->nsmall_clusters + sb->nlarge_clusters;
+	if (sb->nlarge_clusters > sb->nlarge_clusters_max)
+		GEOM_BAD("more large clusters than the cluster region has room for");
+	ncl = sb->ninode_clusters + sb->nsmall_clusters + sb->nlarge_clusters_max;
 	cm_end = sb->cmeta_start + 2ull * ncl;
 	if (sb->hb_start < VCFS_HB_START || sb->journal_start < sb->hb_start + sb->max_hosts ||
 	    sb->cmeta_start < jend || sb->inode_start < cm_end ||

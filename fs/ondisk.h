@@ -33,13 +33,18 @@
  *   journal_start     max_hosts journals of journal_blocks blocks each
  *   cmeta_start       2 blocks per resource cluster: lock record, bitmap;
  *                     inode clusters, then small-block clusters, then
- *                     large-block clusters
+ *                     large-block clusters -- room for nlarge_clusters_max
+ *                     of those, so `vcfs grow` can add clusters in place
+ *                     (the records past nlarge_clusters are never read)
  *   inode_start       ninodes inode slots of 2 blocks: lock record, body
  *                     (inode number n is at inode_start + 2n; 0 is unused)
  *   small_start       nsmall small blocks (4 KiB): directories, indirect
  *                     blocks, long symlinks, files up to one large block
  *   large_start       nlarge large blocks (aligned to the large block size)
  *   volume_blocks - 1 backup of the volume header
+ *
+ * Grow (fs/grow.c): only the large-block region grows, into the space after
+ * it; the backup header moves to the new last block.
  *
  * Lock order (deadlock freedom): within one operation a host takes lock
  * records by class, volume lock < inode locks < cluster locks, and within a
@@ -83,6 +88,8 @@ static inline le64 le64_mk(uint64_t v) { le64 x = { v }; return x; }
 #define VCFS_DEFAULT_HOSTS	64
 #define VCFS_DEFAULT_LBLOCK	(1u << 20)
 #define VCFS_DEFAULT_IO_TIMEOUT_MS 1000
+#define VCFS_DEFAULT_GROW_MAX	(64ull << 40)	/* default grow limit (mkfs -G) */
+#define VCFS_MAX_LARGE_CLUSTERS	(1u << 20)	/* cluster records for large blocks */
 #define VCFS_DEFAULT_JOURNAL_BLOCKS 256	/* 1 MiB per host */
 #define VCFS_MIN_JOURNAL_BLOCKS	64
 
@@ -98,6 +105,7 @@ enum vcfs_btype {
 	VCFS_T_INODE	= 8,	/* inode body */
 	VCFS_T_IND	= 9,	/* indirect block of a block map */
 	VCFS_T_DIRB	= 10,	/* directory bucket or overflow block */
+	VCFS_T_RLOCK	= 11,	/* byte-range lock table (record, in a lock block) */
 };
 
 /* ---- the header of every metadata block (64 bytes) ---- */
@@ -157,7 +165,12 @@ struct vcfs_super_disk {
 	le64	root_ino;	/* VCFS_ROOT_INO */
 /*130*/	le64	mkfs_time;	/* seconds since the epoch */
 	le64	grow_time;
-/*140*/	uint8_t	reserved[4096 - 0x140];
+/*140*/	le32	nlarge_clusters_max;	/* cluster records reserved for large
+				 * clusters (grow adds clusters up to it);
+				 * 0 in volumes made before: nlarge_clusters */
+	le32	pad1;
+/*148*/	le64	grow_target;	/* volume_blocks a grow in progress aims at */
+/*150*/	uint8_t	reserved[4096 - 0x150];
 };
 _Static_assert(sizeof(struct vcfs_super_disk) == VCFS_BLK, "super");
 _Static_assert(offsetof(struct vcfs_super_disk, ninodes) == 0x100, "super ninodes");
@@ -200,9 +213,13 @@ enum vcfs_lock_mode {
 
 struct vcfs_lock_holder {
 	le16	slot;		/* VCFS_NO_SLOT: empty entry */
-	le16	flags;
+	le16	flags;		/* VCFS_LH_* */
 	le32	gen;		/* low 32 bits of the slot's generation when taken */
 };
+
+/* holder entry flags */
+#define VCFS_LH_CLAIM	(1u << 0)	/* MW: this holder changes the object's
+					 * map now (at most one entry has it) */
 
 struct vcfs_lock_disk {
 	struct vcfs_mhdr h;	/* h.seq: +1 at every acquire and release */
@@ -212,13 +229,59 @@ struct vcfs_lock_disk {
 				 * a host may keep a cache of the object while
 				 * this is unchanged */
 /*50*/	le64	acquired_seq;	/* informational: h.seq when last acquired */
-	le64	reserved0;
+	le64	claim_seq;	/* h.seq of the CAS that set VCFS_LH_CLAIM */
 /*60*/	struct vcfs_lock_holder holders[VCFS_LOCK_HOLDERS];
 /*160*/	uint8_t	reserved[VCFS_RECORD_SIZE - 0x160];
-/*200*/	uint8_t	unused[VCFS_BLK - VCFS_RECORD_SIZE];
+/*200*/	uint8_t	unused[VCFS_BLK - VCFS_RECORD_SIZE];	/* inode lock blocks: bytes
+				 * 0x200-0x3FF are the byte-range lock table
+				 * (struct vcfs_rlock_disk); the rest is never
+				 * written */
 };
 _Static_assert(sizeof(struct vcfs_lock_disk) == VCFS_BLK, "lock");
 _Static_assert(offsetof(struct vcfs_lock_disk, holders) == 0x60, "lock holders");
+
+/* ---- byte-range lock table: bytes 512..1023 of an inode's lock block ----
+ *
+ * fcntl (POSIX and OFD) and flock locks of every host on one inode.  A record
+ * of its own (h.type VCFS_T_RLOCK, h.blkno = the lock block's number, crc over
+ * its 512 bytes) in the second 512-byte sector of the inode's lock record
+ * block, which struct vcfs_lock_disk leaves unused: changed only by
+ * vcfs_disk_cas() of the logical sector holding it (on a 4096-byte-sector
+ * disk that sector also holds the lock record; both sides then rewrite the
+ * other's bytes unchanged and a concurrent change just miscompares).  Never
+ * initialised means empty.  Protocol in lock/rlock.h.
+ */
+#define VCFS_RLOCK_OFF		VCFS_RECORD_SIZE	/* byte offset in the lock block */
+#define VCFS_RLOCK_ENTRIES	11
+#define VCFS_RLOCK_EOF		UINT64_MAX		/* end of a lock "to EOF" */
+
+enum vcfs_rlock_type { VCFS_RL_UNLCK = 0, VCFS_RL_RDLCK = 1, VCFS_RL_WRLCK = 2 };
+enum vcfs_rlock_kind { VCFS_RL_POSIX = 0, VCFS_RL_FLOCK = 1 };
+
+struct vcfs_rlock_ent {
+/*00*/	le16	slot;		/* holder's heartbeat slot; VCFS_NO_SLOT: empty */
+	uint8_t	type;		/* enum vcfs_rlock_type (RDLCK or WRLCK) */
+	uint8_t	kind;		/* enum vcfs_rlock_kind: fcntl (POSIX + OFD), flock */
+	le32	gen;		/* low 32 bits of the slot's generation */
+/*08*/	le64	owner;		/* the kernel's lock owner id on that host */
+/*10*/	le64	start;		/* first byte */
+/*18*/	le64	end;		/* last byte, inclusive; VCFS_RLOCK_EOF: to EOF */
+/*20*/	le32	pid;		/* locking process on that host (informational) */
+	le32	reserved;
+/*28*/
+};
+_Static_assert(sizeof(struct vcfs_rlock_ent) == 40, "rlock entry");
+
+struct vcfs_rlock_disk {
+	struct vcfs_mhdr h;	/* h.seq: +1 at every change */
+/*40*/	struct vcfs_rlock_ent e[VCFS_RLOCK_ENTRIES];	/* used ones first */
+/*1F8*/	le32	nent;		/* entries in use */
+	le32	reserved;
+/*200*/
+};
+_Static_assert(sizeof(struct vcfs_rlock_disk) == VCFS_RECORD_SIZE, "rlock");
+_Static_assert(offsetof(struct vcfs_rlock_disk, nent) == 0x1F8, "rlock nent");
+_Static_assert(VCFS_RLOCK_OFF + sizeof(struct vcfs_rlock_disk) <= VCFS_BLK, "rlock fits");
 
 /* ---- journal (per host slot: journal_start + slot * journal_blocks) ----
  *
@@ -299,6 +362,8 @@ _Static_assert(sizeof(struct vcfs_cbmp_disk) == VCFS_BLK, "cbmp");
 #define VCFS_IF_ORPHAN	(1u << 1)	/* unlinked while open; listed in the
 					 * owner's orphan directory */
 #define VCFS_IF_SYSTEM	(1u << 2)	/* orphan directories and the like */
+#define VCFS_IF_MULTIWRITER (1u << 3)	/* every open shares the file with other
+					 * hosts' opens (user.vcfs.multiwriter) */
 
 struct vcfs_ts_disk { le64 sec; le32 nsec; le32 pad; };
 
@@ -388,6 +453,8 @@ struct vcfs_sb {
 	uint32_t max_hosts, io_timeout_ms, journal_blocks;
 	uint32_t inode_cluster, small_cluster, large_cluster;
 	uint32_t ninode_clusters, nsmall_clusters, nlarge_clusters;
+	uint32_t nlarge_clusters_max;		/* >= nlarge_clusters: room to grow */
+	uint64_t grow_target;			/* with VCFS_FEAT_INCOMPAT_RESIZE_INPROG */
 	uint64_t feat_compat, feat_incompat, feat_ro_compat;
 	uint64_t volume_blocks, hb_start, journal_start, cmeta_start;
 	uint64_t inode_start, ninodes, small_start, nsmall, large_start, nlarge;
@@ -399,6 +466,9 @@ struct vcfs_mkfs_params {
 	uint64_t volume_bytes;
 	uint32_t max_hosts, lblock_size, io_timeout_ms, journal_blocks;
 	uint64_t inodes;		/* 0 = one per 4 MiB, at least 4096 */
+	uint64_t grow_limit_bytes;	/* largest size `vcfs grow` may reach;
+					 * 0 = 16 x volume_bytes, at most 64 TiB
+					 * (never below volume_bytes) */
 	const char *label;
 	const uint8_t *uuid;		/* NULL = random */
 };

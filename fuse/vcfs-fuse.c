@@ -29,8 +29,13 @@
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
 #include <limits.h>
+#include <pthread.h>
+#include <sys/file.h>
+#include <pthread.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +43,7 @@
 #include <sys/statvfs.h>
 #include <syslog.h>
 #include <unistd.h>
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/vcfs_err.h"
 #include "disk/disk.h"
@@ -134,6 +140,11 @@ static void op_init(void *ud, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_ASYNC_DIO;
 	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
 		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
+	/* byte-range locks and flock go to the daemon (cluster-wide) */
+	if (conn->capable & FUSE_CAP_POSIX_LOCKS)
+		conn->want |= FUSE_CAP_POSIX_LOCKS;
+	if (conn->capable & FUSE_CAP_FLOCK_LOCKS)
+		conn->want |= FUSE_CAP_FLOCK_LOCKS;
 	/* the page cache of read-only opens is dropped explicitly */
 	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
@@ -304,6 +315,9 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 struct vfh {
 	struct vcfs_file *f;
 	int killpriv;		/* atomic: 1 until the bits were checked */
+	/* lock owners that set locks through this handle (g_lk_mu) */
+	struct lk_owner { uint64_t owner; int flushed; } *own;
+	uint32_t nown, capown;
 };
 
 static uint32_t privs_to_kill(uint32_t mode)
@@ -321,6 +335,7 @@ static int open_handle(struct vcfs_file *f, uint32_t mode, struct fuse_file_info
 
 	if (!h)
 		return -ENOMEM;
+	memset(h, 0, sizeof(*h));
 	h->f = f;
 	h->killpriv = privs_to_kill(mode) != 0;
 	fi->fh = (uint64_t)(uintptr_t)h;
@@ -336,9 +351,12 @@ static void set_open_flags(struct fuse_file_info *fi)
 	 * costs shared writable mmap (ENODEV), which VM disks never need;
 	 * QEMU cache=none and O_DIRECT dd work.  Read-only opens keep the page
 	 * cache (mmap, exec, readahead) but drop it at every open, and O_DIRECT
-	 * readers bypass it as they asked.
+	 * readers bypass it as they asked.  Every open of a multi-writer file
+	 * (user.vcfs.multiwriter) is direct too: other hosts write it in place
+	 * while we have it open, with nothing to tell our page cache.
 	 */
-	fi->direct_io = (fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_DIRECT);
+	fi->direct_io = (fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_DIRECT) ||
+			vcfs_file_shared(((struct vfh *)(uintptr_t)fi->fh)->f);
 	fi->keep_cache = 0;
 }
 
@@ -357,6 +375,7 @@ static int release_handle(struct fuse_file_info *fi)
 	struct vfh *h = vfh(fi);
 	int rc = vcfs_file_release(h->f);
 
+	free(h->own);
 	free(h);
 	fi->fh = 0;
 	return rc;
@@ -474,17 +493,243 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 		fuse_reply_write(req, (size_t)n);
 }
 
+/*
+ * Byte-range locks (fcntl POSIX and OFD, flock) are cluster-wide: they live
+ * in the inode's on-disk lock table (lock/rlock.h) and every request goes to
+ * the datastore; the kernel keeps none of them locally.
+ *
+ * Owners.  The kernel names a POSIX lock's owner by its files_struct (one per
+ * process), an OFD or flock lock's by its struct file (one per open, so one
+ * per struct vfh).  FUSE does not say which of the two a request is, so:
+ *  - flush (every close(2)) carries the closer's files_struct: drop that
+ *    owner's fcntl locks on the inode, as POSIX wants on any close;
+ *  - release (the last close of an open file) drops the flock owner the
+ *    kernel names (FUSE_RELEASE_FLOCK_UNLOCK) and every owner that set locks
+ *    through this handle and was never seen in a flush of it: such an owner
+ *    is the struct file itself (an OFD lock), since a process that set a
+ *    POSIX lock through the handle must have closed it (flush) before the
+ *    last close.  A process's POSIX owner can thus never be dropped by
+ *    another handle's late release.
+ *  - unmount drops whatever this host still holds (a daemon killed hard
+ *    leaves them to its slot: freed or recovered, they are stale).
+ * g_locked lists the inodes this host ever set a lock on, so that a close of
+ * any other file costs nothing.
+ *
+ * F_SETLKW polls with a growing backoff (1 ms .. 100 ms) until the lock is
+ * free, the request is interrupted (a signal to the locker: EINTR) or the
+ * host fences (EIO).  Each waiter holds one daemon thread.  F_GETLK reports
+ * a holder on this host with its pid and one on another host with pid 0
+ * (its pid would name an unrelated process here).
+ */
+static pthread_mutex_t g_lk_mu = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t *g_locked;		/* inodes with locks set from here */
+static uint32_t g_nlocked, g_caplocked;
+
+static int ino_locked(uint64_t ino)
+{
+	int found = 0;
+
+	pthread_mutex_lock(&g_lk_mu);
+	for (uint32_t i = 0; i < g_nlocked && !found; i++)
+		found = g_locked[i] == ino;
+	pthread_mutex_unlock(&g_lk_mu);
+	return found;
+}
+
+/* Remember ino and (for this handle) owner before a lock is set. */
+static int note_lock(uint64_t ino, struct fuse_file_info *fi, uint64_t owner)
+{
+	struct vfh *h = fi ? vfh(fi) : NULL;
+	uint32_t i;
+	int rc = 0;
+
+	pthread_mutex_lock(&g_lk_mu);
+	for (i = 0; i < g_nlocked && g_locked[i] != ino; i++)
+		;
+	if (i == g_nlocked) {
+		if (g_nlocked == g_caplocked) {
+			uint32_t cap = g_caplocked ? 2 * g_caplocked : 16;
+			uint64_t *n = realloc(g_locked, cap * sizeof(*n));
+			if (!n) {
+				rc = -ENOMEM;
+				goto out;
+			}
+			g_locked = n;
+			g_caplocked = cap;
+		}
+		g_locked[g_nlocked++] = ino;
+	}
+	if (!h)
+		goto out;
+	for (i = 0; i < h->nown && h->own[i].owner != owner; i++)
+		;
+	if (i == h->nown) {
+		if (h->nown == h->capown) {
+			uint32_t cap = h->capown ? 2 * h->capown : 4;
+			struct lk_owner *n = realloc(h->own, cap * sizeof(*n));
+			if (!n) {
+				rc = -ENOMEM;
+				goto out;
+			}
+			h->own = n;
+			h->capown = cap;
+		}
+		h->own[h->nown].owner = owner;
+		h->own[h->nown++].flushed = 0;
+	}
+out:
+	pthread_mutex_unlock(&g_lk_mu);
+	return rc;
+}
+
+static int lock_range(const struct flock *l, struct vcfs_range_lock *lk, uint64_t owner)
+{
+	memset(lk, 0, sizeof(*lk));
+	if (l->l_start < 0 || l->l_len < 0)
+		return -EINVAL;
+	lk->owner = owner;
+	lk->start = (uint64_t)l->l_start;
+	/* libfuse gives l_len 0 for "to EOF" (the kernel's OFFSET_MAX) */
+	lk->end = l->l_len == 0 || l->l_start + l->l_len - 1 >= LLONG_MAX - 1 ? UINT64_MAX :
+		  (uint64_t)(l->l_start + l->l_len - 1);
+	lk->type = l->l_type;
+	lk->pid = l->l_pid > 0 ? (uint32_t)l->l_pid : 0;
+	return 0;
+}
+
+static void op_getlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+		     struct flock *l)
+{
+	struct vcfs_range_lock lk;
+	int rc = lock_range(l, &lk, fi->lock_owner);
+
+	if (!rc)
+		rc = vcfs_fs_getlk(g_fs, ino, &lk);
+	if (rc) {
+		fuse_reply_err(req, to_errno(rc, "getlk"));
+		return;
+	}
+	l->l_type = (short)lk.type;
+	l->l_whence = SEEK_SET;
+	if (lk.type != F_UNLCK) {
+		l->l_start = (off_t)lk.start;
+		l->l_len = lk.end >= (uint64_t)LLONG_MAX ? 0 : (off_t)(lk.end - lk.start + 1);
+		l->l_pid = lk.remote ? 0 : (pid_t)lk.pid;
+	}
+	fuse_reply_lock(req, l);
+}
+
+/* Set lk, waiting (sleep) until it is free or the request is interrupted. */
+static int setlk_wait(fuse_req_t req, fuse_ino_t ino, const struct vcfs_range_lock *lk,
+		      int sleep)
+{
+	uint64_t backoff = VCFS_NS_PER_MS;
+	int rc;
+
+	for (;;) {
+		rc = vcfs_fs_setlk(g_fs, ino, lk);
+		if (rc != -EAGAIN || !sleep)
+			return rc;
+		if (fuse_req_interrupted(req))
+			return -EINTR;
+		vcfs_sleep_ns(backoff);
+		if (fuse_req_interrupted(req))
+			return -EINTR;
+		backoff = backoff * 2 < 100 * VCFS_NS_PER_MS ? backoff * 2 : 100 * VCFS_NS_PER_MS;
+	}
+}
+
+static void op_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+		     struct flock *l, int sleep)
+{
+	struct vcfs_range_lock lk;
+	int rc = lock_range(l, &lk, fi->lock_owner);
+
+	if (!rc && lk.type != F_UNLCK)
+		rc = note_lock(ino, fi->fh ? fi : NULL, fi->lock_owner);
+	if (!rc)
+		rc = setlk_wait(req, ino, &lk, sleep);
+	/* EAGAIN: the kernel turns it into EAGAIN/EACCES for F_SETLK */
+	fuse_reply_err(req, rc == -EAGAIN || rc == -EINTR || rc == -ENOLCK ? -rc :
+			    to_errno(rc, "setlk"));
+}
+
+static void op_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, int op)
+{
+	struct vcfs_range_lock lk = { .owner = fi->lock_owner, .flock = 1,
+				      .end = UINT64_MAX };
+	int rc = 0;
+
+	switch (op & ~LOCK_NB) {
+	case LOCK_SH: lk.type = F_RDLCK; break;
+	case LOCK_EX: lk.type = F_WRLCK; break;
+	case LOCK_UN: lk.type = F_UNLCK; break;
+	default: rc = -EINVAL;
+	}
+	lk.pid = (uint32_t)fuse_req_ctx(req)->pid;
+	if (!rc && lk.type != F_UNLCK)
+		rc = note_lock(ino, fi->fh ? fi : NULL, fi->lock_owner);
+	if (!rc)
+		rc = setlk_wait(req, ino, &lk, !(op & LOCK_NB));
+	fuse_reply_err(req, rc == -EAGAIN ? EWOULDBLOCK : rc == -EINTR || rc == -ENOLCK ? -rc :
+			    to_errno(rc, "flock"));
+}
+
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	(void)ino;
-	(void)fi;
-	fuse_reply_err(req, 0);
+	struct vfh *h = fi->fh ? vfh(fi) : NULL;
+	int rc = 0;
+
+	if (!ino_locked(ino)) {
+		fuse_reply_err(req, 0);
+		return;
+	}
+	pthread_mutex_lock(&g_lk_mu);
+	for (uint32_t i = 0; h && i < h->nown; i++)
+		if (h->own[i].owner == fi->lock_owner)
+			h->own[i].flushed = 1;
+	pthread_mutex_unlock(&g_lk_mu);
+	rc = vcfs_fs_unlock_owner(g_fs, ino, fi->lock_owner, 0);
+	fuse_reply_err(req, rc < 0 ? to_errno(rc, "flush (dropping POSIX locks)") : 0);
+}
+
+/* The last close of an open file: its OFD and flock locks go (see above). */
+static void release_locks(fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct vfh *h = vfh(fi);
+	int rc = 0;
+
+	if (!ino_locked(ino))
+		return;
+	if (fi->flock_release)
+		rc = vcfs_fs_unlock_owner(g_fs, ino, fi->lock_owner, -1);
+	for (uint32_t i = 0; rc >= 0 && i < h->nown; i++)
+		if (!h->own[i].flushed)
+			rc = vcfs_fs_unlock_owner(g_fs, ino, h->own[i].owner, -1);
+	if (rc < 0)
+		vcfs_warn("inode %llu: dropping the locks of a closed file: %s (they stay "
+			  "until this host unmounts or is recovered)", (unsigned long long)ino,
+			  vcfs_strerror(rc));
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	(void)ino;
+	release_locks(ino, fi);
 	fuse_reply_err(req, to_errno(release_handle(fi), "release"));
+}
+
+/* Unmount: drop whatever this host still holds. */
+static void release_all_locks(void)
+{
+	for (uint32_t i = 0; i < g_nlocked; i++) {
+		int rc = vcfs_fs_unlock_owner(g_fs, g_locked[i], UINT64_MAX, -1);
+		if (rc < 0)
+			vcfs_warn("inode %llu: dropping byte-range locks at unmount: %s",
+				  (unsigned long long)g_locked[i], vcfs_strerror(rc));
+	}
+	free(g_locked);
+	g_locked = NULL;
+	g_nlocked = g_caplocked = 0;
 }
 
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
@@ -664,6 +909,9 @@ static const struct fuse_lowlevel_ops vcfs_ops = {
 	.getxattr	= op_getxattr,
 	.listxattr	= op_listxattr,
 	.removexattr	= op_removexattr,
+	.getlk		= op_getlk,
+	.setlk		= op_setlk,
+	.flock		= op_flock,
 };
 
 /* Called by the fs layer when an inode's cached state may be stale. */
@@ -771,11 +1019,104 @@ static int cli_proc(void *data, const char *arg, int key, struct fuse_args *outa
 	return 1;
 }
 
+/*
+ * The request loop.  libfuse 3.14's own loop reads every request into a
+ * malloc'd buffer, so the data of a WRITE (after the 40-byte in-header and the
+ * 40-byte write_in) is never 4 KiB-aligned and the file backend had to copy
+ * each O_DIRECT write into a bounce buffer: a second 1 MiB memcpy per 1 MiB
+ * write, a quarter of the daemon's CPU on sequential writes.  Here each
+ * worker reads into a buffer placed so that WRITE data starts on a page
+ * boundary (fuse_session_receive_buf reads into buf->mem when it is set, and
+ * uses no splice: we implement .write, not .write_buf).
+ *
+ * VCFS_FUSE_WORKERS threads each loop receive -> process.  A worker that sees
+ * the session end (unmount: ENODEV; a signal: fuse_session_exit) posts
+ * loop_done; main then cancels the others, which can be cancelled only while
+ * they wait in read (cancellation is disabled around processing), as
+ * libfuse's loop does.
+ */
+#define VCFS_FUSE_WORKERS 16
+#define VCFS_FUSE_WRITE_HDR 80	/* fuse_in_header + fuse_write_in */
+#define VCFS_FUSE_RECV_SIZE (VCFS_FUSE_MAX_IO + 2 * 4096u)	/* >= se->bufsize */
+
+static sem_t loop_done;
+static int loop_err;
+
+static void *loop_worker(void *arg)
+{
+	struct fuse_buf fbuf = { .mem = NULL };
+	uint8_t *base = arg;
+	int res;
+
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
+	while (!fuse_session_exited(g_se)) {
+		fbuf.mem = base + 4096 - VCFS_FUSE_WRITE_HDR;
+		fbuf.size = 0;
+		pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
+		res = fuse_session_receive_buf(g_se, &fbuf);
+		pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
+		if (res == -EINTR)
+			continue;
+		if (res <= 0) {
+			if (res < 0) {
+				__atomic_store_n(&loop_err, res, __ATOMIC_RELAXED);
+				fuse_session_exit(g_se);
+			}
+			break;
+		}
+		fuse_session_process_buf(g_se, &fbuf);
+	}
+	sem_post(&loop_done);
+	return NULL;
+}
+
+static int run_loop(void)
+{
+	pthread_t th[VCFS_FUSE_WORKERS];
+	void *mem[VCFS_FUSE_WORKERS] = { NULL };
+	unsigned n = 0, i;
+	int rc = 0;
+
+	if (sem_init(&loop_done, 0, 0))
+		return -errno;
+	for (i = 0; i < VCFS_FUSE_WORKERS; i++) {
+		if (posix_memalign(&mem[i], 4096, VCFS_FUSE_RECV_SIZE + 4096)) {
+			rc = -ENOMEM;
+			break;
+		}
+		rc = -pthread_create(&th[i], NULL, loop_worker, mem[i]);
+		if (rc)
+			break;
+		n++;
+	}
+	if (n == 0) {
+		vcfs_err("starting the request threads: %s", strerror(-rc));
+		goto out;
+	}
+	rc = 0;
+	/* a signal (SIGTERM, SIGINT) ends the session in whichever thread
+	 * takes it: interrupted here, look */
+	while (sem_wait(&loop_done) && errno == EINTR && !fuse_session_exited(g_se))
+		;
+	fuse_session_exit(g_se);
+	for (i = 0; i < n; i++)
+		pthread_cancel(th[i]);
+	for (i = 0; i < n; i++)
+		pthread_join(th[i], NULL);
+	rc = __atomic_load_n(&loop_err, __ATOMIC_RELAXED);
+	if (rc)
+		vcfs_err("reading requests from /dev/fuse: %s", strerror(-rc));
+out:
+	for (i = 0; i < VCFS_FUSE_WORKERS; i++)
+		free(mem[i]);
+	sem_destroy(&loop_done);
+	return rc ? -1 : 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
 	struct vcfs_mount_opts mo = { 0 };
-	struct fuse_loop_config *lc = NULL;
 	struct cli c = { 0 };
 	char fsname[300], *red;
 	int rc, ret = 1, ready[2] = { -1, -1 };
@@ -866,14 +1207,11 @@ int main(int argc, char **argv)
 		}
 	}
 
-	lc = fuse_loop_cfg_create();
-	fuse_loop_cfg_set_max_threads(lc, 16);
-	fuse_loop_cfg_set_idle_threads(lc, 4);
-	ret = fuse_session_loop_mt(g_se, lc) ? 1 : 0;
-	fuse_loop_cfg_destroy(lc);
+	ret = run_loop() ? 1 : 0;
 
 	vcfs_fs_set_inval(g_fs, NULL, NULL);
 	fuse_session_unmount(g_se);
+	release_all_locks();
 out_signals:
 	fuse_remove_signal_handlers(g_se);
 out_session:
