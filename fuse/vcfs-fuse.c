@@ -31,7 +31,6 @@
 #include <limits.h>
 #include <pthread.h>
 #include <sys/file.h>
-#include <pthread.h>
 #include <semaphore.h>
 #include <signal.h>
 #include <stddef.h>
