@@ -32,6 +32,7 @@
 #include <pthread.h>
 #include <sys/file.h>
 #include <semaphore.h>
+#include <time.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -514,9 +515,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
  * g_locked lists the inodes this host ever set a lock on, so that a close of
  * any other file costs nothing.
  *
- * F_SETLKW polls with a growing backoff (1 ms .. 100 ms) until the lock is
- * free, the request is interrupted (a signal to the locker: EINTR) or the
- * host fences (EIO).  Each waiter holds one daemon thread.  F_GETLK reports
+ * F_SETLKW: see struct lk_wait (one thread polls every waiter).  F_GETLK reports
  * a holder on this host with its pid and one on another host with pid 0
  * (its pid would name an unrelated process here).
  */
@@ -618,24 +617,139 @@ static void op_getlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 	fuse_reply_lock(req, l);
 }
 
-/* Set lk, waiting (sleep) until it is free or the request is interrupted. */
-static int setlk_wait(fuse_req_t req, fuse_ino_t ino, const struct vcfs_range_lock *lk,
-		      int sleep)
-{
-	uint64_t backoff = VCFS_NS_PER_MS;
-	int rc;
+/*
+ * Waiting locks (F_SETLKW, flock without LOCK_NB).  A worker thread tries the
+ * lock once; if it is held, the request is queued here and the worker goes
+ * back to reading requests (a waiter must not hold one of the
+ * VCFS_FUSE_WORKERS threads: enough waiters would leave none to process the
+ * unlock or the interrupt that ends their wait).  One thread retries every
+ * queued request with its own backoff (1 ms doubling to 100 ms) and replies
+ * when the lock is granted, the request was interrupted (a signal to the
+ * locker: EINTR, which the kernel restarts or returns) or an error happened
+ * (fenced: EIO).
+ */
+struct lk_wait {
+	fuse_req_t req;
+	fuse_ino_t ino;
+	struct vcfs_range_lock lk;
+	uint64_t next_ns, backoff;
+	struct lk_wait *next;
+};
 
-	for (;;) {
-		rc = vcfs_fs_setlk(g_fs, ino, lk);
-		if (rc != -EAGAIN || !sleep)
-			return rc;
-		if (fuse_req_interrupted(req))
-			return -EINTR;
-		vcfs_sleep_ns(backoff);
-		if (fuse_req_interrupted(req))
-			return -EINTR;
-		backoff = backoff * 2 < 100 * VCFS_NS_PER_MS ? backoff * 2 : 100 * VCFS_NS_PER_MS;
+static pthread_mutex_t g_wait_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t g_wait_cv = PTHREAD_COND_INITIALIZER;
+static struct lk_wait *g_waits;		/* g_wait_mu */
+static int g_wait_stop, g_wait_started;
+static pthread_t g_wait_th;
+
+static int lk_reply_errno(int rc, const struct vcfs_range_lock *lk)
+{
+	if (rc == -EAGAIN)
+		return lk->flock ? EWOULDBLOCK : EAGAIN;
+	if (rc == -EINTR || rc == -ENOLCK || rc == -EINVAL)
+		return -rc;
+	return to_errno(rc, lk->flock ? "flock" : "setlk");
+}
+
+static void *waiter_main(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&g_wait_mu);
+	while (!g_wait_stop) {
+		struct lk_wait **pp = &g_waits, *w;
+		uint64_t now = vcfs_now_ns(), next = now + 100 * VCFS_NS_PER_MS;
+		struct timespec ts;
+
+		while ((w = *pp)) {
+			int rc;
+
+			if (w->next_ns > now && !fuse_req_interrupted(w->req)) {
+				next = w->next_ns < next ? w->next_ns : next;
+				pp = &w->next;
+				continue;
+			}
+			/* try without the list lock: setlk does I/O */
+			pthread_mutex_unlock(&g_wait_mu);
+			rc = fuse_req_interrupted(w->req) ? -EINTR : vcfs_fs_setlk(g_fs, w->ino, &w->lk);
+			pthread_mutex_lock(&g_wait_mu);
+			now = vcfs_now_ns();
+			if (rc == -EAGAIN) {
+				w->backoff = w->backoff * 2 < 100 * VCFS_NS_PER_MS ?
+					     w->backoff * 2 : 100 * VCFS_NS_PER_MS;
+				w->next_ns = now + w->backoff;
+				next = w->next_ns < next ? w->next_ns : next;
+				pp = &w->next;
+				continue;
+			}
+			*pp = w->next;	/* only this thread unlinks */
+			fuse_reply_err(w->req, rc ? lk_reply_errno(rc, &w->lk) : 0);
+			free(w);
+		}
+		if (g_wait_stop)
+			break;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		{
+			uint64_t d = next > now ? next - now : 0;
+			ts.tv_sec += (time_t)(d / 1000000000ull);
+			ts.tv_nsec += (long)(d % 1000000000ull);
+			if (ts.tv_nsec >= 1000000000L) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000L;
+			}
+		}
+		pthread_cond_timedwait(&g_wait_cv, &g_wait_mu, &ts);
 	}
+	/* shutting down: nobody will grant them */
+	while (g_waits) {
+		struct lk_wait *w = g_waits;
+		g_waits = w->next;
+		fuse_reply_err(w->req, EINTR);
+		free(w);
+	}
+	pthread_mutex_unlock(&g_wait_mu);
+	return NULL;
+}
+
+/* Try lk once; if it is held and sleep, queue the request (0: replied later). */
+static int setlk_or_queue(fuse_req_t req, fuse_ino_t ino, const struct vcfs_range_lock *lk,
+			  int sleep)
+{
+	struct lk_wait *w;
+	int rc = vcfs_fs_setlk(g_fs, ino, lk);
+
+	if (rc != -EAGAIN || !sleep)
+		return rc ? rc : 1;
+	if (!(w = calloc(1, sizeof(*w))))
+		return -ENOMEM;
+	w->req = req;
+	w->ino = ino;
+	w->lk = *lk;
+	w->backoff = VCFS_NS_PER_MS;
+	w->next_ns = vcfs_now_ns() + w->backoff;
+	pthread_mutex_lock(&g_wait_mu);
+	if (!g_wait_started) {
+		if ((rc = -pthread_create(&g_wait_th, NULL, waiter_main, NULL))) {
+			pthread_mutex_unlock(&g_wait_mu);
+			free(w);
+			return rc;
+		}
+		g_wait_started = 1;
+	}
+	w->next = g_waits;
+	g_waits = w;
+	pthread_cond_signal(&g_wait_cv);
+	pthread_mutex_unlock(&g_wait_mu);
+	return 0;
+}
+
+static void waiter_stop(void)
+{
+	pthread_mutex_lock(&g_wait_mu);
+	g_wait_stop = 1;
+	pthread_cond_signal(&g_wait_cv);
+	pthread_mutex_unlock(&g_wait_mu);
+	if (g_wait_started)
+		pthread_join(g_wait_th, NULL);
 }
 
 static void op_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
@@ -646,11 +760,9 @@ static void op_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 
 	if (!rc && lk.type != F_UNLCK)
 		rc = note_lock(ino, fi->fh ? fi : NULL, fi->lock_owner);
-	if (!rc)
-		rc = setlk_wait(req, ino, &lk, sleep);
-	/* EAGAIN: the kernel turns it into EAGAIN/EACCES for F_SETLK */
-	fuse_reply_err(req, rc == -EAGAIN || rc == -EINTR || rc == -ENOLCK ? -rc :
-			    to_errno(rc, "setlk"));
+	if (!rc && !(rc = setlk_or_queue(req, ino, &lk, sleep)))
+		return;		/* queued: the waiter thread replies */
+	fuse_reply_err(req, rc == 1 ? 0 : lk_reply_errno(rc, &lk));
 }
 
 static void op_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, int op)
@@ -668,10 +780,9 @@ static void op_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, 
 	lk.pid = (uint32_t)fuse_req_ctx(req)->pid;
 	if (!rc && lk.type != F_UNLCK)
 		rc = note_lock(ino, fi->fh ? fi : NULL, fi->lock_owner);
-	if (!rc)
-		rc = setlk_wait(req, ino, &lk, !(op & LOCK_NB));
-	fuse_reply_err(req, rc == -EAGAIN ? EWOULDBLOCK : rc == -EINTR || rc == -ENOLCK ? -rc :
-			    to_errno(rc, "flock"));
+	if (!rc && !(rc = setlk_or_queue(req, ino, &lk, !(op & LOCK_NB))))
+		return;
+	fuse_reply_err(req, rc == 1 ? 0 : lk_reply_errno(rc, &lk));
 }
 
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -1207,6 +1318,7 @@ int main(int argc, char **argv)
 	}
 
 	ret = run_loop() ? 1 : 0;
+	waiter_stop();
 
 	vcfs_fs_set_inval(g_fs, NULL, NULL);
 	fuse_session_unmount(g_se);
