@@ -93,7 +93,8 @@ $(B)/bench/%: $(B)/bench/%.o $(LIBVCFS)
 	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIBVCFS) $(LIBS) -lm
 
 # ---- hypervisor/: libvcvm.a (QMP client, VM config, VM control) under vcvm ----
-HV_PROG_SRC := $(wildcard hypervisor/vcvm.c)
+HV_PROG_SRC := $(wildcard hypervisor/vcvm.c hypervisor/vcvm-agent.c)
+HV_CRYPTO   := -lcrypto
 HV_LIB_SRC  := $(filter-out $(HV_PROG_SRC),$(wildcard hypervisor/*.c))
 LIBVCVM     := $(B)/libvcvm.a
 HV_PROGS    := $(HV_PROG_SRC:hypervisor/%.c=$(B)/%)
@@ -105,11 +106,11 @@ $(LIBVCVM): $(HV_LIB_SRC:%.c=$(B)/%.o)
 	$(Q)rm -f $@ && ar rcs $@ $^
 $(HV_PROGS): $(B)/%: $(B)/hypervisor/%.o $(LIBVCVM) $(LIBVCFS)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIBVCVM) $(LIBVCFS) $(LIBS) $(JSON_LIBS)
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIBVCVM) $(LIBVCFS) $(LIBS) $(JSON_LIBS) $(HV_CRYPTO)
 $(HV_UNITS): $(B)/tests/%: $(B)/tests/unit/%.o $(LIBVCVM) $(LIBVCFS)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIBVCVM) $(LIBVCFS) $(LIBS) $(JSON_LIBS) $(CHECK_LIBS)
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIBVCVM) $(LIBVCFS) $(LIBS) $(JSON_LIBS) $(CHECK_LIBS) $(HV_CRYPTO)
 $(HV_GUEST): $(B)/tests/guest/%: $(B)/tests/guest/%.o
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $<

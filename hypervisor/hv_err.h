@@ -27,7 +27,11 @@
 	X(VCVM_EQEMUDIED,   VCVM_ERR_BASE + 9,  "QEMU exited unexpectedly (see qemu.log in the VM folder)") \
 	X(VCVM_ENOQEMU,     VCVM_ERR_BASE + 10, "qemu-system-x86_64 not found (install qemu-system-x86)") \
 	X(VCVM_ENAME,       VCVM_ERR_BASE + 11, "invalid VM name (letters, digits, '.', '_', '-'; at most 64)") \
-	X(VCVM_EEXISTS,     VCVM_ERR_BASE + 12, "a VM of that name is already registered")
+	X(VCVM_EEXISTS,     VCVM_ERR_BASE + 12, "a VM of that name is already registered") \
+	X(VCVM_EAUTH,       VCVM_ERR_BASE + 32, "agent authentication failed (is the cluster key the same on both sides? see vcvm keygen)") \
+	X(VCVM_EPROTO,      VCVM_ERR_BASE + 33, "agent protocol error (bad frame, MAC or sequence number)") \
+	X(VCVM_EMIGRATE,    VCVM_ERR_BASE + 34, "migration failed (the VM keeps running on the source)") \
+	X(VCVM_ECPU,        VCVM_ERR_BASE + 35, "the destination does not offer the VM's CPU model or machine")
 
 enum vcvm_err {
 #define VCVM_ERR_ENUM(name, val, msg) name = (val),

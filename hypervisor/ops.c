@@ -11,6 +11,7 @@
 #include "hypervisor/hv_err.h"
 #include "hypervisor/hv_int.h"
 #include "hypervisor/inventory.h"
+#include "hypervisor/migrate.h"
 
 static const struct {
 	enum vcvm_req_type t;
@@ -156,8 +157,6 @@ int vcvm_handle(const struct vcvm_env *e, const struct vcvm_request *req,
 	struct vcvm_cfg c;
 	int rc = 0;
 
-	(void)progress;
-	(void)arg;
 	memset(r, 0, sizeof(*r));
 
 	switch (req->type) {
@@ -225,6 +224,13 @@ int vcvm_handle(const struct vcvm_env *e, const struct vcvm_request *req,
 		if (rc == 0)
 			r->data = status_json(dir, &c, &st);
 		vcvm_cfg_free(&c);
+		break;
+	case VCVM_REQ_MIGRATE:
+	case VCVM_REQ_MIGRATE_PREPARE:
+	case VCVM_REQ_MIGRATE_COMMIT:
+	case VCVM_REQ_MIGRATE_ABORT:
+	case VCVM_REQ_MIGRATE_CANCEL:
+		rc = vcvm_migrate_handle(e, req, progress, arg, r);
 		break;
 	default:
 		rc = -ENOSYS;

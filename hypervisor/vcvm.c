@@ -18,16 +18,18 @@
 #include "common/log.h"
 #include "hypervisor/agent.h"
 #include "hypervisor/hv_err.h"
+#include "hypervisor/wire.h"
 
 #define EXIT_FAIL  1
 #define EXIT_USAGE 2
 
 static int json_out;
+static const char *agent_addr;	/* --host: talk to that host's vcvm-agent */
 
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: vcvm COMMAND [options]\n"
+		"usage: vcvm [--host HOST[:PORT]] [--key FILE] COMMAND [options]\n"
 		"  create NAME --datastore DIR [--memory MiB] [--cpus N] [--disk-size SIZE]\n"
 		"         [--cpu-model MODEL] [--kernel FILE [--initrd FILE] [--append ARGS]]\n"
 		"  start VM                      power on\n"
@@ -38,7 +40,11 @@ static void usage(FILE *f)
 		"  console VM [-f]               the serial log (-f: follow while it runs)\n"
 		"  destroy VM                    delete the VM's files (must be stopped)\n"
 		"  register DIR / unregister VM  add an existing VM folder / forget a VM\n"
-		"VM is a registered name or a folder path.  See vcvm(1).\n");
+		"  migrate VM --to HOST [--downtime MS] [--max-bandwidth BYTES/S]   vMotion\n"
+		"  migrate VM --cancel           stop a vMotion in progress (VM stays)\n"
+		"  keygen [FILE]                 new cluster key (default %s)\n"
+		"--host: send the request to HOST's vcvm-agent; without it, run it here.\n"
+		"VM is a registered name or a folder path.  See vcvm(1).\n", VCVM_KEY_DEFAULT);
 }
 
 static int fail(const char *op, const char *vm, const struct vcvm_response *r)
@@ -92,13 +98,97 @@ static void print_data(json_t *d)
 	free(s);
 }
 
-/* Run req (direct mode today) and release the response. */
+/* vMotion's progress line (one line per phase when not a tty). */
+static void mig_progress(const struct vcvm_progress *p, void *arg)
+{
+	static char last[32];
+	int tty = isatty(2);
+
+	(void)arg;
+	if (!tty && !strcmp(last, p->phase))
+		return;
+	if (p->total)
+		fprintf(stderr, "%s%-12s %3d%% %8.1f / %.1f MiB%s", tty ? "\r" : "", p->phase,
+			(int)(p->done >= p->total ? 100 : p->done * 100 / p->total),
+			p->done / 1048576.0, p->total / 1048576.0, tty ? "" : "\n");
+	else
+		fprintf(stderr, "%s%-12s%s", tty ? "\r" : "", p->phase, tty ? "" : "\n");
+	snprintf(last, sizeof(last), "%s", p->phase);
+}
+
+/* Run req here (direct mode) or on --host's agent. */
 static int run(const struct vcvm_env *e, struct vcvm_request *req, struct vcvm_response *r)
 {
 	static uint64_t seq;
+	int rc;
 
 	req->seq = ++seq;
-	return vcvm_handle(e, req, NULL, NULL, r);
+	if (agent_addr)
+		rc = vcvm_remote(agent_addr, req, mig_progress, NULL, r);
+	else
+		rc = vcvm_handle(e, req, mig_progress, NULL, r);
+	if (isatty(2) && req->type == VCVM_REQ_MIGRATE)
+		fprintf(stderr, "\n");
+	return rc;
+}
+
+static int cmd_migrate(const struct vcvm_env *e, int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "to", required_argument, 0, 't' },
+		{ "cancel", no_argument, 0, 'c' },
+		{ "downtime", required_argument, 0, 'd' },
+		{ "max-bandwidth", required_argument, 0, 'b' },
+		{ "json", no_argument, 0, 'j' },
+		{ "help", no_argument, 0, 'h' },
+		{ 0, 0, 0, 0 } };
+	struct vcvm_request req = { .type = VCVM_REQ_MIGRATE };
+	struct vcvm_response r;
+	int c;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+		switch (c) {
+		case 't':
+			snprintf(req.u.migrate.to_host, sizeof(req.u.migrate.to_host), "%s", optarg);
+			break;
+		case 'c': req.type = VCVM_REQ_MIGRATE_CANCEL; break;
+		case 'd': req.u.migrate.downtime_ms = (uint32_t)atoi(optarg); break;
+		case 'b':
+			if (vcvm_parse_size(optarg, &req.u.migrate.max_bandwidth) < 0) {
+				fprintf(stderr, "vcvm: migrate: --max-bandwidth: not a size: %s\n", optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case 'j': json_out = 1; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return EXIT_USAGE;
+		}
+	}
+	if (optind != argc - 1 || (req.type == VCVM_REQ_MIGRATE && !req.u.migrate.to_host[0])) {
+		fprintf(stderr, "vcvm: migrate VM --to HOST | migrate VM --cancel\n");
+		return EXIT_USAGE;
+	}
+	snprintf(req.vm, sizeof(req.vm), "%s", argv[optind]);
+	if (run(e, &req, &r) < 0) {
+		fail(req.type == VCVM_REQ_MIGRATE ? "migrate" : "migrate --cancel", req.vm, &r);
+		vcvm_response_free(&r);
+		return EXIT_FAIL;
+	}
+	if (json_out)
+		print_data(r.data);
+	else if (req.type == VCVM_REQ_MIGRATE_CANCEL)
+		printf("%s: cancelling the migration\n", req.vm);
+	else
+		printf("%s: migrated %s -> %s in %lld ms (downtime %lld ms, switch-over %lld ms, "
+		       "%.1f MiB RAM)\n", jstr(r.data, "name"), jstr(r.data, "from"),
+		       jstr(r.data, "host"),
+		       (long long)json_integer_value(json_object_get(r.data, "elapsed_ms")),
+		       (long long)json_integer_value(json_object_get(r.data, "downtime_ms")),
+		       (long long)json_integer_value(json_object_get(r.data, "switchover_ms")),
+		       json_integer_value(json_object_get(r.data, "ram_bytes")) / 1048576.0);
+	vcvm_response_free(&r);
+	return 0;
 }
 
 static int simple(const struct vcvm_env *e, enum vcvm_req_type t, int argc, char **argv)
@@ -358,11 +448,31 @@ int main(int argc, char **argv)
 	const char *cmd;
 	int rc;
 
+	/* global options before the command */
+	while (argc >= 3 && (!strcmp(argv[1], "--host") || !strcmp(argv[1], "--key"))) {
+		if (!strcmp(argv[1], "--host"))
+			agent_addr = argv[2];
+		else
+			setenv("VCVM_KEY_FILE", argv[2], 1);
+		argc -= 2;
+		argv += 2;
+	}
 	if (argc < 2) {
 		usage(stderr);
 		return EXIT_USAGE;
 	}
 	cmd = argv[1];
+	if (strcmp(cmd, "keygen") == 0) {
+		char why[512] = "";
+		const char *path = argc > 2 ? argv[2] : vcvm_key_path();
+
+		if (vcvm_key_generate(path, why, sizeof(why)) < 0) {
+			fprintf(stderr, "vcvm: keygen: %s\n", why);
+			return EXIT_FAIL;
+		}
+		printf("wrote a new cluster key to %s (mode 0600): copy it to every host\n", path);
+		return 0;
+	}
 	if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
 		usage(stdout);
 		return 0;
@@ -396,6 +506,8 @@ int main(int argc, char **argv)
 		return simple(&e, VCVM_REQ_REGISTER, argc, argv);
 	if (strcmp(cmd, "unregister") == 0)
 		return simple(&e, VCVM_REQ_UNREGISTER, argc, argv);
+	if (strcmp(cmd, "migrate") == 0)
+		return cmd_migrate(&e, argc, argv);
 	fprintf(stderr, "vcvm: unknown command %s\n", cmd);
 	usage(stderr);
 	return EXIT_USAGE;

@@ -16,11 +16,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include "common/log.h"
+#include "hypervisor/guard.h"
 #include "hypervisor/hv_err.h"
 #include "hypervisor/hv_int.h"
 #include "hypervisor/vm.h"
@@ -447,7 +450,7 @@ static void arg_json(struct argv *a, json_t *j)
 }
 
 static int build_argv(const struct vcvm_env *e, const char *dir, const struct vcvm_cfg *c,
-		      const char *rundir, struct argv *a)
+		      const char *rundir, struct argv *a, unsigned flags)
 {
 	char path[VCVM_PATH_MAX + 64], esc[2 * (VCVM_PATH_MAX + 64)];
 	bool scsi = false;
@@ -485,7 +488,10 @@ static int build_argv(const struct vcvm_env *e, const char *dir, const struct vc
 
 	vcvm_cfg_path(dir, c->serial_log, path, sizeof(path));
 	arg(a, "-chardev");
-	arg(a, "file,id=serial0,path=%s,append=on", optesc(path, esc, sizeof(esc)));
+	if (flags & VCVM_START_INCOMING)	/* the source writes the log until commit */
+		arg(a, "null,id=serial0");
+	else
+		arg(a, "file,id=serial0,path=%s,append=on", optesc(path, esc, sizeof(esc)));
 	arg(a, "-serial");
 	arg(a, "chardev:serial0");
 
@@ -549,6 +555,10 @@ static int build_argv(const struct vcvm_env *e, const char *dir, const struct vc
 	}
 	if (sata > 6)
 		return -E2BIG;
+	if (flags & VCVM_START_INCOMING) {
+		arg(a, "-incoming");
+		arg(a, "defer");
+	}
 	for (i = 0; i < c->nnics; i++) {
 		const struct vcvm_nic *n = &c->nics[i];
 
@@ -590,9 +600,11 @@ static bool have_prog(const char *prog)
  * records how it ended.  Never returns.
  */
 __attribute__((noreturn))
-static void shim(const char *rundir, struct argv *a)
+static void shim(const char *rundir, struct argv *a, int guardfd, const char *dir,
+		 const char *host)
 {
 	char path[600], reason[160];
+	sigset_t sigs, old;
 	int fd, st;
 	pid_t q;
 
@@ -606,21 +618,31 @@ static void shim(const char *rundir, struct argv *a)
 	fd = open("/dev/null", O_RDONLY);
 	if (fd >= 0)
 		dup2(fd, 0);
-	closefrom(3);		/* no inherited locks or sockets */
+	/* the VM's datastore lock (guard.h) is the one fd we keep, as fd 3 */
+	if (guardfd >= 0 && guardfd != 3)
+		guardfd = dup3(guardfd, 3, O_CLOEXEC) == 3 ? 3 : -1;
+	closefrom(guardfd == 3 ? 4 : 3);	/* no inherited locks or sockets */
 	signal(SIGHUP, SIG_IGN);
 	signal(SIGINT, SIG_IGN);
 	signal(SIGPIPE, SIG_DFL);
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGCHLD);
+	sigaddset(&sigs, SIGUSR1);
+	sigaddset(&sigs, SIGUSR2);
+	sigprocmask(SIG_BLOCK, &sigs, &old);
 
 	q = fork();
 	if (q < 0)
 		_exit(126);
 	if (q == 0) {
+		/* QEMU never outlives the shim that holds its lock */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		sigprocmask(SIG_SETMASK, &old, NULL);
 		execvp(a->v[0], a->v);
 		fprintf(stderr, "vcvm: exec %s: %s\n", a->v[0], strerror(errno));
 		_exit(127);
 	}
-	while (waitpid(q, &st, 0) < 0 && errno == EINTR)
-		;
+	vcvm_guard_shim_wait(q, &guardfd, dir, host, rundir, &st);
 	if (WIFSIGNALED(st))
 		snprintf(reason, sizeof(reason), "QEMU killed by signal %d (%s)", WTERMSIG(st),
 			 strsignal(WTERMSIG(st)));
@@ -773,6 +795,24 @@ static int check_files(const char *dir, const struct vcvm_cfg *c, char *why, siz
 	return 0;
 }
 
+/*
+ * Disks are shared writers on the datastore (user.vcfs.multiwriter): the
+ * destination of a vMotion opens them while the source still runs.  QEMU's
+ * image locking then guards them.  Best effort: a datastore without the
+ * attribute ignores it.
+ */
+static void mark_multiwriter(const char *dir, const struct vcvm_cfg *c)
+{
+	char path[VCVM_PATH_MAX + 64];
+	unsigned i;
+
+	for (i = 0; i < c->ndisks; i++) {
+		vcvm_cfg_path(dir, c->disks[i].file, path, sizeof(path));
+		if (setxattr(path, "user.vcfs.multiwriter", "1", 1, 0) < 0 && errno != ENOTSUP)
+			vcfs_debug("%s: user.vcfs.multiwriter: %s", path, strerror(errno));
+	}
+}
+
 /* A cold start begins a new serial log; the previous one is kept as .1. */
 static void rotate_serial(const char *dir, const struct vcvm_cfg *c)
 {
@@ -786,7 +826,14 @@ static void rotate_serial(const char *dir, const struct vcvm_cfg *c)
 
 int vcvm_vm_start(const struct vcvm_env *e, const char *dir, char *why, size_t whylen)
 {
+	return vcvm_vm_start_ex(e, dir, 0, why, whylen);
+}
+
+int vcvm_vm_start_ex(const struct vcvm_env *e, const char *dir, unsigned flags, char *why,
+		     size_t whylen)
+{
 	char rundir[512], sock[600], logp[600], tail[400];
+	int guardfd = -1;
 	struct argv a = { 0 };
 	struct vcvm_status st;
 	struct runstate rs;
@@ -820,7 +867,16 @@ int vcvm_vm_start(const struct vcvm_env *e, const char *dir, char *why, size_t w
 	rc = check_files(dir, &c, why, whylen);
 	if (rc < 0)
 		goto out_lock;
-	rc = build_argv(e, dir, &c, rundir, &a);
+	mark_multiwriter(dir, &c);
+	/* the datastore lock before QEMU opens a disk; incoming: at commit */
+	if (!(flags & VCVM_START_INCOMING)) {
+		guardfd = vcvm_guard_take(dir, e->host, why, whylen);
+		if (guardfd < 0) {
+			rc = guardfd;
+			goto out_lock;
+		}
+	}
+	rc = build_argv(e, dir, &c, rundir, &a, flags);
 	if (rc < 0) {
 		say(why, whylen, "cannot build the QEMU command line: %s", vcvm_strerror(rc));
 		goto out_argv;
@@ -828,7 +884,8 @@ int vcvm_vm_start(const struct vcvm_env *e, const char *dir, char *why, size_t w
 	state_clear(rundir);
 	in_dir(logp, sizeof(logp), rundir, "exit.json");
 	unlink(logp);
-	rotate_serial(dir, &c);
+	if (!(flags & VCVM_START_INCOMING))
+		rotate_serial(dir, &c);
 	in_dir(sock, sizeof(sock), rundir, "qmp.sock");
 	in_dir(logp, sizeof(logp), rundir, "qemu.log");
 	{
@@ -854,7 +911,12 @@ int vcvm_vm_start(const struct vcvm_env *e, const char *dir, char *why, size_t w
 		goto out_argv;
 	}
 	if (shim_pid == 0)
-		shim(rundir, &a);
+		shim(rundir, &a, guardfd, dir, e->host);
+	if (guardfd >= 0)
+		close(guardfd);		/* the shim's now: it goes when QEMU is reaped */
+	guardfd = -1;
+	if (!(flags & VCVM_START_INCOMING))
+		vcvm_event(rundir, e->host, "guard taken (start)");
 
 	/* QEMU is up when its monitor answers; if the shim exits first, it failed */
 	deadline = mono_ms() + VCVM_START_MS;
@@ -892,6 +954,11 @@ int vcvm_vm_start(const struct vcvm_env *e, const char *dir, char *why, size_t w
 		say(why, whylen, "cannot write the runtime state in %s: %s", rundir, vcvm_strerror(rc));
 		goto out_qmp_kill;
 	}
+	if (flags & VCVM_START_INCOMING) {	/* migrate.c takes it from here */
+		vcvm_qmp_close(q);
+		rc = 0;
+		goto out_argv;
+	}
 	rc = vcvm_qmp_execute(q, "cont", NULL, VCVM_QMP_MS, NULL);
 	if (rc < 0) {
 		say(why, whylen, "QEMU refused to run the guest: %s %s", vcvm_strerror(rc),
@@ -920,6 +987,8 @@ out_kill:
 out_argv:
 	arg_free(&a);
 out_lock:
+	if (guardfd >= 0)
+		close(guardfd);
 	close(lockfd);
 out_cfg:
 	vcvm_cfg_free(&c);

@@ -22,8 +22,9 @@
  * Safety on one host: a per-VM flock on <run_dir>/<uuid>/lock serialises
  * start/stop/reset of one VM on this host, and QEMU's own image locking
  * refuses a second writer of a disk file.  Between hosts, the datastore's
- * lock on the VM (taken by the agent before start, handed over at migration)
- * is what keeps two hosts from running one VM; that is the next step.
+ * lock on the VM (<folder>/.vcvm.lock, guard.h) is taken before QEMU opens a
+ * disk and held by the shim until QEMU is reaped (QEMU gets SIGKILL if its
+ * shim dies: PR_SET_PDEATHSIG); vMotion hands it over (migrate.c).
  *
  * Timeouts (milliseconds): QMP connect VCVM_START_MS after fork; each QMP
  * command VCVM_QMP_MS; stop waits the caller's timeout for the guest's
@@ -80,6 +81,16 @@ const char *vcvm_state_name(enum vcvm_run_state s);
  * holds QEMU's last words), -VCVM_ECONFIG, -ENOENT (a disk is missing), ...
  */
 int vcvm_vm_start(const struct vcvm_env *e, const char *dir, char *why, size_t whylen);
+
+/*
+ * vcvm_vm_start with flags.  VCVM_START_INCOMING: the destination of a
+ * vMotion (migrate.c): QEMU with "-incoming defer", the serial port on a null
+ * backend (the source still writes the log), no datastore lock yet, left
+ * paused for migrate-incoming.
+ */
+#define VCVM_START_INCOMING	(1u << 0)
+int vcvm_vm_start_ex(const struct vcvm_env *e, const char *dir, unsigned flags, char *why,
+		     size_t whylen);
 
 /*
  * Stop: ACPI power button, wait up to timeout_ms for the guest to power off,

@@ -17,6 +17,13 @@
 #   host_stop NAME           clean unmount
 #   host_cut NAME / host_uncut NAME   storage link down / up
 #   hosts_stop_all
+#
+# HOSTS_LOG_TS=1 before host_start: every line of that host's log
+# ($HOSTS_DIR/NAME/fuse.log) starts with the wall-clock time it was written
+# (seconds.microseconds, bash's $EPOCHREALTIME; read as the daemon writes it,
+# stderr being unbuffered), so events of several hosts and the test's own
+# ($EPOCHREALTIME) are ordered on one clock: host_log_time NAME REGEX prints
+# the time of the first matching line.
 
 HOSTS_DIR=$VCFS_TEST_TMP/hosts
 HOSTS_STOR_NS=
@@ -34,6 +41,15 @@ hosts_net_setup() {
 }
 
 stor_exec() { ip netns exec "$HOSTS_STOR_NS" "$@"; }
+
+hosts_stamp() {
+	local l
+	while IFS= read -r l; do printf '%s %s\n' "$EPOCHREALTIME" "$l"; done
+}
+
+host_log_time() {
+	grep -E -m1 -- "$2" "$HOSTS_DIR/$1/fuse.log" 2>/dev/null | awk '{ print $1 }'
+}
 
 host_start() {
 	local name=$1 uri=$2 opts=${3:-} ns i mnt log
@@ -55,9 +71,15 @@ host_start() {
 		ip -n "$HOSTS_STOR_NS" link set "vs$$_$i" master br0
 		ip -n "$HOSTS_STOR_NS" link set "vs$$_$i" up
 	fi
-	ip netns exec "$ns" unshare --mount --uts --propagation private \
-		sh -c "hostname '$name'; exec '$VCFS_BUILD/vcfs-fuse' -f -o host='$name'${opts:+,$opts} '$uri' '$mnt'" \
-		> "$log" 2>&1 &
+	local cmd="hostname '$name'; exec '$VCFS_BUILD/vcfs-fuse' -f -o host='$name'${opts:+,$opts} '$uri' '$mnt'"
+	if [ -n "${HOSTS_LOG_TS:-}" ]; then
+		# $! stays the daemon: the stamper is the redirection's child
+		ip netns exec "$ns" unshare --mount --uts --propagation private \
+			sh -c "$cmd" > >(hosts_stamp > "$log") 2>&1 &
+	else
+		ip netns exec "$ns" unshare --mount --uts --propagation private \
+			sh -c "$cmd" > "$log" 2>&1 &
+	fi
 	HOST_PID[$name]=$!
 	HOST_NS[$name]=$ns
 	HOST_MNT[$name]=$mnt

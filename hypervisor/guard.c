@@ -1,0 +1,312 @@
+/*
+ * guard.c - the VM's datastore lock (.vcvm.lock): take, name the holder,
+ * the shim's release/take service, hand-over events.  See guard.h.
+ *
+ * Naming the holder of a refused guard, best source first:
+ *   1. the virtual xattr user.vcfs.lock of the lock file ("EXCL esx2 (slot
+ *      1, gen 3)"), when the vcfs daemon offers it;
+ *   2. the lock record itself, read from the datastore the mount came from
+ *      (fs/admin.h, as `vcfs locks PATH` does; file: datastores);
+ *   3. the text the holder wrote into the file (plain directories: the OFD
+ *      lock refuses, the file is still readable).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <sys/xattr.h>
+#include <time.h>
+#include <unistd.h>
+#include <jansson.h>
+#include "common/log.h"
+#include "disk/disk.h"
+#include "fs/admin.h"
+#include "hypervisor/guard.h"
+#include "hypervisor/hv_err.h"
+#include "hypervisor/hv_int.h"
+#include "hypervisor/vmcfg.h"
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static long long real_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+void vcvm_event(const char *rundir, const char *host, const char *fmt, ...)
+{
+	char path[600], msg[400];
+	va_list ap;
+	FILE *f;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	hv_fmt(path, sizeof(path), "%s/events.log", rundir);
+	f = fopen(path, "a");
+	if (!f)
+		return;
+	fprintf(f, "%lld %s %s\n", real_us(), host, msg);
+	fclose(f);
+}
+
+/* Holder from the lock record on the datastore the mount came from. */
+static int holder_from_record(const char *path, char *out, size_t n)
+{
+	struct vcfs_disk_opts opts = { .flags = VCFS_DISK_RDONLY };
+	char line[4096], src[1024] = "", *real, *buf = NULL;
+	size_t best = 0, blen = 0;
+	struct vcfs_disk *d;
+	struct stat st;
+	json_t *j, *h;
+	FILE *mi, *mem;
+	size_t i;
+	int rc;
+
+	if (stat(path, &st) < 0 || !(real = realpath(path, NULL)))
+		return -errno;
+	mi = fopen("/proc/self/mountinfo", "r");
+	while (mi && fgets(line, sizeof(line), mi)) {
+		char mnt[1024], fstype[64], s[1024], *dash = strstr(line, " - ");
+		size_t l;
+
+		if (!dash || sscanf(line, "%*s %*s %*s %*s %1023s", mnt) != 1 ||
+		    sscanf(dash + 3, "%63s %1023s", fstype, s) != 2 || strcmp(fstype, "fuse.vcfs"))
+			continue;
+		l = strlen(mnt);
+		if (!strncmp(real, mnt, l) && (real[l] == '/' || !real[l] || l == 1) && l > best) {
+			best = l;
+			snprintf(src, sizeof(src), "%s", s);
+		}
+	}
+	if (mi)
+		fclose(mi);
+	free(real);
+	if (!best || strstr(src, "***"))
+		return -ENOENT;
+	rc = vcfs_disk_open(src, &opts, &d);
+	if (rc)
+		return rc;
+	mem = open_memstream(&buf, &blen);
+	if (!mem) {
+		vcfs_disk_close(d);
+		return -ENOMEM;
+	}
+	rc = vcfs_admin_inode_lock(d, (uint64_t)st.st_ino, mem, 1);
+	fclose(mem);
+	vcfs_disk_close(d);
+	j = rc ? NULL : json_loads(buf, 0, NULL);
+	free(buf);
+	if (!j)
+		return rc ? rc : -EIO;
+	out[0] = 0;
+	json_array_foreach(json_object_get(j, "holders"), i, h) {
+		size_t l = strlen(out);
+
+		snprintf(out + l, n - l, "%s%s (slot %d, generation %lld)", l ? ", " : "",
+			 json_string_value(json_object_get(h, "host")) ?: "?",
+			 (int)json_integer_value(json_object_get(h, "slot")),
+			 (long long)json_integer_value(json_object_get(h, "generation")));
+	}
+	json_decref(j);
+	return out[0] ? 0 : -ENOENT;
+}
+
+void vcvm_guard_holder(const char *dir, char *out, size_t n)
+{
+	char path[VCVM_PATH_MAX + 32], buf[256];
+	ssize_t l;
+	int fd;
+
+	out[0] = 0;
+	hv_fmt(path, sizeof(path), "%s/%s", dir, VCVM_GUARD_FILE);
+	l = getxattr(path, "user.vcfs.lock", buf, sizeof(buf) - 1);
+	if (l > 0) {
+		buf[l] = 0;
+		hv_fmt(out, n, "%s", buf);
+		return;
+	}
+	if (holder_from_record(path, out, n) == 0)
+		return;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	if (fd >= 0) {
+		l = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (l > 0) {
+			buf[l] = 0;
+			buf[strcspn(buf, "\n")] = 0;
+			hv_fmt(out, n, "%s", buf);
+		}
+	}
+}
+
+int vcvm_guard_take(const char *dir, const char *host, char *why, size_t whylen)
+{
+	char path[VCVM_PATH_MAX + 32], holder[256], txt[160];
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+	int fd, rc, n;
+
+	if (hv_fmt(path, sizeof(path), "%s/%s", dir, VCVM_GUARD_FILE) < 0)
+		return -ENAMETOOLONG;
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		rc = -errno;
+		goto refused;
+	}
+	if (fcntl(fd, F_OFD_SETLK, &fl) < 0) {
+		rc = -errno;
+		close(fd);
+		if (rc == -EAGAIN || rc == -EACCES)
+			rc = -EBUSY;
+		goto refused;
+	}
+	/* for whoever is refused on a datastore without lock records */
+	n = snprintf(txt, sizeof(txt), "host %s (pid %d, since %lld)\n", host, (int)getpid(),
+		     (long long)time(NULL));
+	if (ftruncate(fd, 0) < 0 || write(fd, txt, (size_t)n) != n)
+		vcfs_warn("%s: cannot record the holder: %s", path, strerror(errno));
+	return fd;
+
+refused:
+	if (rc == -EBUSY) {
+		vcvm_guard_holder(dir, holder, sizeof(holder));
+		hv_fmt(why, whylen, "the VM is running on another host: %s is locked by %s",
+		       path, holder[0] ? holder : "another host (holder unknown)");
+		return -VCVM_ERUNNING;
+	}
+	hv_fmt(why, whylen, "cannot take the VM's datastore lock %s: %s", path, strerror(-rc));
+	return rc;
+}
+
+/* ---- the shim's side ---- */
+
+static void answer(const char *rundir, const char *state, const char *why)
+{
+	char path[600], tmp[620];
+	json_t *j = json_pack("{s:s, s:s, s:I}", "state", state, "why", why ? why : "",
+			      "time_us", (json_int_t)real_us());
+
+	hv_fmt(path, sizeof(path), "%s/guard.json", rundir);
+	hv_fmt(tmp, sizeof(tmp), "%s.tmp", path);
+	if (j && json_dump_file(j, tmp, JSON_COMPACT) == 0)
+		rename(tmp, path);
+	json_decref(j);
+}
+
+void vcvm_guard_shim_wait(pid_t qemu, int *guardfd, const char *dir, const char *host,
+			  const char *rundir, int *wstatus)
+{
+	struct timespec one = { 1, 0 };
+	char why[512];
+	sigset_t set;
+	int sig, fd;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	sigaddset(&set, SIGUSR1);
+	sigaddset(&set, SIGUSR2);
+	for (;;) {
+		if (waitpid(qemu, wstatus, WNOHANG) == qemu)
+			break;
+		sig = sigtimedwait(&set, NULL, &one);
+		if (sig == SIGUSR1) {
+			if (*guardfd >= 0) {
+				close(*guardfd);
+				*guardfd = -1;
+			}
+			vcvm_event(rundir, host, "guard released");
+			answer(rundir, "released", NULL);
+		} else if (sig == SIGUSR2) {
+			if (*guardfd < 0) {
+				why[0] = 0;
+				fd = vcvm_guard_take(dir, host, why, sizeof(why));
+				if (fd >= 0) {
+					*guardfd = fd;
+				} else {
+					answer(rundir, "refused", why);
+					continue;
+				}
+			}
+			vcvm_event(rundir, host, "guard taken");
+			answer(rundir, "held", NULL);
+		}
+	}
+	if (*guardfd >= 0) {
+		close(*guardfd);
+		*guardfd = -1;
+		vcvm_event(rundir, host, "guard released (QEMU reaped)");
+	}
+}
+
+/* Parent pid of pid, 0 if gone. */
+static int ppid_of(int pid)
+{
+	char path[64], buf[512], *p;
+	int fd, ppid = 0;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	p = strrchr(buf, ')');
+	if (!p || sscanf(p + 2, "%*c %d", &ppid) != 1)
+		return 0;
+	return ppid;
+}
+
+int vcvm_guard_ctl(const char *rundir, int qemu_pid, bool take, char *why, size_t whylen)
+{
+	char path[600];
+	uint64_t deadline = mono_ms() + VCVM_GUARD_WAIT_MS + 5000;
+	int shim = ppid_of(qemu_pid);
+	const char *want = take ? "held" : "released";
+	json_t *j;
+
+	if (shim <= 1) {
+		hv_fmt(why, whylen, "QEMU pid %d has no vcvm shim (gone?)", qemu_pid);
+		return -ESRCH;
+	}
+	hv_fmt(path, sizeof(path), "%s/guard.json", rundir);
+	unlink(path);
+	if (kill(shim, take ? SIGUSR2 : SIGUSR1) < 0) {
+		hv_fmt(why, whylen, "shim pid %d: %s", shim, strerror(errno));
+		return -errno;
+	}
+	while (mono_ms() < deadline) {
+		j = json_load_file(path, 0, NULL);
+		if (j) {
+			const char *st = json_string_value(json_object_get(j, "state")) ?: "";
+			int rc = strcmp(st, want) == 0 ? 0 : -VCVM_ERUNNING;
+
+			if (rc)
+				hv_fmt(why, whylen, "%s", json_string_value(json_object_get(j, "why")) ?: st);
+			json_decref(j);
+			return rc;
+		}
+		usleep(5000);
+	}
+	hv_fmt(why, whylen, "the shim (pid %d) did not answer a guard %s", shim,
+	       take ? "take" : "release");
+	return -ETIMEDOUT;
+}

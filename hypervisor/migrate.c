@@ -1,0 +1,771 @@
+/*
+ * migrate.c - vMotion between hosts that mount one datastore (see agent.h
+ * for the protocol and migrate.h for the entry point).
+ *
+ * Source (MIGRATE), holding the VM's run lock on this host throughout:
+ *
+ *   source agent                          destination agent
+ *   ------------                          -----------------
+ *   PREPARE {folder, cpu, machine} ---->  checks, QEMU -incoming defer,
+ *                                         late-block-activate,
+ *                                  <----  migrate-incoming tcp:0.0.0.0:0 -> port
+ *   caps: pause-before-switchover,
+ *   auto-converge, events; params:
+ *   max-bandwidth, downtime-limit;
+ *   migrate tcp:<dest>:<port>
+ *   ... "active" (progress frames) ...
+ *   "pre-switchover": guest stopped
+ *   migrate-continue
+ *   "completed": disks flushed and
+ *   inactive, the source's last write
+ *   has landed
+ *   serial -> null; shim closes the
+ *   guard (.vcvm.lock)
+ *   COMMIT ---------------------------->  incoming "completed"; shim opens the
+ *                                         guard (waits for our release on
+ *                                         vcfs); serial -> the log; cont
+ *                                  <----  ok
+ *   quit QEMU, exit record "migrated"
+ *
+ * Before "completed" any failure (destination QEMU or agent gone, link cut:
+ * no progress for VCVM_MIGRATE_STALL_MS, MIGRATE_CANCEL) ends in
+ * migrate_cancel, cont on the source if it was paused, ABORT to the
+ * destination (kills its QEMU): the source never gave up its guard.  After
+ * "completed", if COMMIT fails, the source retakes the guard and conts (its
+ * disks re-activate); if even that fails (the destination holds the guard)
+ * the VM runs there.  Either way it runs exactly once.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include "common/log.h"
+#include "hypervisor/guard.h"
+#include "hypervisor/hv_err.h"
+#include "hypervisor/hv_int.h"
+#include "hypervisor/inventory.h"
+#include "hypervisor/migrate.h"
+#include "hypervisor/wire.h"
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+/* What this host knows of the VM in folder dir. */
+struct mvm {
+	char dir[VCVM_PATH_MAX];
+	char rundir[VCVM_PATH_MAX + 64];
+	struct vcvm_cfg c;
+	int pid;			/* QEMU, 0 if not running here */
+	char qmp[256];
+	int runlock;			/* flock on <rundir>/lock, -1 */
+};
+
+static int mvm_load(const struct vcvm_env *e, const char *vm, struct mvm *m, char *why, size_t n)
+{
+	char path[VCVM_PATH_MAX + 80];
+	json_t *j;
+	int rc;
+
+	memset(m, 0, sizeof(*m));
+	m->runlock = -1;
+	rc = vcvm_inv_resolve(e, vm, m->dir, sizeof(m->dir), why, n);
+	if (rc < 0)
+		return rc;
+	rc = vcvm_cfg_load(m->dir, &m->c, why, n);
+	if (rc < 0)
+		return rc;
+	hv_fmt(m->rundir, sizeof(m->rundir), "%s/%s", e->run_dir, m->c.uuid);
+	hv_fmt(path, sizeof(path), "%s/state.json", m->rundir);
+	j = json_load_file(path, 0, NULL);
+	if (j) {
+		m->pid = (int)json_integer_value(json_object_get(j, "pid"));
+		snprintf(m->qmp, sizeof(m->qmp), "%s", json_string_value(json_object_get(j, "qmp")) ?: "");
+		json_decref(j);
+		if (m->pid > 0 && kill(m->pid, 0) < 0)
+			m->pid = 0;
+	}
+	return 0;
+}
+
+static void mvm_free(struct mvm *m)
+{
+	if (m->runlock >= 0)
+		close(m->runlock);
+	m->runlock = -1;
+	vcvm_cfg_free(&m->c);
+}
+
+/* The same per-VM run lock vm.c takes (serialises operations on this host). */
+static int mvm_runlock(struct mvm *m, char *why, size_t n)
+{
+	char path[VCVM_PATH_MAX + 80];
+	uint64_t deadline = mono_ms() + 30000;
+
+	hv_fmt(path, sizeof(path), "%s/lock", m->rundir);
+	m->runlock = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (m->runlock < 0) {
+		hv_fmt(why, n, "%s: %s", path, strerror(errno));
+		return -errno;
+	}
+	while (flock(m->runlock, LOCK_EX | LOCK_NB) < 0) {
+		if (mono_ms() > deadline) {
+			hv_fmt(why, n, "another vcvm is working on this VM (%s)", path);
+			return -EBUSY;
+		}
+		sleep_ms(50);
+	}
+	return 0;
+}
+
+static int qmp_str(struct vcvm_qmp *q, const char *cmd, json_t *args, const char *key,
+		   char *out, size_t n)
+{
+	json_t *ret = NULL;
+	int rc = vcvm_qmp_execute(q, cmd, args, VCVM_QMP_MS, &ret);
+
+	out[0] = 0;
+	if (rc == 0)
+		snprintf(out, n, "%s", json_string_value(json_object_get(ret, key)) ?: "");
+	json_decref(ret);
+	return rc;
+}
+
+static int qmp_do(struct vcvm_qmp *q, const char *cmd, json_t *args, char *why, size_t n)
+{
+	int rc = vcvm_qmp_execute(q, cmd, args, VCVM_QMP_MS, NULL);
+
+	if (rc < 0)
+		hv_fmt(why, n, "QEMU %s: %s %s", cmd, vcvm_strerror(rc), vcvm_qmp_error_desc(q));
+	json_decref(args);
+	return rc;
+}
+
+/* chardev-change serial0 to the datastore's log (on) or to null (off). */
+static int serial_to(struct vcvm_qmp *q, const char *dir, const struct vcvm_cfg *c, bool on,
+		     char *why, size_t n)
+{
+	char path[VCVM_PATH_MAX + 64];
+	json_t *be;
+
+	vcvm_cfg_path(dir, c->serial_log, path, sizeof(path));
+	be = on ? json_pack("{s:s, s:{s:s, s:b}}", "type", "file", "data", "out", path, "append", 1)
+		: json_pack("{s:s, s:{}}", "type", "null", "data");
+	return qmp_do(q, "chardev-change", json_pack("{s:s, s:o}", "id", "serial0", "backend", be),
+		      why, n);
+}
+
+static void write_file_json(const char *path, json_t *j)
+{
+	char tmp[VCVM_PATH_MAX + 100];
+
+	hv_fmt(tmp, sizeof(tmp), "%s.tmp", path);
+	if (j && json_dump_file(j, tmp, JSON_COMPACT) == 0)
+		rename(tmp, path);
+	json_decref(j);
+}
+
+/* ---- destination ---- */
+
+/* Is word a CPU model (x86 lines of -cpu help) or machine (first column)? */
+static bool qemu_offers(const struct vcvm_env *e, bool cpu, const char *word)
+{
+	char cmd[400], line[512], a[128], b[128];
+	bool yes = false;
+	FILE *f;
+
+	hv_fmt(cmd, sizeof(cmd), "'%s' -%s help 2>/dev/null", e->qemu, cpu ? "cpu" : "machine");
+	f = popen(cmd, "r");
+	if (!f)
+		return false;
+	while (fgets(line, sizeof(line), f)) {
+		if (cpu && sscanf(line, "%127s %127s", a, b) == 2 && strcmp(a, "x86") == 0)
+			yes |= strcmp(b, word) == 0;
+		else if (!cpu && sscanf(line, "%127s", a) == 1)
+			yes |= strcmp(a, word) == 0;
+	}
+	pclose(f);
+	return yes;
+}
+
+static bool cpu_allowed(const struct vcvm_env *e, const char *model)
+{
+	const char *list = getenv("VCVM_CPU_MODELS");
+	char buf[1024], *t, *save = NULL;
+
+	if (!list || !*list)
+		return qemu_offers(e, true, model);
+	snprintf(buf, sizeof(buf), "%s", list);
+	for (t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save))
+		if (strcmp(t, model) == 0)
+			return true;
+	return false;
+}
+
+static int do_prepare(const struct vcvm_env *e, const struct vcvm_request *req,
+		      struct vcvm_response *r)
+{
+	const __typeof__(req->u.migrate_prepare) *a = &req->u.migrate_prepare;
+	char path[VCVM_PATH_MAX + 80];
+	struct vcvm_qmp *q = NULL;
+	struct mvm m;
+	json_t *ret = NULL, *sa;
+	int rc, port = 0;
+	uint64_t deadline;
+
+	rc = mvm_load(e, a->folder, &m, r->why, sizeof(r->why));
+	if (rc < 0) {
+		hv_fmt(r->why, sizeof(r->why), "host %s cannot use the VM folder %s: %s "
+		       "(is the datastore mounted at the same path?)", e->host, a->folder,
+		       vcvm_strerror(rc));
+		return rc;
+	}
+	if (!cpu_allowed(e, m.c.cpu_model) || (a->cpu_model[0] && strcmp(a->cpu_model, m.c.cpu_model))) {
+		rc = -VCVM_ECPU;
+		hv_fmt(r->why, sizeof(r->why), "host %s does not offer CPU model \"%s\" (cluster "
+		       "models: %s); set cpu_model in vm.json to one every host has", e->host,
+		       m.c.cpu_model, getenv("VCVM_CPU_MODELS") ?: "qemu -cpu help");
+		goto out;
+	}
+	if (!qemu_offers(e, false, a->machine[0] ? a->machine : m.c.machine)) {
+		rc = -VCVM_ECPU;
+		hv_fmt(r->why, sizeof(r->why), "host %s's QEMU has no machine type %s", e->host,
+		       a->machine[0] ? a->machine : m.c.machine);
+		goto out;
+	}
+	if (m.pid) {
+		rc = -VCVM_ERUNNING;
+		hv_fmt(r->why, sizeof(r->why), "%s already runs on host %s (QEMU pid %d)", m.c.name,
+		       e->host, m.pid);
+		goto out;
+	}
+	vcvm_inv_add(e, m.dir, NULL, 0);	/* known here from now on (same folder: no-op) */
+	rc = vcvm_vm_start_ex(e, m.dir, VCVM_START_INCOMING, r->why, sizeof(r->why));
+	if (rc < 0)
+		goto out;
+	hv_fmt(path, sizeof(path), "%s/incoming.json", m.rundir);
+	write_file_json(path, json_pack("{s:s}", "from_host", a->from_host));
+	rc = vcvm_vm_qmp(e, m.dir, &q);
+	if (rc < 0) {
+		hv_fmt(r->why, sizeof(r->why), "incoming QEMU's monitor: %s", vcvm_strerror(rc));
+		goto out_kill;
+	}
+	/* disks activate at cont, after the guard is ours */
+	rc = qmp_do(q, "migrate-set-capabilities", json_pack("{s:[{s:s, s:b}, {s:s, s:b}]}",
+		    "capabilities", "capability", "late-block-activate", "state", 1,
+		    "capability", "events", "state", 1), r->why, sizeof(r->why));
+	if (rc == 0)
+		rc = qmp_do(q, "migrate-incoming", json_pack("{s:s}", "uri", "tcp:0.0.0.0:0"),
+			    r->why, sizeof(r->why));
+	deadline = mono_ms() + VCVM_QMP_MS;
+	while (rc == 0 && !port && mono_ms() < deadline) {
+		rc = vcvm_qmp_execute(q, "query-migrate", NULL, VCVM_QMP_MS, &ret);
+		sa = json_array_get(json_object_get(ret, "socket-address"), 0);
+		if (json_string_value(json_object_get(sa, "port")))
+			port = atoi(json_string_value(json_object_get(sa, "port")));
+		json_decref(ret);
+		ret = NULL;
+		if (!port)
+			sleep_ms(20);
+	}
+	if (rc < 0 || !port) {
+		rc = rc < 0 ? rc : -ETIMEDOUT;
+		if (!r->why[0])
+			hv_fmt(r->why, sizeof(r->why), "incoming QEMU gave no listening port");
+		goto out_kill;
+	}
+	vcvm_qmp_close(q);
+	vcvm_event(m.rundir, e->host, "incoming QEMU ready on port %d (from %s)", port, a->from_host);
+	r->data = json_pack("{s:s, s:i, s:s}", "host", e->host, "port", port, "folder", m.dir);
+	rc = 0;
+	goto out;
+out_kill:
+	vcvm_qmp_close(q);
+	vcvm_vm_stop(e, m.dir, 0, true, NULL, 0);
+out:
+	mvm_free(&m);
+	return rc;
+}
+
+static bool from_matches(const struct mvm *m, const char *from)
+{
+	char path[VCVM_PATH_MAX + 80];
+	json_t *j;
+	bool ok;
+
+	hv_fmt(path, sizeof(path), "%s/incoming.json", m->rundir);
+	j = json_load_file(path, 0, NULL);
+	ok = j && strcmp(json_string_value(json_object_get(j, "from_host")) ?: "", from) == 0;
+	json_decref(j);
+	return ok;
+}
+
+static int do_commit(const struct vcvm_env *e, const struct vcvm_request *req,
+		     struct vcvm_response *r)
+{
+	char path[VCVM_PATH_MAX + 80], st[32] = "", w[256];
+	struct vcvm_qmp *q = NULL;
+	uint64_t deadline;
+	struct mvm m;
+	int rc;
+
+	rc = mvm_load(e, req->vm, &m, r->why, sizeof(r->why));
+	if (rc < 0)
+		return rc;
+	if (!m.pid || !from_matches(&m, req->u.migrate_commit.from_host)) {
+		rc = -VCVM_ENOTRUNNING;
+		hv_fmt(r->why, sizeof(r->why), "no incoming migration of %s from %s on host %s",
+		       m.c.name, req->u.migrate_commit.from_host, e->host);
+		goto out;
+	}
+	rc = mvm_runlock(&m, r->why, sizeof(r->why));
+	if (rc == 0)
+		rc = vcvm_vm_qmp(e, m.dir, &q);
+	if (rc < 0)
+		goto out;
+	deadline = mono_ms() + 10000;
+	while (mono_ms() < deadline) {
+		json_t *ret = NULL;
+
+		rc = vcvm_qmp_execute(q, "query-migrate", NULL, VCVM_QMP_MS, &ret);
+		snprintf(st, sizeof(st), "%s", json_string_value(json_object_get(ret, "status")) ?: "");
+		json_decref(ret);
+		if (rc < 0 || !strcmp(st, "completed") || !strcmp(st, "failed"))
+			break;
+		sleep_ms(10);
+	}
+	if (rc < 0 || strcmp(st, "completed")) {
+		rc = rc < 0 ? rc : -VCVM_EMIGRATE;
+		hv_fmt(r->why, sizeof(r->why), "incoming migration on %s is \"%s\", not completed",
+		       e->host, st);
+		goto out;
+	}
+	rc = vcvm_guard_ctl(m.rundir, m.pid, true, r->why, sizeof(r->why));
+	if (rc < 0)
+		goto out;
+	rc = serial_to(q, m.dir, &m.c, true, r->why, sizeof(r->why));
+	if (rc == 0)
+		rc = qmp_do(q, "cont", NULL, r->why, sizeof(r->why));
+	if (rc < 0) {
+		vcvm_guard_ctl(m.rundir, m.pid, false, w, sizeof(w));
+		goto out;
+	}
+	vcvm_event(m.rundir, e->host, "cont (the guest's first write comes after this)");
+	hv_fmt(path, sizeof(path), "%s/incoming.json", m.rundir);
+	unlink(path);
+	snprintf(m.c.ha.last_host, sizeof(m.c.ha.last_host), "%s", e->host);
+	if (vcvm_cfg_save(m.dir, &m.c, w, sizeof(w)) < 0)
+		vcfs_warn("cannot record ha.last_host: %s", w);
+	r->data = json_pack("{s:s, s:s}", "host", e->host, "state", "running");
+out:
+	vcvm_qmp_close(q);
+	mvm_free(&m);
+	return rc;
+}
+
+static int do_abort(const struct vcvm_env *e, const struct vcvm_request *req,
+		    struct vcvm_response *r)
+{
+	char path[VCVM_PATH_MAX + 80], st[32] = "";
+	struct vcvm_qmp *q = NULL;
+	struct mvm m;
+	int rc;
+
+	rc = mvm_load(e, req->vm, &m, r->why, sizeof(r->why));
+	if (rc < 0)
+		return rc;
+	if (!from_matches(&m, req->u.migrate_commit.from_host)) {
+		rc = -VCVM_ENOTRUNNING;
+		hv_fmt(r->why, sizeof(r->why), "no incoming migration of %s from %s on host %s",
+		       m.c.name, req->u.migrate_commit.from_host, e->host);
+		goto out;
+	}
+	if (m.pid && vcvm_vm_qmp(e, m.dir, &q) == 0) {
+		qmp_str(q, "query-status", NULL, "status", st, sizeof(st));
+		vcvm_qmp_close(q);
+		if (!strcmp(st, "running")) {
+			rc = -VCVM_ERUNNING;
+			hv_fmt(r->why, sizeof(r->why), "%s already runs on %s (committed)", m.c.name,
+			       e->host);
+			goto out;
+		}
+	}
+	if (m.pid)
+		vcvm_vm_stop(e, m.dir, 0, true, NULL, 0);
+	hv_fmt(path, sizeof(path), "%s/incoming.json", m.rundir);
+	unlink(path);
+	vcvm_event(m.rundir, e->host, "incoming migration aborted");
+	rc = 0;
+out:
+	mvm_free(&m);
+	return rc;
+}
+
+/* ---- source ---- */
+
+static int do_cancel(const struct vcvm_env *e, const struct vcvm_request *req,
+		     struct vcvm_response *r)
+{
+	char path[VCVM_PATH_MAX + 80];
+	struct mvm m;
+	json_t *j;
+	int rc, pid = 0;
+
+	rc = mvm_load(e, req->vm, &m, r->why, sizeof(r->why));
+	if (rc < 0)
+		return rc;
+	hv_fmt(path, sizeof(path), "%s/migrate.json", m.rundir);
+	j = json_load_file(path, 0, NULL);
+	if (j)
+		pid = (int)json_integer_value(json_object_get(j, "pid"));
+	json_decref(j);
+	if (pid <= 0 || kill(pid, 0) < 0) {
+		rc = -VCVM_ENOTRUNNING;
+		hv_fmt(r->why, sizeof(r->why), "no migration of %s in progress on host %s",
+		       m.c.name, e->host);
+	} else {
+		hv_fmt(path, sizeof(path), "%s/migrate.cancel", m.rundir);
+		write_file_json(path, json_pack("{s:s}", "by", "vcvm migrate --cancel"));
+		r->data = json_pack("{s:s, s:s}", "name", m.c.name, "state", "cancelling");
+	}
+	mvm_free(&m);
+	return rc;
+}
+
+struct mig {
+	const struct vcvm_env *e;
+	struct mvm m;
+	struct vcvm_qmp *q;
+	struct vcvm_conn *dest;
+	vcvm_progress_fn progress;
+	void *arg;
+	char to[VCVM_HOST_MAX];
+};
+
+static void progress(struct mig *g, const char *phase, uint64_t done, uint64_t total)
+{
+	struct vcvm_progress p = { phase, done, total };
+
+	if (g->progress)
+		g->progress(&p, g->arg);
+}
+
+/* The destination's agent hung up (EOF or error on its connection)? */
+static bool dest_gone(struct mig *g)
+{
+	struct pollfd p = { .fd = vcvm_conn_fd(g->dest), .events = POLLIN };
+
+	return poll(&p, 1, 0) == 1;	/* nothing is due from it while we migrate */
+}
+
+static void dest_abort(struct mig *g)
+{
+	struct vcvm_request req = { .type = VCVM_REQ_MIGRATE_ABORT };
+	struct vcvm_response r;
+
+	snprintf(req.vm, sizeof(req.vm), "%s", g->m.dir);
+	snprintf(req.u.migrate_commit.from_host, sizeof(req.u.migrate_commit.from_host), "%s",
+		 g->e->host);
+	if (vcvm_call(g->dest, &req, NULL, NULL, &r) < 0)
+		vcfs_warn("%s: abort on %s: %s", g->m.c.name, g->to, r.why);
+	vcvm_response_free(&r);
+}
+
+/* After a failure before "completed": the source runs on, with its guard. */
+static void resume_source(struct mig *g)
+{
+	char st[32], w[256];
+	uint64_t deadline = mono_ms() + 10000;
+
+	vcvm_qmp_execute(g->q, "migrate_cancel", NULL, VCVM_QMP_MS, NULL);
+	while (mono_ms() < deadline) {
+		json_t *ret = NULL;
+
+		vcvm_qmp_execute(g->q, "query-migrate", NULL, VCVM_QMP_MS, &ret);
+		snprintf(st, sizeof(st), "%s", json_string_value(json_object_get(ret, "status")) ?: "");
+		json_decref(ret);
+		if (strcmp(st, "active") && strcmp(st, "cancelling") && strcmp(st, "pre-switchover") &&
+		    strcmp(st, "device") && strcmp(st, "setup"))
+			break;
+		sleep_ms(20);
+	}
+	if (qmp_str(g->q, "query-status", NULL, "status", st, sizeof(st)) == 0 &&
+	    strcmp(st, "running") && qmp_do(g->q, "cont", NULL, w, sizeof(w)) < 0)
+		vcfs_err("%s: cannot resume the source: %s", g->m.c.name, w);
+	vcvm_event(g->m.rundir, g->e->host, "migration failed: source resumed");
+}
+
+static int do_migrate(const struct vcvm_env *e, const struct vcvm_request *req,
+		      vcvm_progress_fn progress_fn, void *arg, struct vcvm_response *r)
+{
+	const __typeof__(req->u.migrate) *a = &req->u.migrate;
+	struct mig g = { .e = e, .progress = progress_fn, .arg = arg };
+	struct vcvm_request pr = { .type = VCVM_REQ_MIGRATE_PREPARE };
+	struct vcvm_response presp = { 0 }, cresp = { 0 };
+	char path[VCVM_PATH_MAX + 80], st[32] = "", uri[128], w[256], err[256] = "";
+	uint8_t key[VCVM_KEY_LEN];
+	uint64_t t0 = mono_ms(), t_pause = 0, last_bytes = 0, last_move = mono_ms(), ram_total = 0;
+	int64_t downtime = -1, total_time = -1;
+	bool cancelled = false;
+	int rc, port;
+
+	rc = mvm_load(e, req->vm, &g.m, r->why, sizeof(r->why));
+	if (rc < 0)
+		return rc;
+	snprintf(g.to, sizeof(g.to), "%s", a->to_host);
+	if (!a->to_host[0]) {
+		rc = -EINVAL;
+		hv_fmt(r->why, sizeof(r->why), "migrate needs a destination (--to HOST)");
+		goto out;
+	}
+	rc = mvm_runlock(&g.m, r->why, sizeof(r->why));
+	if (rc < 0)
+		goto out;
+	if (!g.m.pid) {
+		rc = -VCVM_ENOTRUNNING;
+		hv_fmt(r->why, sizeof(r->why), "%s is not running on host %s", g.m.c.name, e->host);
+		goto out;
+	}
+	rc = vcvm_key_load(vcvm_key_path(), key, r->why, sizeof(r->why));
+	if (rc == 0)
+		rc = vcvm_conn_connect(a->to_host, key, &g.dest, r->why, sizeof(r->why));
+	memset(key, 0, sizeof(key));
+	if (rc < 0)
+		goto out;
+	snprintf(g.to, sizeof(g.to), "%s", vcvm_conn_peer(g.dest));
+	if (strcmp(g.to, e->host) == 0) {
+		rc = -EINVAL;
+		hv_fmt(r->why, sizeof(r->why), "%s already runs on %s", g.m.c.name, e->host);
+		goto out;
+	}
+	hv_fmt(path, sizeof(path), "%s/migrate.cancel", g.m.rundir);
+	unlink(path);
+	hv_fmt(path, sizeof(path), "%s/migrate.json", g.m.rundir);
+	write_file_json(path, json_pack("{s:i, s:s}", "pid", (int)getpid(), "to", g.to));
+
+	/* 1. the destination gets ready */
+	progress(&g, "prepare", 0, 0);
+	snprintf(pr.vm, sizeof(pr.vm), "%s", g.m.dir);
+	snprintf(pr.u.migrate_prepare.folder, sizeof(pr.u.migrate_prepare.folder), "%s", g.m.dir);
+	snprintf(pr.u.migrate_prepare.cpu_model, sizeof(pr.u.migrate_prepare.cpu_model), "%s",
+		 g.m.c.cpu_model);
+	snprintf(pr.u.migrate_prepare.machine, sizeof(pr.u.migrate_prepare.machine), "%s",
+		 g.m.c.machine);
+	snprintf(pr.u.migrate_prepare.from_host, sizeof(pr.u.migrate_prepare.from_host), "%s", e->host);
+	rc = vcvm_call(g.dest, &pr, NULL, NULL, &presp);
+	if (rc < 0) {
+		hv_fmt(r->why, sizeof(r->why), "%s", presp.why);
+		goto out_nodest;
+	}
+	port = (int)json_integer_value(json_object_get(presp.data, "port"));
+
+	/* 2. the stream */
+	rc = vcvm_qmp_connect(g.m.qmp, VCVM_QMP_MS, &g.q);
+	if (rc < 0) {
+		hv_fmt(r->why, sizeof(r->why), "monitor %s: %s", g.m.qmp, vcvm_strerror(rc));
+		goto out_abort;
+	}
+	rc = qmp_do(g.q, "migrate-set-capabilities", json_pack(
+		    "{s:[{s:s, s:b}, {s:s, s:b}, {s:s, s:b}]}", "capabilities",
+		    "capability", "pause-before-switchover", "state", 1,
+		    "capability", "auto-converge", "state", 1,
+		    "capability", "events", "state", 1), r->why, sizeof(r->why));
+	if (rc == 0)
+		rc = qmp_do(g.q, "migrate-set-parameters", json_pack("{s:I, s:I}",
+			    "max-bandwidth", (json_int_t)(a->max_bandwidth ? a->max_bandwidth :
+							  VCVM_MIGRATE_BW),
+			    "downtime-limit", (json_int_t)(a->downtime_ms ? a->downtime_ms :
+							   VCVM_MIGRATE_DOWNTIME)),
+			    r->why, sizeof(r->why));
+	if (rc < 0)
+		goto out_abort;
+	hv_fmt(uri, sizeof(uri), strchr(vcvm_conn_remote_addr(g.dest), ':') ? "tcp:[%s]:%d" :
+	       "tcp:%s:%d", vcvm_conn_remote_addr(g.dest), port);
+	vcvm_event(g.m.rundir, e->host, "migration to %s started (%s)", g.to, uri);
+	rc = qmp_do(g.q, "migrate", json_pack("{s:s}", "uri", uri), r->why, sizeof(r->why));
+	if (rc < 0)
+		goto out_abort;
+
+	/* 3. until completed, or failed */
+	for (;;) {
+		json_t *ret = NULL, *ram;
+		uint64_t moved;
+
+		rc = vcvm_qmp_execute(g.q, "query-migrate", NULL, VCVM_QMP_MS, &ret);
+		if (rc < 0) {
+			hv_fmt(err, sizeof(err), "source QEMU: %s", vcvm_strerror(rc));
+			break;
+		}
+		snprintf(st, sizeof(st), "%s", json_string_value(json_object_get(ret, "status")) ?: "");
+		ram = json_object_get(ret, "ram");
+		moved = (uint64_t)json_integer_value(json_object_get(ram, "transferred"));
+		ram_total = (uint64_t)json_integer_value(json_object_get(ram, "total"));
+		if (!strcmp(st, "completed")) {
+			downtime = json_integer_value(json_object_get(ret, "downtime"));
+			total_time = json_integer_value(json_object_get(ret, "total-time"));
+		}
+		if (!strcmp(st, "failed"))
+			hv_fmt(err, sizeof(err), "QEMU: %s",
+			       json_string_value(json_object_get(ret, "error-desc")) ?: "failed");
+		json_decref(ret);
+		if (!strcmp(st, "completed") || !strcmp(st, "failed") || !strcmp(st, "cancelled"))
+			break;
+		if (!strcmp(st, "pre-switchover")) {
+			t_pause = mono_ms();
+			vcvm_event(g.m.rundir, e->host, "pre-switchover: guest paused");
+			progress(&g, "switch-over", moved, ram_total);
+			rc = qmp_do(g.q, "migrate-continue", json_pack("{s:s}", "state", "pre-switchover"),
+				    err, sizeof(err));
+			if (rc < 0)
+				break;
+			continue;
+		}
+		if (moved != last_bytes) {
+			last_bytes = moved;
+			last_move = mono_ms();
+		}
+		progress(&g, "memory", moved, ram_total);
+		hv_fmt(path, sizeof(path), "%s/migrate.cancel", g.m.rundir);
+		if (access(path, F_OK) == 0) {
+			cancelled = true;
+			hv_fmt(err, sizeof(err), "cancelled (vcvm migrate --cancel)");
+			break;
+		}
+		if (dest_gone(&g)) {
+			hv_fmt(err, sizeof(err), "the agent on %s hung up", g.to);
+			break;
+		}
+		if (mono_ms() - last_move > VCVM_MIGRATE_STALL_MS) {
+			hv_fmt(err, sizeof(err), "no progress for %d s (link to %s cut?)",
+			       VCVM_MIGRATE_STALL_MS / 1000, g.to);
+			break;
+		}
+		/* a status change (MIGRATION event) wakes us at once: the guest is
+		 * paused from pre-switchover until we continue */
+		vcvm_qmp_wait_event(g.q, "MIGRATION", VCVM_MIGRATE_POLL_MS, NULL);
+	}
+	if (strcmp(st, "completed")) {
+		resume_source(&g);
+		if (!dest_gone(&g))
+			dest_abort(&g);
+		rc = -VCVM_EMIGRATE;
+		hv_fmt(r->why, sizeof(r->why), "migration of %s to %s %s: %s; it keeps running on %s",
+		       g.m.c.name, g.to, cancelled ? "cancelled" : "failed", err[0] ? err : st, e->host);
+		goto out;
+	}
+	vcvm_event(g.m.rundir, e->host, "completed: source disks flushed and inactive");
+
+	/* 4. switch-over: guard from us to the destination, then its cont */
+	progress(&g, "commit", ram_total, ram_total);
+	rc = serial_to(g.q, g.m.dir, &g.m.c, false, w, sizeof(w));
+	if (rc == 0)
+		rc = vcvm_guard_ctl(g.m.rundir, g.m.pid, false, w, sizeof(w));
+	if (rc == 0) {
+		struct vcvm_request cr = { .type = VCVM_REQ_MIGRATE_COMMIT };
+
+		snprintf(cr.vm, sizeof(cr.vm), "%s", g.m.dir);
+		snprintf(cr.u.migrate_commit.from_host, sizeof(cr.u.migrate_commit.from_host), "%s",
+			 e->host);
+		rc = vcvm_call(g.dest, &cr, NULL, NULL, &cresp);
+		hv_fmt(w, sizeof(w), "%s", cresp.why);
+	}
+	if (rc < 0) {
+		char w2[256] = "";
+
+		/* take it back and run here; if the destination has it, it runs there */
+		if (vcvm_guard_ctl(g.m.rundir, g.m.pid, true, w2, sizeof(w2)) == 0 &&
+		    serial_to(g.q, g.m.dir, &g.m.c, true, w2, sizeof(w2)) == 0 &&
+		    qmp_do(g.q, "cont", NULL, w2, sizeof(w2)) == 0) {
+			dest_abort(&g);
+			vcvm_event(g.m.rundir, e->host, "commit failed: source resumed");
+			hv_fmt(r->why, sizeof(r->why), "commit on %s failed (%s); %s keeps running on %s",
+			       g.to, w, g.m.c.name, e->host);
+		} else {
+			hv_fmt(r->why, sizeof(r->why), "commit on %s failed (%s) and the source cannot "
+			       "resume (%s): check vcvm status on %s", g.to, w, w2, g.to);
+		}
+		rc = -VCVM_EMIGRATE;
+		goto out;
+	}
+	{
+		uint64_t t_done = mono_ms();
+		char reason[160];
+
+		vcvm_event(g.m.rundir, e->host, "commit acknowledged by %s", g.to);
+		vcvm_qmp_execute(g.q, "quit", NULL, VCVM_QMP_MS, NULL);
+		vcvm_qmp_close(g.q);
+		g.q = NULL;
+		for (int i = 0; i < 250 && kill(g.m.pid, 0) == 0; i++)
+			sleep_ms(20);
+		hv_fmt(path, sizeof(path), "%s/exit.json", g.m.rundir);
+		for (int i = 0; i < 100 && access(path, F_OK) < 0; i++)
+			sleep_ms(10);
+		hv_fmt(reason, sizeof(reason), "migrated to %s", g.to);
+		write_file_json(path, json_pack("{s:s, s:b, s:I}", "reason", reason, "abnormal", 0,
+						"time", (json_int_t)time(NULL)));
+		hv_fmt(path, sizeof(path), "%s/state.json", g.m.rundir);
+		unlink(path);
+		r->data = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I}", "name", g.m.c.name,
+				    "state", "running", "host", g.to, "from", e->host,
+				    "downtime_ms", (json_int_t)downtime,
+				    "total_ms", (json_int_t)total_time,
+				    "switchover_ms", (json_int_t)(t_pause ? t_done - t_pause : 0),
+				    "elapsed_ms", (json_int_t)(t_done - t0),
+				    "ram_bytes", (json_int_t)ram_total);
+		rc = 0;
+	}
+	goto out;
+
+out_abort:
+	dest_abort(&g);
+out_nodest:
+	;
+out:
+	hv_fmt(path, sizeof(path), "%s/migrate.json", g.m.rundir);
+	unlink(path);
+	hv_fmt(path, sizeof(path), "%s/migrate.cancel", g.m.rundir);
+	unlink(path);
+	vcvm_response_free(&presp);
+	vcvm_response_free(&cresp);
+	vcvm_qmp_close(g.q);
+	vcvm_conn_close(g.dest);
+	mvm_free(&g.m);
+	return rc;
+}
+
+int vcvm_migrate_handle(const struct vcvm_env *e, const struct vcvm_request *req,
+			vcvm_progress_fn progress_fn, void *arg, struct vcvm_response *r)
+{
+	switch (req->type) {
+	case VCVM_REQ_MIGRATE:
+		return do_migrate(e, req, progress_fn, arg, r);
+	case VCVM_REQ_MIGRATE_PREPARE:
+		return do_prepare(e, req, r);
+	case VCVM_REQ_MIGRATE_COMMIT:
+		return do_commit(e, req, r);
+	case VCVM_REQ_MIGRATE_ABORT:
+		return do_abort(e, req, r);
+	case VCVM_REQ_MIGRATE_CANCEL:
+		return do_cancel(e, req, r);
+	default:
+		return -ENOSYS;
+	}
+}

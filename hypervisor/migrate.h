@@ -1,0 +1,27 @@
+/*
+ * migrate.h - vMotion: MIGRATE (on the source host), MIGRATE_PREPARE /
+ * _COMMIT / _ABORT (on the destination, sent by the source), MIGRATE_CANCEL
+ * (on the source, from anyone).  The order of the switch-over and what
+ * happens on failure are in agent.h; how the datastore lock moves is in
+ * guard.h.
+ *
+ * The destination's CPU models: VCVM_CPU_MODELS (comma list, set by
+ * vcvm-agent --cpu-models: the cluster's baseline, EVC-like), else every
+ * model `qemu -cpu help` lists.  PREPARE refuses a VM whose vm.json
+ * cpu_model is not in it (-VCVM_ECPU naming the model and the host).
+ */
+#ifndef VCVM_MIGRATE_H
+#define VCVM_MIGRATE_H
+
+#include "hypervisor/agent.h"
+
+#define VCVM_MIGRATE_POLL_MS	100	/* query-migrate period */
+#define VCVM_MIGRATE_STALL_MS	15000	/* no byte moved that long: link cut, cancel */
+#define VCVM_MIGRATE_BW		(10ull << 30)	/* default max-bandwidth, bytes/s */
+#define VCVM_MIGRATE_DOWNTIME	50	/* default downtime-limit, ms */
+
+/* One MIGRATE* request (vcvm_handle dispatches them here). */
+int vcvm_migrate_handle(const struct vcvm_env *e, const struct vcvm_request *req,
+			vcvm_progress_fn progress, void *arg, struct vcvm_response *r);
+
+#endif
