@@ -74,7 +74,7 @@
  *   The cluster's CPU model (the lowest common one, EVC-like) is in each
  *   vm.json's cpu_model; MIGRATE_PREPARE refuses a model the host lacks.
  *
- * Storage vMotion (MOVE_STORAGE, on the running host):
+ * Storage vMotion (MOVE_STORAGE, on the running host; storage_move.c):
  *   per disk: create the target file (same size, sparse) under the new
  *   folder, blockdev-add it (file + format, cache.direct), blockdev-mirror
  *   sync=full copy-mode=write-blocking (converges whatever the guest writes),
@@ -199,8 +199,9 @@ struct vcvm_response {
 
 /*
  * Run one request on this host.  Returns resp->rc.  progress may be NULL.
- * Types that belong to the agent (MIGRATE*, MOVE_STORAGE, HA, FT, HOST_INFO)
- * answer -ENOSYS in direct mode.
+ * Types that belong to the agent (MIGRATE*, HA, FT, HOST_INFO) answer
+ * -ENOSYS in direct mode.  MOVE_STORAGE and MOVE_CANCEL run here, on the
+ * host that runs the VM (storage_move.h); progress gets "mirror"/"copy".
  */
 int vcvm_handle(const struct vcvm_env *e, const struct vcvm_request *req,
 		vcvm_progress_fn progress, void *arg, struct vcvm_response *resp);

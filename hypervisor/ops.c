@@ -11,6 +11,7 @@
 #include "hypervisor/hv_err.h"
 #include "hypervisor/hv_int.h"
 #include "hypervisor/inventory.h"
+#include "hypervisor/storage_move.h"
 #include "hypervisor/migrate.h"
 
 static const struct {
@@ -231,6 +232,18 @@ int vcvm_handle(const struct vcvm_env *e, const struct vcvm_request *req,
 	case VCVM_REQ_MIGRATE_ABORT:
 	case VCVM_REQ_MIGRATE_CANCEL:
 		rc = vcvm_migrate_handle(e, req, progress, arg, r);
+		break;
+	case VCVM_REQ_MOVE_STORAGE:	/* storage_move.c */
+	case VCVM_REQ_MOVE_CANCEL:
+		rc = vcvm_inv_resolve(e, req->vm, dir, sizeof(dir), r->why, sizeof(r->why));
+		if (rc < 0)
+			break;
+		if (req->type == VCVM_REQ_MOVE_CANCEL)
+			rc = vcvm_move_cancel(e, dir, &r->data, r->why, sizeof(r->why));
+		else
+			rc = vcvm_move_storage(e, dir, req->u.move_storage.to, req->u.move_storage.disk,
+					       req->u.move_storage.max_bandwidth, progress, arg,
+					       &r->data, r->why, sizeof(r->why));
 		break;
 	default:
 		rc = -ENOSYS;

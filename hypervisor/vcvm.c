@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@
 #include "common/log.h"
 #include "hypervisor/agent.h"
 #include "hypervisor/hv_err.h"
+#include "hypervisor/storage_move.h"
 #include "hypervisor/wire.h"
 
 #define EXIT_FAIL  1
@@ -40,6 +42,8 @@ static void usage(FILE *f)
 		"  console VM [-f]               the serial log (-f: follow while it runs)\n"
 		"  destroy VM                    delete the VM's files (must be stopped)\n"
 		"  register DIR / unregister VM  add an existing VM folder / forget a VM\n"
+		"  move-storage VM --to DIR [--disk N] [--max-bandwidth RATE] [--json]\n"
+		"  move-storage VM --cancel      move the disks while the VM runs (Storage vMotion)\n"
 		"  migrate VM --to HOST [--downtime MS] [--max-bandwidth BYTES/S]   vMotion\n"
 		"  migrate VM --cancel           stop a vMotion in progress (VM stays)\n"
 		"  keygen [FILE]                 new cluster key (default %s)\n"
@@ -442,6 +446,136 @@ static int cmd_console(const struct vcvm_env *e, int argc, char **argv)
 	return 0;
 }
 
+/* ---- move-storage: a progress line while QEMU mirrors ---- */
+
+struct prog {
+	int tty;
+	uint64_t t0, last, last_pct;
+	const char *phase;
+};
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* On a terminal one line redrawn; otherwise a line per 10%. */
+static void draw_progress(const struct vcvm_progress *p, void *arg)
+{
+	struct prog *g = arg;
+	uint64_t el = now_ms() - g->t0, pct = p->total ? p->done * 100 / p->total : 0;
+	double rate = el ? (double)p->done / 1048576.0 / ((double)el / 1000.0) : 0;
+
+	if (strcmp(p->phase, "switch-over") == 0) {
+		fprintf(stderr, "%sswitch-over: all disks in step, switching to the new files\n",
+			g->tty ? "\r\033[K" : "");
+		g->phase = p->phase;
+		return;
+	}
+	if (!g->tty && pct < g->last_pct + 10 && g->last)
+		return;
+	g->last = now_ms();
+	g->last_pct = pct;
+	g->phase = p->phase;
+	fprintf(stderr, "%s%-6s %3llu%%  %llu / %llu MiB  %.1f MiB/s  %llu s%s",
+		g->tty ? "\r\033[K" : "", p->phase, (unsigned long long)pct,
+		(unsigned long long)(p->done >> 20), (unsigned long long)(p->total >> 20), rate,
+		(unsigned long long)(el / 1000), g->tty ? "" : "\n");
+}
+
+static void on_interrupt(int sig)
+{
+	(void)sig;
+	vcvm_move_interrupt();		/* the mover cancels, cleans up, and returns */
+}
+
+static int cmd_move_storage(const struct vcvm_env *e, int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "to", required_argument, 0, 't' },
+		{ "disk", required_argument, 0, 'd' },
+		{ "max-bandwidth", required_argument, 0, 'b' },
+		{ "cancel", no_argument, 0, 'C' },
+		{ "json", no_argument, 0, 'j' },
+		{ "help", no_argument, 0, 'h' },
+		{ 0, 0, 0, 0 } };
+	struct vcvm_request req = { .type = VCVM_REQ_MOVE_STORAGE };
+	struct prog g = { .tty = isatty(2), .t0 = now_ms() };
+	struct sigaction sa = { .sa_handler = on_interrupt };
+	struct vcvm_response r;
+	json_t *d;
+	size_t i;
+	char *end;
+	long v;
+	int c, rc;
+
+	req.u.move_storage.disk = -1;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+		switch (c) {
+		case 't':
+			snprintf(req.u.move_storage.to, sizeof(req.u.move_storage.to), "%s", optarg);
+			break;
+		case 'd':
+			v = strtol(optarg, &end, 10);
+			if (*end || v < 0 || v > 255) {
+				fprintf(stderr, "vcvm: move-storage: --disk: not a disk index: %s\n",
+					optarg);
+				return EXIT_USAGE;
+			}
+			req.u.move_storage.disk = (int)v;
+			break;
+		case 'b':
+			if (vcvm_parse_size(optarg, &req.u.move_storage.max_bandwidth) < 0) {
+				fprintf(stderr, "vcvm: move-storage: --max-bandwidth: not a rate in "
+					"bytes/s: %s (e.g. 20M)\n", optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case 'C': req.type = VCVM_REQ_MOVE_CANCEL; break;
+		case 'j': json_out = 1; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return EXIT_USAGE;
+		}
+	}
+	if (optind != argc - 1 || (req.type == VCVM_REQ_MOVE_STORAGE) == !req.u.move_storage.to[0]) {
+		fprintf(stderr, "vcvm: move-storage VM --to DIR [--disk N] [--max-bandwidth RATE]\n"
+			"       move-storage VM --cancel\n");
+		return EXIT_USAGE;
+	}
+	snprintf(req.vm, sizeof(req.vm), "%s", argv[optind]);
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	rc = vcvm_handle(e, &req, draw_progress, &g, &r);
+	if (g.tty && g.last)
+		fprintf(stderr, "\r\033[K");
+	if (rc < 0) {
+		fail("move-storage", req.vm, &r);
+		vcvm_response_free(&r);
+		return EXIT_FAIL;
+	}
+	if (json_out) {
+		print_data(r.data);
+	} else if (req.type == VCVM_REQ_MOVE_CANCEL) {
+		printf("%s: %s\n", jstr(r.data, "name"), jstr(r.data, "done"));
+	} else {
+		json_array_foreach(json_object_get(r.data, "disks"), i, d)
+			printf("disk%d: %s -> %s (%lld MiB copied)\n",
+			       (int)json_integer_value(json_object_get(d, "index")), jstr(d, "from"),
+			       jstr(d, "to"),
+			       (long long)(json_integer_value(json_object_get(d, "copied")) >> 20));
+		printf("moved %s to %s %s in %.1f s\n", jstr(r.data, "name"), jstr(r.data, "folder"),
+		       json_is_true(json_object_get(r.data, "live")) ? "while it ran" : "(offline)",
+		       json_real_value(json_object_get(r.data, "seconds")));
+	}
+	vcvm_response_free(&r);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct vcvm_env e;
@@ -504,6 +638,8 @@ int main(int argc, char **argv)
 		return simple(&e, VCVM_REQ_DESTROY, argc, argv);
 	if (strcmp(cmd, "register") == 0)
 		return simple(&e, VCVM_REQ_REGISTER, argc, argv);
+	if (strcmp(cmd, "move-storage") == 0)
+		return cmd_move_storage(&e, argc, argv);
 	if (strcmp(cmd, "unregister") == 0)
 		return simple(&e, VCVM_REQ_UNREGISTER, argc, argv);
 	if (strcmp(cmd, "migrate") == 0)

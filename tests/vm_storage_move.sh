@@ -1,0 +1,193 @@
+#!/usr/bin/env bash
+# vm_storage_move.sh - Storage vMotion: `vcvm move-storage` moves the disk of a
+# running TCG guest between two vcfs datastores (two images, each mounted by
+# vcfs-fuse) while its writer writes block n = "counter n" (O_DIRECT|O_DSYNC):
+# the counter goes on, vm.json names the new file, the old one is gone, holes
+# stay holes; the move back; a cancel mid-copy (slow copy through a bandwidth
+# limit) from another vcvm and after the mover was killed -9; a full and a
+# missing target refused with the VM still running; a guest writing as fast
+# as it can still converges; an offline move of the stopped VM.  At the end
+# the disk is checked block by block: no gap, no lost acknowledged write.
+
+# Private mount namespace (as fs_posix.sh): another test's namespace must not
+# copy our FUSE mounts and keep their daemons alive after our unmount.
+if [ -z "${VCFS_PRIVATE_MNTNS:-}" ]; then
+	VCFS_PRIVATE_MNTNS=1 exec unshare -m --propagation private bash "$0" "$@"
+fi
+. "$(dirname "$0")/lib/common.sh"
+B=$VCFS_BUILD
+V=${VCVM_BIN:-$B/vcvm}
+CHECK=$B/tests/guest/check_counter
+T=$VCFS_TEST_TMP/svm
+mkdir -p "$T"
+
+if ! command -v qemu-system-x86_64 >/dev/null; then
+	t_skip "storage move: qemu-system-x86_64 is not installed"; exit 0
+fi
+if [ ! -x "$B/vcfs-fuse" ] || [ ! -x "$B/mkfs.vcfs" ] || [ ! -x "$V" ]; then
+	t_skip "storage move: vcfs-fuse, mkfs.vcfs or vcvm not built"; exit 0
+fi
+need_pkgs attr >/dev/null 2>&1
+
+export VCVM_RUN_DIR=$T/run VCVM_STATE_DIR=$T/state VCVM_HOST=host-a
+export VCVM_ACCEL=${VCVM_TEST_ACCEL:-tcg}
+
+# ---- two datastores ----
+gone() { case $(ps -o stat= -p "$1" 2>/dev/null) in ""|Z*) return 0;; esac; return 1; }
+umount_ds() {
+	local m=$1 pids p
+	mountpoint -q "$m" || return 0
+	pids=$(pgrep -f -- "vcfs-fuse .*$m\$")
+	fusermount3 -u "$m" || umount -l "$m"
+	for p in $pids; do wait_for 20 gone "$p"; done
+}
+for i in 1 2; do
+	rm -f "$T/ds$i.img"; truncate -s 2G "$T/ds$i.img"
+	"$B/mkfs.vcfs" -q -H 8 "$T/ds$i.img" || { t_fail "mkfs ds$i"; exit 0; }
+	mkdir -p "$T/ds$i"
+	"$B/vcfs-fuse" -o host=svm$i "$T/ds$i.img" "$T/ds$i" > "$T/fuse$i.log" 2>&1 &&
+		wait_for 10 mountpoint -q "$T/ds$i" || { t_fail "mount ds$i"; tail -5 "$T/fuse$i.log"; exit 0; }
+	t_cleanup_push "umount_ds '$T/ds$i'"
+done
+M1=$T/ds1 M2=$T/ds2
+t_pass "two vcfs datastores mounted ($M1, $M2)"
+
+if G=$(bash "$VCFS_TOP/tests/guest/build.sh" 2> "$T/guest-build.log"); then
+	t_pass "test guest built ($G)"
+else
+	t_fail "guest build"; tail -n 20 "$T/guest-build.log" | sed 's/^/          | /'; exit 0
+fi
+
+VM=sm1
+LOG=$M1/$VM/serial.log
+SIZE=268435456
+t_cleanup_push "'$V' move-storage $VM --cancel; '$V' stop --hard $VM"
+
+last_counter() {
+	local n
+	n=$(tr -d '\r' < "$LOG" 2>/dev/null | sed -n 's/^counter \([0-9][0-9]*\)$/\1/p' | tail -n 1)
+	echo "${n:--1}"
+}
+counter_at_least() { [ "$(last_counter)" -ge "$1" ]; }
+# the counter keeps going: k more writes within s seconds
+goes_on() { local n; n=$(last_counter); wait_for "$2" counter_at_least $((n + $1)); }
+running() { "$V" status --json "$VM" 2>/dev/null | grep -q '"state": "running"'; }
+disk_file() { sed -n 's/.*"file": "\([^"]*\)".*/\1/p' "$M1/$VM/vm.json" | head -n 1; }
+alloc_kib() { du -k "$1" | cut -f1; }
+# no gap and nothing lost: writer output matches the disk (VM stopped)
+check_disk() { "$CHECK" "$1" "$(last_counter)"; }
+
+t_section "svm: a guest on datastore 1"
+t_run "create $VM on $M1 (256 MiB disk)" "$V" create "$VM" --datastore "$M1" --memory 128 \
+	--disk-size 256M --kernel "$G/vmlinuz" --initrd "$G/initrd.img" \
+	--append "console=ttyS0 panic=-1 quiet"
+t_run "start" "$V" start "$VM"
+wait_for 90 counter_at_least 20 || { t_fail "guest wrote no counter 20 in 90 s"; tail -5 "$LOG"; exit 0; }
+t_pass "guest writes its counter (at $(last_counter))"
+
+t_section "svm: move to datastore 2 while it writes"
+n0=$(last_counter)
+t_run "move-storage --to $M2" "$V" move-storage "$VM" --to "$M2"
+t_run "vm.json names $M2/$VM/disk0.raw" sh -c "[ '$(disk_file)' = '$M2/$VM/disk0.raw' ]"
+t_run "old file removed" sh -c "[ ! -e '$M1/$VM/disk0.raw' ]"
+t_run "VM still running" running
+t_run "counter goes on after the move (was $n0)" goes_on 20 60
+k=$(alloc_kib "$M2/$VM/disk0.raw")
+if [ "$k" -lt $((SIZE / 1024 / 10)) ]; then
+	t_pass "target is sparse: $k KiB allocated of $((SIZE / 1024)) KiB"
+else
+	t_fail "target not sparse: $k KiB allocated of $((SIZE / 1024)) KiB"
+fi
+t_run "target carries user.vcfs.multiwriter=1" sh -c \
+	"getfattr --only-values -n user.vcfs.multiwriter '$M2/$VM/disk0.raw' | grep -qx 1"
+t_run "status shows the new disk path" sh -c "'$V' status $VM | grep -q 'disk0: *$M2/$VM/disk0.raw'"
+
+t_section "svm: move back"
+t_run "move-storage --to $M1 (its own folder)" "$V" move-storage "$VM" --to "$M1"
+t_run "vm.json names disk0.raw in the folder again" sh -c "[ '$(disk_file)' = disk0.raw ]"
+t_run "datastore 2 left empty (file and folder gone)" sh -c "[ ! -e '$M2/$VM' ]"
+t_run "counter goes on after the move back" goes_on 20 60
+
+t_section "svm: cancel mid-copy"
+cp "$M1/$VM/vm.json" "$T/vm.json.before"
+# ~100 blocks of 4 KiB per 10 s are data; at 16 KiB/s the copy takes a while
+"$V" move-storage "$VM" --to "$M2" --max-bandwidth 16K > "$T/mv-cancel.out" 2>&1 &
+mv_pid=$!
+t_run "the move is under way (target created, copy running)" wait_for 30 \
+	sh -c "[ -e '$M2/$VM/disk0.raw' ] && grep -q mirror '$T/mv-cancel.out'"
+t_run "move-storage --cancel" "$V" move-storage "$VM" --cancel
+wait $mv_pid; rc=$?
+if [ $rc -eq 1 ] && grep -q "cancelled" "$T/mv-cancel.out"; then
+	t_pass "the mover exits 1: cancelled"
+else
+	t_fail "mover: exit $rc: $(tail -n 2 "$T/mv-cancel.out" | tr '\n' ' ')"
+fi
+t_run "no partial target left" sh -c "[ ! -e '$M2/$VM/disk0.raw' ] && [ ! -e '$M2/$VM' ]"
+t_run "vm.json unchanged" cmp "$T/vm.json.before" "$M1/$VM/vm.json"
+t_run "VM still running on the old disk" sh -c \
+	"'$V' status $VM | grep -q 'state: *running' && '$V' status $VM | grep -q 'disk0: *$M1/$VM/disk0.raw'"
+t_run "counter goes on after the cancel" goes_on 10 60
+
+t_section "svm: the mover killed -9, then --cancel cleans up"
+"$V" move-storage "$VM" --to "$M2" --max-bandwidth 16K > "$T/mv-kill.out" 2>&1 &
+mv_pid=$!
+wait_for 30 sh -c "grep -q mirror '$T/mv-kill.out'"
+kill -9 $mv_pid; wait $mv_pid 2>/dev/null
+t_expect_fail "a new move is refused while the dead one is not cleaned up" "--cancel" \
+	"$V" move-storage "$VM" --to "$M2"
+t_run "--cancel after the mover died" sh -c "'$V' move-storage $VM --cancel | grep -q cancelled"
+t_run "no target left, vm.json unchanged" sh -c \
+	"[ ! -e '$M2/$VM' ] && cmp '$T/vm.json.before' '$M1/$VM/vm.json'"
+t_run "VM runs on, counter goes on" goes_on 10 60
+
+t_section "svm: full and missing targets"
+mkdir -p "$T/full"
+mount -t tmpfs -o size=1M tmpfs "$T/full" && t_cleanup_push "umount '$T/full'"
+dd if=/dev/zero of="$T/full/fill" bs=64K status=none 2>/dev/null
+t_expect_fail "a full target is refused, naming the free space" "free space|full" \
+	"$V" move-storage "$VM" --to "$T/full"
+t_expect_fail "a missing target is refused" "No such file.*mount the datastore" \
+	"$V" move-storage "$VM" --to "$T/nonexistent"
+t_expect_fail "a disk index out of range is refused" "has 1 disk" \
+	"$V" move-storage "$VM" --to "$M2" --disk 3
+t_run "VM still running, vm.json unchanged" sh -c \
+	"'$V' status $VM | grep -q 'state: *running' && cmp '$T/vm.json.before' '$M1/$VM/vm.json'"
+t_run "counter goes on" goes_on 10 60
+
+t_section "svm: a guest writing as fast as it can"
+t_run "stop" "$V" stop "$VM"
+t_run "disk after the moves: every acknowledged write there, no gap" check_disk "$M1/$VM/disk0.raw"
+sed -i 's/"append": "console=ttyS0 panic=-1 quiet"/"append": "console=ttyS0 panic=-1 quiet vcvm.interval=1"/' \
+	"$M1/$VM/vm.json"
+t_run "start with vcvm.interval=1 (a write every millisecond, or as fast as TCG allows)" \
+	"$V" start "$VM"
+wait_for 90 sh -c "tr -d '\r' < '$LOG' | grep -q 'every 1 ms'"
+wait_for 60 counter_at_least $(( $(last_counter) + 50 ))
+a=$(last_counter); sleep 5; b=$(last_counter)
+echo "  guest write rate: $(( (b - a) / 5 )) blocks/s"
+# The background copy is held below the guest's dirty rate (~4 KiB per write):
+# a mirror that copied dirty blocks after the fact would chase them forever;
+# write-blocking puts each new write on both sides, so only the backlog is left.
+rate=$(( (b - a) / 5 * 4 / 2 ))
+[ $rate -ge 16 ] || rate=16
+t0=$SECONDS; c0=$(last_counter)
+t_run "move-storage converges under continuous writes (copy limited to ${rate}K/s)" \
+	timeout 200 "$V" move-storage "$VM" --to "$M2" --max-bandwidth ${rate}K
+echo "  move under continuous writes: $((SECONDS - t0)) s, $(( $(last_counter) - c0 )) guest writes meanwhile"
+t_run "counter goes on on datastore 2" goes_on 50 60
+t_run "stop" "$V" stop "$VM"
+t_run "disk on datastore 2: no gap, no lost write" check_disk "$M2/$VM/disk0.raw"
+
+t_section "svm: offline move of the stopped VM"
+t_run "move-storage of a stopped VM (copy)" sh -c \
+	"'$V' move-storage $VM --to '$M1' | grep -q offline"
+t_run "vm.json names disk0.raw, datastore 2 empty" sh -c \
+	"[ '$(disk_file)' = disk0.raw ] && [ ! -e '$M2/$VM' ]"
+t_run "copy kept the holes and the data" sh -c \
+	"[ \$(du -k '$M1/$VM/disk0.raw' | cut -f1) -lt $((SIZE / 1024 / 10)) ] && '$CHECK' '$M1/$VM/disk0.raw' $(last_counter)"
+n=$(last_counter)
+t_run "start again" "$V" start "$VM"
+t_run "the writer resumes at $((n + 1)) on the copied disk" wait_for 90 sh -c \
+	"tr -d '\r' < '$LOG' | grep -q '^writer: start at $((n + 1)) '"
+t_run "stop" "$V" stop "$VM"
+t_run "destroy" "$V" destroy "$VM"
