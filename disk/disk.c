@@ -141,6 +141,35 @@ static int check_range(const struct vcfs_disk *d, uint64_t off, uint64_t len)
 	return 0;
 }
 
+int vcfs_disk_refresh_size(struct vcfs_disk *d)
+{
+	uint64_t sz;
+	int rc;
+
+	if (d->lower) {		/* a layer: its size is its lower disk's */
+		rc = vcfs_disk_refresh_size(d->lower);
+		if (rc)
+			return rc;
+		sz = d->lower->info.size;
+	} else {
+		if (!d->ops->get_size)
+			return -EOPNOTSUPP;
+		rc = d->ops->get_size(d, &sz);
+		if (rc)
+			return rc;
+		sz -= sz % d->info.lsec;
+	}
+	if (sz < d->info.size) {
+		vcfs_err("%s: the backend is now %llu MiB, smaller than the %llu MiB it had: "
+			 "it was shrunk under a mounted datastore; restore its size",
+			 d->info.desc, (unsigned long long)(sz >> 20),
+			 (unsigned long long)(d->info.size >> 20));
+		return -VCFS_ECORRUPT;
+	}
+	__atomic_store_n(&d->info.size, sz, __ATOMIC_RELEASE);
+	return 0;
+}
+
 int vcfs_disk_read(struct vcfs_disk *d, uint64_t off, void *buf, size_t len)
 {
 	int rc = check_range(d, off, len);

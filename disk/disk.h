@@ -109,6 +109,13 @@ int vcfs_disk_read(struct vcfs_disk *d, uint64_t off, void *buf, size_t len);
 int vcfs_disk_write(struct vcfs_disk *d, uint64_t off, const void *buf, size_t len,
 		    unsigned flags);
 int vcfs_disk_flush(struct vcfs_disk *d);
+/*
+ * Ask the backend for its size again (the LUN or file was enlarged) and let
+ * this handle use it; vcfs_disk_info()->size then tells.  A smaller size is
+ * refused (-VCFS_ECORRUPT: the datastore was shrunk under us) and the old one
+ * kept.  -EOPNOTSUPP if the backend cannot tell without reopening.
+ */
+int vcfs_disk_refresh_size(struct vcfs_disk *d);
 /* One logical sector at off: if it equals expect, replace it with newdata. */
 int vcfs_disk_cas(struct vcfs_disk *d, uint64_t off, const void *expect,
 		  const void *newdata);

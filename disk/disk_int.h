@@ -22,6 +22,8 @@ struct vcfs_disk_ops {
 	int (*write_zeroes)(struct vcfs_disk *d, uint64_t off, uint64_t len,
 			    unsigned flags);
 	void (*close)(struct vcfs_disk *d);
+	/* NULL: the size seen at open is all this handle ever uses */
+	int (*get_size)(struct vcfs_disk *d, uint64_t *size);
 };
 
 struct vcfs_disk {

@@ -284,6 +284,19 @@ static void file_close(struct vcfs_disk *d)
 	free(d);
 }
 
+static int file_get_size(struct vcfs_disk *d, uint64_t *size)
+{
+	struct file_priv *p = d->priv;
+	struct stat st;
+
+	if (p->blockdev)
+		return ioctl(p->fd, BLKGETSIZE64, size) ? -errno : 0;
+	if (fstat(p->fd, &st))
+		return -errno;
+	*size = (uint64_t)st.st_size;
+	return 0;
+}
+
 static const struct vcfs_disk_ops file_ops = {
 	.read = file_read,
 	.write = file_write,
@@ -292,6 +305,7 @@ static const struct vcfs_disk_ops file_ops = {
 	.unmap = file_unmap,
 	.write_zeroes = file_write_zeroes,
 	.close = file_close,
+	.get_size = file_get_size,
 };
 
 int vcfs_file_open(const struct vcfs_uri *u, const struct vcfs_disk_opts *o,

@@ -1424,6 +1424,42 @@ static void iscsi_close(struct vcfs_disk *d)
 	free(d);
 }
 
+/* READ CAPACITY again: the LUN may have been enlarged on the array. */
+static int iscsi_get_size(struct vcfs_disk *d, uint64_t *size)
+{
+	struct isc_priv *p = d->priv;
+	struct isc_req r;
+	int rc;
+
+	isc_req_init(&r, ISC_RC16);
+	r.keep_task = 1;
+	rc = isc_cmd(p, &r, isc_deadline(d), 0);
+	if (!rc) {
+		struct scsi_readcapacity16 *rc16 = scsi_datain_unmarshall(r.task);
+		if (rc16)
+			*size = (rc16->returned_lba + 1) * (uint64_t)p->lsec;
+		else
+			rc = -VCFS_EPROTO;
+	}
+	isc_req_fini(&r);
+	if (rc == -EOPNOTSUPP || rc == -EINVAL) {
+		isc_req_init(&r, ISC_RC10);
+		r.keep_task = 1;
+		rc = isc_cmd(p, &r, isc_deadline(d), 0);
+		if (!rc) {
+			struct scsi_readcapacity10 *rc10 = scsi_datain_unmarshall(r.task);
+			if (rc10)
+				*size = ((uint64_t)rc10->lba + 1) * p->lsec;
+			else
+				rc = -VCFS_EPROTO;
+		}
+		isc_req_fini(&r);
+	}
+	if (rc)
+		vcfs_err("%s: READ CAPACITY failed: %s", p->name, vcfs_strerror(rc));
+	return rc;
+}
+
 static const struct vcfs_disk_ops iscsi_ops = {
 	.read = iscsi_read,
 	.write = iscsi_write,
@@ -1432,6 +1468,7 @@ static const struct vcfs_disk_ops iscsi_ops = {
 	.unmap = iscsi_unmap,
 	.write_zeroes = iscsi_write_zeroes,
 	.close = iscsi_close,
+	.get_size = iscsi_get_size,
 };
 
 /* Initiator IQN: opts->initiator, else derived from the hostname and a random

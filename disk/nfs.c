@@ -1578,6 +1578,17 @@ static void nfs_close_op(struct vcfs_disk *d)
 	free(d);
 }
 
+static int nfs_get_size_op(struct vcfs_disk *d, uint64_t *size)
+{
+	struct nfs_priv *p = d->priv;
+	struct nfs_stat_64 st;
+	int rc = path_op(p, NR_STAT, p->file, NULL, &st);
+
+	if (!rc)
+		*size = st.nfs_size;
+	return rc;
+}
+
 static const struct vcfs_disk_ops nfs_ops = {
 	.read = nfs_read_op,
 	.write = nfs_write_op,
@@ -1586,6 +1597,7 @@ static const struct vcfs_disk_ops nfs_ops = {
 	.unmap = NULL,		/* NFSv3 cannot punch holes: disk.c writes zeros */
 	.write_zeroes = NULL,
 	.close = nfs_close_op,
+	.get_size = nfs_get_size_op,
 };
 
 /*

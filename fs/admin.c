@@ -75,6 +75,12 @@ int vcfs_admin_info(struct vcfs_disk *d, FILE *out, int json)
 			"inodes", (json_int_t)sp.inodes_total,
 			"inodes_free", (json_int_t)sp.inodes_free,
 			"header_from_backup", backup);
+		if (o) {
+			json_object_set_new(o, "backend_bytes", json_integer((json_int_t)vcfs_disk_info(d)->size));
+			json_object_set_new(o, "grow_limit_bytes", json_integer((json_int_t)vcfs_grow_limit(&sb)));
+			json_object_set_new(o, "grow_in_progress", json_boolean(
+				sb.feat_incompat & VCFS_FEAT_INCOMPAT_RESIZE_INPROG));
+		}
 		if (!o)
 			return -ENOMEM;
 		json_dumpf(o, out, JSON_COMPACT);
@@ -88,7 +94,12 @@ int vcfs_admin_info(struct vcfs_disk *d, FILE *out, int json)
 	fprintf(out, "format:      vcfs %d, features compat 0x%llx incompat 0x%llx ro 0x%llx\n",
 		VCFS_FORMAT_VERSION, (unsigned long long)sb.feat_compat,
 		(unsigned long long)sb.feat_incompat, (unsigned long long)sb.feat_ro_compat);
-	fprintf(out, "size:        %llu MiB\n", (unsigned long long)(sb.volume_blocks * VCFS_BLK >> 20));
+	fprintf(out, "size:        %llu MiB (backend %llu MiB; vcfs grow can reach %llu MiB)%s\n",
+		(unsigned long long)(sb.volume_blocks * VCFS_BLK >> 20),
+		(unsigned long long)(vcfs_disk_info(d)->size >> 20),
+		(unsigned long long)(vcfs_grow_limit(&sb) >> 20),
+		(sb.feat_incompat & VCFS_FEAT_INCOMPAT_RESIZE_INPROG) ?
+		" -- a grow was interrupted: run vcfs grow" : "");
 	fprintf(out, "block size:  %u KiB (files up to one block use 4 KiB blocks)\n",
 		sb.lblock_size >> 10);
 	fprintf(out, "hosts:       up to %u, journal %u KiB each\n", sb.max_hosts,

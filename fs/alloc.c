@@ -35,16 +35,23 @@ static void geom(const struct vcfs_fs *fs, int kind, struct kind_geom *g)
 		g->base = sb->ninode_clusters; g->n = sb->nsmall_clusters;
 		g->per = sb->small_cluster; g->total = sb->nsmall;
 		break;
-	default:
-		g->base = sb->ninode_clusters + sb->nsmall_clusters; g->n = sb->nlarge_clusters;
-		g->per = sb->large_cluster; g->total = sb->nlarge;
+	default:	/* a grow may change these under us: fs_geom_refresh */
+		g->base = sb->ninode_clusters + sb->nsmall_clusters;
+		g->n = __atomic_load_n(&sb->nlarge_clusters, __ATOMIC_ACQUIRE);
+		g->per = sb->large_cluster;
+		g->total = __atomic_load_n(&sb->nlarge, __ATOMIC_ACQUIRE);
 		break;
 	}
 }
 
-/* Read and validate the bitmap of global cluster c (locked by op). */
+/*
+ * Read and validate the bitmap of global cluster c (locked by op); *limit:
+ * entries that may be used.  A large cluster's bitmap may count fewer entries
+ * than the geometry (the last cluster before a grow, not yet extended) or more
+ * (a grow we have not seen): the smaller count holds (grow.c).
+ */
 static int read_cbmp(struct vcfs_op *op, uint32_t c, int kind, uint32_t idx,
-		     const struct kind_geom *g, struct vcfs_cbmp_disk **out)
+		     const struct kind_geom *g, struct vcfs_cbmp_disk **out, uint32_t *limit)
 {
 	uint64_t blk = vcfs_cluster_bmp_blk(&op->fs->sb, c);
 	struct vcfs_cbmp_disk *b;
@@ -58,10 +65,12 @@ static int read_cbmp(struct vcfs_op *op, uint32_t c, int kind, uint32_t idx,
 		return rc;
 	b = p;
 	if (le32_get(b->kind) != (uint32_t)kind || le32_get(b->index) != idx ||
-	    le64_get(b->first) != first || le32_get(b->count) != count ||
-	    le32_get(b->nfree) > count)
+	    le64_get(b->first) != first || le32_get(b->nfree) > le32_get(b->count) ||
+	    (le32_get(b->count) != count &&
+	     (kind != VCFS_CK_LARGE || !le32_get(b->count) || le32_get(b->count) > g->per)))
 		return VCFS_CORRUPT("cluster bitmap does not describe its cluster", blk);
 	*out = b;
+	*limit = le32_get(b->count) < count ? le32_get(b->count) : count;
 	return 0;
 }
 
@@ -147,12 +156,11 @@ static int alloc_entry(struct vcfs_op *op, int kind, uint64_t *entry)
 				rc = r;
 				goto out;
 			}
-			r = read_cbmp(op, c, kind, idx, &g, &b);
+			r = read_cbmp(op, c, kind, idx, &g, &b, &count);
 			if (r) {
 				rc = r;
 				goto out;
 			}
-			count = le32_get(b->count);
 			bit = le32_get(b->nfree) ? next_free(b->bits, 0, count) : count;
 			while (bit < count && kind == VCFS_CK_INODE) {
 				uint64_t ino = le64_get(b->first) + bit;
@@ -195,10 +203,12 @@ static int free_entry(struct vcfs_op *op, int kind, uint64_t entry)
 	struct vcfs_fs *fs = op->fs;
 	struct kind_geom g;
 	struct vcfs_cbmp_disk *b;
-	uint32_t idx, bit, c;
+	uint32_t idx, bit, c, limit;
 	int rc;
 
 	geom(fs, kind, &g);
+	if (entry >= g.total && kind == VCFS_CK_LARGE && !fs_geom_refresh(fs))
+		geom(fs, kind, &g);	/* allocated by a host that saw a grow */
 	if (entry >= g.total)
 		return VCFS_CORRUPT("freeing an entry outside its region", entry);
 	idx = (uint32_t)(entry / g.per);
@@ -207,10 +217,10 @@ static int free_entry(struct vcfs_op *op, int kind, uint64_t entry)
 	rc = op_lock_cluster(op, c, 1);
 	if (rc)
 		return rc;
-	rc = read_cbmp(op, c, kind, idx, &g, &b);
+	rc = read_cbmp(op, c, kind, idx, &g, &b, &limit);
 	if (rc)
 		return rc;
-	if (!bit_get(b->bits, bit)) {
+	if (bit >= limit || !bit_get(b->bits, bit)) {
 		vcfs_warn("cluster %u: entry %llu was already free (fsck.vcfs will check)",
 			  c, (unsigned long long)entry);
 		return 0;
@@ -244,8 +254,13 @@ int alloc_small(struct vcfs_op *op, uint64_t *blk)
 
 int alloc_large(struct vcfs_op *op, uint64_t *blk)
 {
-	uint64_t e;
+	uint64_t e, had = __atomic_load_n(&op->fs->sb.nlarge, __ATOMIC_ACQUIRE);
 	int rc = alloc_entry(op, VCFS_CK_LARGE, &e);
+
+	/* full: perhaps another host grew the datastore */
+	if (rc == -ENOSPC && !fs_geom_refresh(op->fs) &&
+	    __atomic_load_n(&op->fs->sb.nlarge, __ATOMIC_ACQUIRE) > had)
+		rc = alloc_entry(op, VCFS_CK_LARGE, &e);
 
 	if (!rc)
 		*blk = vcfs_large_blk(&op->fs->sb, e);
@@ -265,6 +280,9 @@ int free_large(struct vcfs_op *op, uint64_t blk)
 {
 	const struct vcfs_sb *sb = &op->fs->sb;
 
+	if (blk >= sb->large_start && !((blk - sb->large_start) % sb->lblock_blocks) &&
+	    (blk - sb->large_start) / sb->lblock_blocks >= sb->nlarge)
+		fs_geom_refresh(op->fs);	/* a host that saw a grow allocated it */
 	if (blk < sb->large_start || (blk - sb->large_start) % sb->lblock_blocks ||
 	    (blk - sb->large_start) / sb->lblock_blocks >= sb->nlarge)
 		return VCFS_CORRUPT("large block pointer outside the large-block region", blk);
@@ -287,6 +305,8 @@ int fs_statfs(struct vcfs_fs *fs, struct vcfs_statfs *out)
 		return 0;
 	}
 	pthread_mutex_unlock(&fs->misc_mu);
+	fs_geom_refresh(fs);	/* df shows a grow within a second */
+	n = 2ull * __atomic_load_n(&fs->ncl, __ATOMIC_ACQUIRE);
 	buf = vcfs_disk_buf_alloc(256 * VCFS_BLK);
 	if (!buf)
 		return -ENOMEM;

@@ -49,9 +49,17 @@ static int data_ok(const struct vcfs_fs *fs, const struct vcfs_inode_disk *di, u
 {
 	const struct vcfs_sb *sb = &fs->sb;
 
-	if (le32_get(di->flags) & VCFS_IF_LARGE)
-		return addr >= sb->large_start && (addr - sb->large_start) % sb->lblock_blocks == 0 &&
-		       (addr - sb->large_start) / sb->lblock_blocks < sb->nlarge;
+	if (le32_get(di->flags) & VCFS_IF_LARGE) {
+		if (addr < sb->large_start || (addr - sb->large_start) % sb->lblock_blocks)
+			return 0;
+		if ((addr - sb->large_start) / sb->lblock_blocks <
+		    __atomic_load_n(&sb->nlarge, __ATOMIC_ACQUIRE))
+			return 1;
+		/* beyond the end we know: a host that saw a grow allocated it */
+		fs_geom_refresh((struct vcfs_fs *)fs);
+		return (addr - sb->large_start) / sb->lblock_blocks <
+		       __atomic_load_n(&sb->nlarge, __ATOMIC_ACQUIRE);
+	}
 	return ind_ok(fs, addr);
 }
 

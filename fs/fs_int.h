@@ -168,6 +168,7 @@ struct vcfs_fs {
 
 	pthread_mutex_t op_mu;		/* one metadata op at a time */
 	pthread_mutex_t itab_mu;
+	int grow_warned;		/* told once that we cannot see a grow */
 	struct vcfs_inode *itab[VCFS_ITAB_SIZE];
 
 	pthread_mutex_t misc_mu;	/* cursors, statfs cache, pending orphans */
@@ -325,6 +326,10 @@ int bmap_set(struct vcfs_op *op, struct vcfs_inode_disk *di, uint64_t lb, uint64
  */
 int bmap_free(struct vcfs_op *op, struct vcfs_inode_disk *di, uint64_t from, uint64_t to);
 /* First logical block >= lb that is data (want_data) or a hole/unwritten;
+/* Adopt a grown volume header (grow.c); 0 also when there is nothing new.
+ * sb.nlarge_clusters, sb.nlarge, sb.volume_blocks and ncl change under
+ * readers: load nlarge_clusters (acquire) before nlarge. */
+int fs_geom_refresh(struct vcfs_fs *fs);
  * *found = UINT64_MAX if none below bmap_limit(). */
 int bmap_next(struct vcfs_op *op, const struct vcfs_inode_disk *di, uint64_t lb,
 	      int want_data, uint64_t *found);

@@ -28,6 +28,8 @@
 #define PROBLEMS(X)                                                                                                            \
 	X(P_SUPER_PRIMARY, "SB01", "volume header in block 0 is damaged",                "rewrite it from the backup",          1) \
 	X(P_SUPER_BACKUP,  "SB02", "backup volume header is damaged or stale",           "rewrite it from block 0",             1) \
+	X(P_GROW_INPROG,   "GR01", "a grow of the volume was interrupted",               "clear it: the volume keeps its old size (run vcfs grow again)", 1) \
+	X(P_GROW_SHORT,    "GR02", "large-block cluster was not extended by a grow",     "extend its bitmap to the whole cluster", 1) \
 	X(P_HB_BAD,        "HB01", "heartbeat slot is corrupt",                          "reset the slot to free",              1) \
 	X(P_HB_UNCLEAN,    "HB02", "host did not unmount cleanly (slot in use, not heartbeating)", "replay its journal and free the slot", 1) \
 	X(P_JOURNAL_PENDING,"JN01","journal holds a committed transaction not yet written home", "replay it",               1) \
@@ -201,6 +203,16 @@ static int pass_super(struct fsck *fc)
 	}
 	if (used_backup && problem(fc, P_SUPER_PRIMARY, "block 0"))
 		vcfs_write_super(fc->d, &fc->sb);
+	if ((fc->sb.feat_incompat & VCFS_FEAT_INCOMPAT_RESIZE_INPROG) &&
+	    problem(fc, P_GROW_INPROG, "to %llu MiB",
+		    (unsigned long long)(fc->sb.grow_target * VCFS_BLK >> 20))) {
+		/* nothing refers to the clusters it may have written yet */
+		fc->sb.feat_incompat &= ~VCFS_FEAT_INCOMPAT_RESIZE_INPROG;
+		fc->sb.grow_target = 0;
+		used_backup = 1;	/* the backup is rewritten too */
+		if (fc->o->mode != VCFS_FSCK_CHECK)
+			vcfs_write_super(fc->d, &fc->sb);
+	}
 	last = fc->sb.volume_blocks - 1;
 	if (!used_backup && !rd(fc, last, b, 1)) {
 		rc = vcfs_super_decode(b, last, &back);
@@ -386,6 +398,32 @@ static void check_lock(struct fsck *fc, uint64_t blk, const void *rec, const cha
 	}
 }
 
+/*
+ * Does the bitmap of cluster c describe it?  A large cluster counting fewer
+ * entries than its geometry (the last one before a grow that was not
+ * extended, grow.c step 5) is extended here (GR02).
+ */
+static int cbmp_describes(struct fsck *fc, uint32_t c)
+{
+	struct vcfs_cbmp_disk *b = cbmp(fc, c);
+	struct vcfs_cluster_geom g;
+	uint32_t have = le32_get(b->count);
+
+	vcfs_cluster_geom(&fc->sb, c, &g);
+	if (le32_get(b->kind) != g.kind || le32_get(b->index) != g.index ||
+	    le64_get(b->first) != g.first || le32_get(b->nfree) > have || !have ||
+	    have > g.count || (have < g.count && g.kind != VCFS_CK_LARGE))
+		return 0;
+	if (have < g.count && problem(fc, P_GROW_SHORT, "cluster %u: %u of %u entries", c,
+				      have, g.count)) {
+		b->count = le32_mk(g.count);
+		b->nfree = le32_mk(le32_get(b->nfree) + g.count - have);
+		if (fc->o->mode != VCFS_FSCK_CHECK)
+			wr_meta(fc, vcfs_cluster_bmp_blk(&fc->sb, c), b);
+	}
+	return 1;
+}
+
 static int pass_clusters(struct fsck *fc)
 {
 	const struct vcfs_sb *sb = &fc->sb;
@@ -407,7 +445,8 @@ static int pass_clusters(struct fsck *fc)
 				continue;
 			}
 			memcpy(cbmp(fc, c), buf + (size_t)i * VCFS_BLK, VCFS_BLK);
-			if (vcfs_mhdr_check(cbmp(fc, c), VCFS_T_CBMP, blk, sb->volgen) != 0) {
+			if (vcfs_mhdr_check(cbmp(fc, c), VCFS_T_CBMP, blk, sb->volgen) != 0 ||
+			    !cbmp_describes(fc, c)) {
 				fc->cbmp_bad[c] = 1;
 				problem(fc, P_CBMP_BAD, "cluster %u (block %llu)", c,
 					(unsigned long long)blk);

@@ -123,8 +123,7 @@ static void set_bits(uint8_t *bits, uint64_t from, uint64_t to)
 		bits[i / 8] |= (uint8_t)(1u << (i % 8));
 }
 
-/* Fill the bitmap block of global cluster index c. */
-static void make_cbmp(const struct vcfs_sb *sb, uint32_t c, void *blk)
+void vcfs_mkfs_cbmp(const struct vcfs_sb *sb, uint32_t c, void *blk)
 {
 	struct vcfs_cbmp_disk *b = blk;
 	struct vcfs_cluster_geom g;
@@ -223,7 +222,7 @@ int vcfs_mkfs(struct vcfs_disk *d, const struct vcfs_mkfs_params *p, unsigned fl
 		for (uint32_t i = 0; i < n; i++) {
 			uint64_t b = blk + i;
 			if ((b - sb.cmeta_start) % 2 == 1) {
-				make_cbmp(&sb, c, buf + (size_t)i * VCFS_BLK);
+				vcfs_mkfs_cbmp(&sb, c, buf + (size_t)i * VCFS_BLK);
 				c++;
 			}
 		}

@@ -497,6 +497,11 @@ static inline uint64_t vcfs_large_blk(const struct vcfs_sb *sb, uint64_t i)
 
 /* Which entries global cluster c (inode, then small, then large clusters) covers. */
 struct vcfs_cluster_geom { uint32_t kind, index, count; uint64_t first; };
+/* Largest volume size in bytes that `vcfs grow` can reach. */
+static inline uint64_t vcfs_grow_limit(const struct vcfs_sb *sb)
+{ return (sb->large_start + (uint64_t)sb->nlarge_clusters_max * sb->large_cluster *
+	  sb->lblock_blocks + 1) * 4096; }
+
 void vcfs_cluster_geom(const struct vcfs_sb *sb, uint32_t c, struct vcfs_cluster_geom *g);
 
 /* Encode sb into a 4 KiB header block (sealed with crc) and back. */

@@ -359,8 +359,10 @@ int vcfs_fs_mount_disk(struct vcfs_disk *d, const struct vcfs_mount_opts *o,
 	rc = read_header(fs->d, uri, &fs->sb);
 	if (rc)
 		goto err_disk;
-	if (fs->sb.feat_incompat & VCFS_FEAT_INCOMPAT_RESIZE_INPROG) {
-		vcfs_err("%s: a grow of the datastore was interrupted; run fsck.vcfs", uri);
+	if ((fs->sb.feat_incompat & VCFS_FEAT_INCOMPAT_RESIZE_INPROG) && !o->grow) {
+		vcfs_err("%s: a grow of the datastore to %llu MiB was interrupted: run "
+			 "`vcfs grow %s` to finish it", uri,
+			 (unsigned long long)(fs->sb.grow_target * VCFS_BLK >> 20), uri);
 		rc = -VCFS_EFEATURE;
 		goto err_disk;
 	}

@@ -2,7 +2,7 @@
  * mkfs.vcfs.c - format a datastore (front end of fs/mkfs.c).
  *
  *   mkfs.vcfs [-L label] [-H max-hosts] [-b block-size] [-T io-timeout-ms]
- *             [-J journal-size] [-N inodes] [-f] [-n] [-q] URI
+ *             [-J journal-size] [-N inodes] [-G grow-limit] [-f] [-n] [-q] URI
  *
  * Exit codes: 0 formatted, 1 refused (live hosts, too small, bad geometry),
  * 2 usage, 8 operational error (cannot open, I/O error).
@@ -23,13 +23,15 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: mkfs.vcfs [-L label] [-H max-hosts] [-b block-size] [-T io-timeout-ms]\n"
-		"                 [-J journal-size] [-N inodes] [-f] [-n] [-q] URI\n"
+		"                 [-J journal-size] [-N inodes] [-G grow-limit] [-f] [-n] [-q] URI\n"
 		"  -L label          volume label (up to 63 bytes)\n"
 		"  -H max-hosts      hosts that may mount at once, 1..256 (default 64)\n"
 		"  -b block-size     file block size, 64K..64M, power of two (default 1M)\n"
 		"  -T io-timeout-ms  I/O timeout T every lease timeout derives from (default 1000)\n"
 		"  -J journal-size   journal per host (default 1M, less on small volumes)\n"
 		"  -N inodes         number of inodes (default one per 4 MiB)\n"
+		"  -G grow-limit     largest size vcfs grow may reach later (default 16 x the\n"
+		"                    volume, at most 64T; never below the volume)\n"
 		"  -f                format even if hosts are heartbeating on the datastore\n"
 		"  -n                print the layout, write nothing\n"
 		"  -q                quiet\n"
@@ -50,6 +52,7 @@ static uint64_t parse_size(const char *s)
 	case 'k': case 'K': v <<= 10; end++; break;
 	case 'm': case 'M': v <<= 20; end++; break;
 	case 'g': case 'G': v <<= 30; end++; break;
+	case 't': case 'T': v <<= 40; end++; break;
 	case '\0': break;
 	default: return 0;
 	}
@@ -85,6 +88,8 @@ static void print_layout(const struct vcfs_sb *sb, const char *desc)
 	       sb->large_cluster);
 	printf("capacity    %llu MiB for file data\n",
 	       (unsigned long long)(sb->nlarge * sb->lblock_size >> 20));
+	printf("grow limit  %llu MiB (vcfs grow; room for %u large-block clusters)\n",
+	       (unsigned long long)(vcfs_grow_limit(sb) >> 20), sb->nlarge_clusters_max);
 }
 
 int main(int argc, char **argv)
@@ -98,7 +103,7 @@ int main(int argc, char **argv)
 	uint64_t v, t0;
 	char *red;
 
-	while ((c = getopt(argc, argv, "L:H:b:T:J:N:fnqh")) != -1) {
+	while ((c = getopt(argc, argv, "L:H:b:T:J:N:G:fnqh")) != -1) {
 		switch (c) {
 		case 'L': p.label = optarg; break;
 		case 'H': p.max_hosts = (uint32_t)atoi(optarg);
@@ -116,6 +121,9 @@ int main(int argc, char **argv)
 		case 'N': p.inodes = strtoull(optarg, NULL, 10);
 			if (!p.inodes) goto bad;
 			break;
+		case 'G': v = parse_size(optarg);
+			if (!v) { fprintf(stderr, "mkfs.vcfs: bad grow limit '%s'\n", optarg); return 2; }
+			p.grow_limit_bytes = v; break;
 		case 'f': flags |= VCFS_MKFS_FORCE; break;
 		case 'n': flags |= VCFS_MKFS_DRYRUN; break;
 		case 'q': quiet = 1; break;

@@ -8,6 +8,7 @@
  *   vcfs locks [--json] URI INODE | PATH
  *   vcfs disk create|clone|extend|inflate|reclaim ...
  *   vcfs break-lock [--yes] URI INODE
+ *   vcfs grow [--size SIZE] [--json] URI
  *
  * Exit codes: 0 success (probe: the target is safe for vcfs), 1 the target
  * or object is unsafe / the check failed, 2 usage, 8 operational error.
@@ -24,6 +25,7 @@
 #include "disk/disk.h"
 #include "disk/probe.h"
 #include "fs/admin.h"
+#include "fs/fs.h"
 
 #define EXIT_UNSAFE 1
 #define EXIT_USAGE 2
@@ -48,6 +50,8 @@ static void usage(FILE *f)
 		"  disk clone SRC DST | disk extend PATH SIZE | disk inflate PATH | disk reclaim PATH\n"
 		"        VM disk files on a mounted datastore\n"
 		"  locks [--json] URI INODE | locks [--json] PATH\n"
+		"  grow [--size SIZE] [--json] URI\n"
+		"        use space added to the LUN or file, online (finishes an interrupted grow)\n"
 		"  break-lock [--yes] URI INODE\n"
 		"        release a lock whose holder is dead (refuses a live holder)\n"
 		"        the lock record of an inode: mode, holders, versions\n"
@@ -402,6 +406,92 @@ static void progress(const char *what, uint64_t done, uint64_t total)
 	}
 }
 
+/*
+ * vcfs grow: join the cluster as a short-lived host (its own heartbeat slot,
+ * so the volume lock and the cluster locks it takes follow the same rules as
+ * every host's) and grow; other hosts stay mounted.
+ */
+static int cmd_grow(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "size", required_argument, 0, 's' },
+		{ "json", no_argument, 0, 'j' },
+		{ "help", no_argument, 0, 'h' },
+		{ 0, 0, 0, 0 }
+	};
+	struct vcfs_mount_opts mo = { .host_name = NULL, .grow = 1 };
+	struct vcfs_grow_result r;
+	struct vcfs_fs *fs;
+	uint64_t want = 0;
+	int json = 0, c, rc, rc2;
+	char host[96], name[64], *red;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "s:jh", opts, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			want = parse_size(optarg);
+			if (!want) {
+				fprintf(stderr, "vcfs grow: bad size '%s' (e.g. 2T, 500G)\n", optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case 'j': json = 1; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return EXIT_USAGE;
+		}
+	}
+	if (argc - optind != 1) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (gethostname(name, sizeof(name)))
+		strcpy(name, "localhost");
+	name[sizeof(name) - 1] = '\0';
+	snprintf(host, sizeof(host), "%s (vcfs grow)", name);
+	mo.host_name = host;
+	red = vcfs_uri_redact(argv[optind]);
+	rc = vcfs_fs_mount(argv[optind], &mo, &fs);
+	if (rc) {
+		fprintf(stderr, "vcfs grow: cannot join %s: %s\n", red ? red : "the datastore",
+			vcfs_strerror(rc));
+		free(red);
+		return EXIT_OPERR;
+	}
+	rc = vcfs_fs_grow(fs, want, &r);
+	rc2 = vcfs_fs_unmount(fs);
+	if (!rc)
+		rc = rc2;
+	if (rc) {
+		fprintf(stderr, "vcfs grow: %s: %s\n", red ? red : "datastore", vcfs_strerror(rc));
+		free(red);
+		return EXIT_OPERR;
+	}
+	free(red);
+	if (json) {
+		json_t *o = json_pack("{s:b, s:b, s:b, s:I, s:I, s:I, s:I, s:i, s:i}",
+			"grown", r.grown, "resumed", r.resumed, "capped", r.capped,
+			"old_bytes", (json_int_t)r.old_bytes, "new_bytes", (json_int_t)r.new_bytes,
+			"limit_bytes", (json_int_t)r.limit_bytes,
+			"added_large_blocks", (json_int_t)r.added_large,
+			"old_clusters", (int)r.old_clusters, "new_clusters", (int)r.new_clusters);
+		json_dumpf(o, stdout, JSON_COMPACT);
+		putchar('\n');
+		json_decref(o);
+	} else if (r.grown) {
+		printf("grew from %llu MiB to %llu MiB%s (large-block clusters %u -> %u); "
+		       "can grow to %llu MiB at most\n",
+		       (unsigned long long)(r.old_bytes >> 20), (unsigned long long)(r.new_bytes >> 20),
+		       r.resumed ? ", finishing an interrupted grow" : "",
+		       r.old_clusters, r.new_clusters, (unsigned long long)(r.limit_bytes >> 20));
+	} else {
+		printf("nothing to grow: the volume is %llu MiB and uses all of its backend "
+		       "(limit %llu MiB)\n", (unsigned long long)(r.old_bytes >> 20),
+		       (unsigned long long)(r.limit_bytes >> 20));
+	}
+	return 0;
+}
+
 #define DISK_CHUNK (1u << 20)
 
 /* Write zeros over [off, off+len) in 1 MiB pieces (eager zeroing). */
@@ -711,6 +801,8 @@ int main(int argc, char **argv)
 		return cmd_disk(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "break-lock"))
 		return cmd_break_lock(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "grow"))
+		return cmd_grow(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "info") || !strcmp(argv[1], "hosts") || !strcmp(argv[1], "locks"))
 		return cmd_view(argv[1], argc - 1, argv + 1);
 	fprintf(stderr, "vcfs: unknown command '%s'\n", argv[1]);

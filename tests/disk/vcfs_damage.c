@@ -23,6 +23,9 @@
  *     cbmp-nfree CLUSTER VALUE
  *     cbmp-flip CLUSTER
  *     journal-flip SLOT         damage a journal header (after a mount wrote it)
+ *     grow-inprog               header says a grow (to twice the size) is under way
+ *     cbmp-short N              the last large cluster's bitmap counts N entries
+ *                               fewer (a grow that stopped before extending it)
  */
 #include <errno.h>
 #include <stdio.h>
@@ -303,6 +306,24 @@ int main(int argc, char **argv)
 		rd(vcfs_cluster_bmp_blk(&sb, c));
 		blk[0x90] ^= 0x04;
 		wr(vcfs_cluster_bmp_blk(&sb, c));
+	} else if (!strcmp(cmd, "grow-inprog") && argc == 0) {
+		sb.feat_incompat |= VCFS_FEAT_INCOMPAT_RESIZE_INPROG;
+		sb.grow_target = sb.volume_blocks * 2;
+		if (vcfs_write_super(d, &sb))
+			die("writing the header");
+	} else if (!strcmp(cmd, "cbmp-short") && argc == 1) {
+		uint32_t c = sb.ninode_clusters + sb.nsmall_clusters + sb.nlarge_clusters - 1;
+		uint32_t n = (uint32_t)num(argv[0]);
+		struct vcfs_cbmp_disk *cb = (void *)blk;
+		rd(vcfs_cluster_bmp_blk(&sb, c));
+		if (le32_get(cb->count) <= n || le32_get(cb->nfree) < n)
+			die("the last large cluster is too small or too full");
+		for (uint32_t i = le32_get(cb->count) - n; i < le32_get(cb->count); i++)
+			if (cb->bits[i / 8] & (1u << (i % 8)))
+				die("an entry to cut off is in use");
+		cb->count = le32_mk(le32_get(cb->count) - n);
+		cb->nfree = le32_mk(le32_get(cb->nfree) - n);
+		wr_sealed(vcfs_cluster_bmp_blk(&sb, c));
 	} else {
 		die("unknown command or wrong arguments (see the source header)");
 	}
