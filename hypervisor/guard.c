@@ -118,7 +118,7 @@ static int holder_from_record(const char *path, char *out, size_t n)
 	json_array_foreach(json_object_get(j, "holders"), i, h) {
 		size_t l = strlen(out);
 
-		snprintf(out + l, n - l, "%s%s (slot %d, generation %lld)", l ? ", " : "",
+		snprintf(out + l, n - l, "%shost %s (slot %d, generation %lld)", l ? ", " : "",
 			 json_string_value(json_object_get(h, "host")) ?: "?",
 			 (int)json_integer_value(json_object_get(h, "slot")),
 			 (long long)json_integer_value(json_object_get(h, "generation")));
@@ -137,8 +137,16 @@ void vcvm_guard_holder(const char *dir, char *out, size_t n)
 	hv_fmt(path, sizeof(path), "%s/%s", dir, VCVM_GUARD_FILE);
 	l = getxattr(path, "user.vcfs.lock", buf, sizeof(buf) - 1);
 	if (l > 0) {
+		char mode[16], host[VCVM_HOST_MAX];
+		int used = 0;
+
 		buf[l] = 0;
-		hv_fmt(out, n, "%s", buf);
+		buf[strcspn(buf, "\n")] = 0;
+		/* "MODE HOST (slot S, gen G)" -> "host HOST (MODE, slot S, gen G)" */
+		if (sscanf(buf, "%15s %63s (%n", mode, host, &used) == 2 && used > 0)
+			hv_fmt(out, n, "host %s (%s, %s", host, mode, buf + used);
+		else
+			hv_fmt(out, n, "%s", buf);
 		return;
 	}
 	if (holder_from_record(path, out, n) == 0)

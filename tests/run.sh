@@ -17,7 +17,7 @@ export T_RESULTS=$VCFS_TEST_TMP/results
 . tests/lib/common.sh
 
 t_section "installing what is missing"
-need_pkgs build-essential pkg-config libfuse3-dev fuse3 libiscsi-dev libnfs-dev check \
+need_pkgs build-essential pkg-config libfuse3-dev fuse3 libiscsi-dev libnfs-dev libssl-dev check \
 	libsubunit-dev libjansson-dev uuid-dev iproute2 istgt tgt nfs-ganesha \
 	nfs-ganesha-vfs rpcbind librados-dev ceph-mon ceph-osd ceph-common fio spin \
 	qemu-system-x86 qemu-utils busybox-static || { echo "package install failed"; exit 1; }

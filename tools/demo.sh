@@ -21,7 +21,7 @@ on() {	# on HOST CMD: run a shell command on a host, showing it
 }
 
 say "Installing what is missing and building"
-need_pkgs build-essential pkg-config libfuse3-dev fuse3 libiscsi-dev libnfs-dev check \
+need_pkgs build-essential pkg-config libfuse3-dev fuse3 libiscsi-dev libnfs-dev libssl-dev check \
 	libsubunit-dev libjansson-dev uuid-dev iproute2 attr
 make -s -j2
 

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# bench/vm_bench.sh - vMotion on vcfs: two hosts (namespaces, tests/lib/hosts.sh)
+# mount one datastore image, each runs vcvm-agent; a guest running the test
+# writer is migrated back and forth VM_BENCH_RUNS times (default 10) for a
+# 128 MiB and a 512 MiB guest.  Prints p50/p95 of:
+#   total     QEMU's total-time of the migration (query-migrate)
+#   downtime  QEMU's downtime (query-migrate "downtime": guest stopped on the
+#             source until the device state was sent)
+#   switch    guest paused on the source -> running on the destination as the
+#             source agent saw it (includes the datastore lock hand-over)
+#   elapsed   the whole vcvm migrate request (PREPARE: starting the
+#             destination QEMU, included)
+# Under TCG (no KVM here) on a shared 2-core machine: compare within one run.
+. "$(dirname "$0")/../tests/lib/common.sh"
+. "$(dirname "$0")/../tests/lib/hosts.sh"
+B=$VCFS_BUILD
+RUNS=${VM_BENCH_RUNS:-10}
+T=$VCFS_TEST_TMP/vmbench
+mkdir -p "$T"
+T_RESULTS=/dev/null
+
+if ! command -v qemu-system-x86_64 >/dev/null || [ ! -x "$B/vcvm-agent" ]; then
+	echo "vm_bench: skipped (no qemu-system-x86_64 or vcvm-agent)"; exit 0
+fi
+G=$(bash "$VCFS_TOP/tests/guest/build.sh" 2> "$T/guest.log") || { echo "vm_bench: guest build failed"; exit 0; }
+img=$T/ds.img
+truncate -s 4G "$img"
+"$B/mkfs.vcfs" -q -H 8 "$img" || exit 1
+DSP=$T/vmfs; mkdir -p "$DSP"
+hosts_net_setup || exit 1
+KEY=$T/cluster.key; "$B/vcvm" keygen "$KEY" > /dev/null
+HF=$T/hosts; : > "$HF"
+for h in a b; do
+	host_start "$h" "$img" || exit 1
+	host_exec "$h" mount --bind "$(host_mnt "$h")" "$DSP"
+	echo "$h 10.250.0.$((10 + HOST_IDX[$h]))" >> "$HF"
+	mkdir -p "$T/$h"
+	host_exec "$h" env VCVM_HOST="$h" VCVM_RUN_DIR="$T/$h/run" VCVM_STATE_DIR="$T/$h/state" \
+		VCVM_ACCEL=tcg VCVM_HOSTS_FILE="$HF" "$B/vcvm-agent" --key "$KEY" > "$T/$h/agent.log" 2>&1 &
+	t_cleanup_push "for p in $T/$h/run/*/qemu.pid; do kill -9 \$(cat \$p); done"
+	t_cleanup_push "kill $!"
+done
+vc() { local h=$1; shift; host_exec "$h" env VCVM_KEY_FILE="$KEY" VCVM_HOSTS_FILE="$HF" "$B/vcvm" --host "$h" "$@"; }
+sleep 1
+
+# pct FILE P: the P-th percentile (nearest rank) of the numbers in FILE
+pct() { sort -n "$1" | awk -v p="$2" '{ v[NR] = $1 } END { if (!NR) { print "-"; exit }
+	i = int((p * NR + 99) / 100); if (i < 1) i = 1; print v[i] }'; }
+
+ROWS=()
+for mem in 128 512; do
+	vm=b$mem
+	vc a create "$vm" --datastore "$DSP" --memory $mem --disk-size 64M --kernel "$G/vmlinuz" \
+		--initrd "$G/initrd.img" --append "console=ttyS0 panic=-1 quiet vcvm.dirty=$((mem / 8)) vcvm.dirty_rate=16" \
+		> /dev/null || exit 1
+	vc b register "$DSP/$vm" > /dev/null
+	vc a start "$vm" > /dev/null || exit 1
+	wait_for 90 sh -c "nsenter -t ${HOST_PID[a]} -m grep -q '^counter 3' '$DSP/$vm/serial.log'"
+	: > "$T/$vm.total"; : > "$T/$vm.down"; : > "$T/$vm.switch"; : > "$T/$vm.elapsed"
+	src=a dst=b fails=0
+	for i in $(seq 1 "$RUNS"); do
+		if vc "$src" migrate "$vm" --to "$dst" --json > "$T/out" 2> "$T/err"; then
+			j() { sed -n "s/.*\"$1\": \\([0-9-]*\\).*/\\1/p" "$T/out" | head -n 1; }
+			j total_ms >> "$T/$vm.total"; j downtime_ms >> "$T/$vm.down"
+			j switchover_ms >> "$T/$vm.switch"; j elapsed_ms >> "$T/$vm.elapsed"
+			t=$src; src=$dst; dst=$t
+		else
+			fails=$((fails + 1)); echo "vm_bench: $vm run $i: $(tail -n 1 "$T/err")" >&2
+		fi
+	done
+	vc "$src" stop --hard "$vm" > /dev/null
+	ROWS+=("$(printf '| %4d MiB | %3d/%-3d | %6s %6s | %5s %5s | %5s %5s | %6s %6s |' "$mem" \
+		$((RUNS - fails)) "$RUNS" "$(pct "$T/$vm.total" 50)" "$(pct "$T/$vm.total" 95)" \
+		"$(pct "$T/$vm.down" 50)" "$(pct "$T/$vm.down" 95)" \
+		"$(pct "$T/$vm.switch" 50)" "$(pct "$T/$vm.switch" 95)" \
+		"$(pct "$T/$vm.elapsed" 50)" "$(pct "$T/$vm.elapsed" 95)")")
+done
+
+echo "vMotion on vcfs (TCG, 2 hosts in namespaces, guest writer + mem/8 MiB rewritten at 16 MiB/s), ms:"
+echo "| guest    | ok      | total p50 p95 | downtime p50 p95 | switch p50 p95 | elapsed p50 p95 |"
+echo "|----------|---------|---------------|------------------|----------------|-----------------|"
+for r in "${ROWS[@]}"; do echo "$r"; done
+echo "total: QEMU total-time; downtime: QEMU's; switch: source paused -> destination running"
+echo "incl. the .vcvm.lock hand-over; elapsed: the whole request incl. starting the destination."
