@@ -1424,39 +1424,63 @@ static void iscsi_close(struct vcfs_disk *d)
 	free(d);
 }
 
-/* READ CAPACITY again: the LUN may have been enlarged on the array. */
-static int iscsi_get_size(struct vcfs_disk *d, uint64_t *size)
+struct isc_capacity {
+	uint64_t nblocks;
+	uint32_t lsec, psec;
+	int lbprz;
+};
+
+/* READ CAPACITY (16, or 10 where a target lacks it). */
+static int isc_read_capacity(struct isc_priv *p, uint64_t deadline, struct isc_capacity *cap)
 {
-	struct isc_priv *p = d->priv;
 	struct isc_req r;
 	int rc;
 
+	memset(cap, 0, sizeof(*cap));
 	isc_req_init(&r, ISC_RC16);
 	r.keep_task = 1;
-	rc = isc_cmd(p, &r, isc_deadline(d), 0);
+	rc = isc_cmd(p, &r, deadline, 0);
 	if (!rc) {
 		struct scsi_readcapacity16 *rc16 = scsi_datain_unmarshall(r.task);
-		if (rc16)
-			*size = (rc16->returned_lba + 1) * (uint64_t)p->lsec;
-		else
+		if (!rc16) {
 			rc = -VCFS_EPROTO;
+		} else {
+			cap->nblocks = rc16->returned_lba + 1;
+			cap->lsec = rc16->block_length;
+			cap->psec = rc16->lbppbe < 8 ? cap->lsec << rc16->lbppbe : cap->lsec;
+			cap->lbprz = rc16->lbprz;
+		}
 	}
 	isc_req_fini(&r);
 	if (rc == -EOPNOTSUPP || rc == -EINVAL) {
 		isc_req_init(&r, ISC_RC10);
 		r.keep_task = 1;
-		rc = isc_cmd(p, &r, isc_deadline(d), 0);
+		rc = isc_cmd(p, &r, deadline, 0);
 		if (!rc) {
 			struct scsi_readcapacity10 *rc10 = scsi_datain_unmarshall(r.task);
-			if (rc10)
-				*size = ((uint64_t)rc10->lba + 1) * p->lsec;
-			else
+			if (!rc10) {
 				rc = -VCFS_EPROTO;
+			} else {
+				cap->nblocks = (uint64_t)rc10->lba + 1;
+				cap->lsec = cap->psec = rc10->block_size;
+			}
 		}
 		isc_req_fini(&r);
 	}
+	return rc;
+}
+
+/* READ CAPACITY again: the LUN may have been enlarged on the array. */
+static int iscsi_get_size(struct vcfs_disk *d, uint64_t *size)
+{
+	struct isc_priv *p = d->priv;
+	struct isc_capacity cap;
+	int rc = isc_read_capacity(p, isc_deadline(d), &cap);
+
 	if (rc)
 		vcfs_err("%s: READ CAPACITY failed: %s", p->name, vcfs_strerror(rc));
+	else
+		*size = cap.nblocks * cap.lsec;
 	return rc;
 }
 
@@ -1560,6 +1584,7 @@ static int isc_connect(struct isc_priv *p, const struct vcfs_uri *u)
 static int isc_probe_geometry(struct vcfs_disk *d)
 {
 	struct isc_priv *p = d->priv;
+	struct isc_capacity cap;
 	struct isc_req r;
 	int rc, has_b0 = 0, has_b2 = 0;
 
@@ -1599,41 +1624,15 @@ static int isc_probe_geometry(struct vcfs_disk *d)
 	if (rc)
 		return rc;
 
-	isc_req_init(&r, ISC_RC16);
-	r.keep_task = 1;
-	rc = isc_cmd(p, &r, isc_deadline(d), 0);
-	if (!rc) {
-		struct scsi_readcapacity16 *rc16 = scsi_datain_unmarshall(r.task);
-		if (!rc16) {
-			rc = -VCFS_EPROTO;
-		} else {
-			p->nblocks = rc16->returned_lba + 1;
-			p->lsec = rc16->block_length;
-			d->info.psec = rc16->lbppbe < 8 ? p->lsec << rc16->lbppbe : p->lsec;
-			p->lbprz = rc16->lbprz;
-		}
-	}
-	isc_req_fini(&r);
-	if (rc == -EOPNOTSUPP || rc == -EINVAL) {
-		isc_req_init(&r, ISC_RC10);
-		r.keep_task = 1;
-		rc = isc_cmd(p, &r, isc_deadline(d), 0);
-		if (!rc) {
-			struct scsi_readcapacity10 *rc10 = scsi_datain_unmarshall(r.task);
-			if (!rc10) {
-				rc = -VCFS_EPROTO;
-			} else {
-				p->nblocks = (uint64_t)rc10->lba + 1;
-				p->lsec = rc10->block_size;
-				d->info.psec = p->lsec;
-			}
-		}
-		isc_req_fini(&r);
-	}
+	rc = isc_read_capacity(p, isc_deadline(d), &cap);
 	if (rc) {
 		vcfs_err("%s: READ CAPACITY failed: %s", p->name, vcfs_strerror(rc));
 		return rc;
 	}
+	p->nblocks = cap.nblocks;
+	p->lsec = cap.lsec;
+	d->info.psec = cap.psec;
+	p->lbprz = cap.lbprz;
 	if (p->lsec < 512 || p->lsec > 4096 || (p->lsec & (p->lsec - 1))) {
 		vcfs_err("%s: logical block size %u is not supported (need 512, 1024, 2048 or "
 			 "4096); reformat the LUN with another block size", p->name, p->lsec);
