@@ -23,6 +23,7 @@
 #include "../common/log.h"
 #include "../journal/journal.h"
 #include "../lock/lock.h"
+#include "../lock/rlock.h"
 
 /*          code            id      message                                              fix                                  preen */
 #define PROBLEMS(X)                                                                                                            \
@@ -37,6 +38,8 @@
 	X(P_CBMP_BAD,      "CL01", "resource cluster bitmap block is damaged",           "rebuild it from the block maps",      0) \
 	X(P_LOCK_STALE,    "LK01", "lock record is held by a host that is gone (its slot was not cleaned)", "release it", 1) \
 	X(P_LOCK_BAD,      "LK02", "lock record is corrupt",                             "reset it to free",                    1) \
+	X(P_RLOCK_STALE,   "RL01", "byte-range lock held by a host that is gone",        "drop it",                             1) \
+	X(P_RLOCK_BAD,     "RL02", "byte-range lock table is corrupt",                   "reset it to empty",                   1) \
 	X(P_ROOT_BAD,      "IN01", "root directory inode is damaged",                    "recreate an empty root; entries are reconnected", 0) \
 	X(P_INODE_UNINIT,  "IN02", "inode is marked in use but was never written",       "free it",                             1) \
 	X(P_INODE_CORRUPT, "IN03", "inode is corrupt",                                   "free it; its blocks are released",    0) \
@@ -462,6 +465,61 @@ static int pass_clusters(struct fsck *fc)
 	return fc->oper_err;
 }
 
+/*
+ * Check an inode's byte-range lock table (bytes 512..1023 of its lock block).
+ * An entry counts only while its slot is in use at its generation; offline
+ * (no live host) none does.  Repairs rewrite those 512 bytes over the block
+ * as it is on disk now (check_lock may have just reset the lock record).
+ */
+static void check_rlock(struct fsck *fc, uint64_t blk, const uint8_t *lockblk, uint64_t ino)
+{
+	struct vcfs_rlock_table t;
+	uint32_t k = 0, nstale = 0, first = 0;
+	uint8_t *b;
+	int rc = vcfs_rlock_decode(lockblk + VCFS_RLOCK_OFF, blk, fc->sb.volgen, &t);
+
+	if (rc == 1)
+		return;		/* never used: empty */
+	if (rc < 0) {
+		if (!problem(fc, P_RLOCK_BAD, "inode %llu (block %llu)", (unsigned long long)ino,
+			     (unsigned long long)blk))
+			return;
+		memset(&t, 0, sizeof(t));
+	} else {
+		for (uint32_t i = 0; i < t.n; i++) {
+			uint32_t s = t.e[i].slot;
+			if (fc->offline || s >= fc->sb.max_hosts ||
+			    fc->slot_state[s] == VCFS_HB_FREE ||
+			    (uint32_t)fc->slot_gen[s] != t.e[i].gen) {
+				if (!nstale++)
+					first = s;
+				continue;
+			}
+			t.e[k++] = t.e[i];
+		}
+		if (!nstale || !problem(fc, P_RLOCK_STALE, "inode %llu: %u lock(s), slot %u first",
+					(unsigned long long)ino, nstale, first))
+			return;
+		t.n = k;
+	}
+	b = vcfs_disk_buf_alloc(VCFS_BLK);
+	if (!b) {
+		fc->oper_err = -ENOMEM;
+		return;
+	}
+	if (!rd(fc, blk, b, 1)) {
+		t.seq++;
+		vcfs_rlock_encode(&t, b + VCFS_RLOCK_OFF, blk, fc->sb.volgen, 0);
+		rc = vcfs_disk_write(fc->d, blk * VCFS_BLK, b, VCFS_BLK, 0);
+		if (rc) {
+			vcfs_err("fsck: writing block %llu: %s", (unsigned long long)blk,
+				 vcfs_strerror(rc));
+			fc->oper_err = rc;
+		}
+	}
+	free(b);
+}
+
 /* ---- pass 5: inodes and block maps ---- */
 static int ptr_ok(const struct fsck *fc, uint64_t addr, int large)
 {
@@ -610,6 +668,7 @@ static int pass_inodes(struct fsck *fc)
 		if (rd(fc, vcfs_inode_lock_blk(sb, n), buf, 2))
 			break;
 		check_lock(fc, vcfs_inode_lock_blk(sb, n), buf, "inode", n);
+		check_rlock(fc, vcfs_inode_lock_blk(sb, n), buf, n);
 		rc = vcfs_mhdr_check(ino, VCFS_T_INODE, vcfs_inode_blk(sb, n), sb->volgen);
 		if (is_orphan_dir(fc, n) && rc == 1)
 			continue;	/* never used: an empty orphan directory */

@@ -10,6 +10,10 @@
  *     lock-held BLOCK SLOT [GEN]  lock record held EXCL by SLOT (generation GEN, 1);
  *                               BLOCK may be ilock:INO or clock:CLUSTER
  *     lock-garbage BLOCK
+ *     rlock-held INO SLOT GEN   a write lock on all of INO in its byte-range lock
+ *                               table, held by SLOT at generation GEN (added to
+ *                               what the table holds)
+ *     rlock-flip INO            the byte-range lock table with a stale checksum
  *     inode-field INO FIELD VALUE   FIELD: nlink blocks mode parent dir_count
  *     inode-zero INO            the body reads as never written
  *     inode-flip INO            one byte changed, checksum left stale
@@ -34,6 +38,7 @@
 #include "disk/disk.h"
 #include "fs/mkfs.h"
 #include "fs/ondisk.h"
+#include "lock/rlock.h"
 
 static struct vcfs_disk *d;
 static struct vcfs_sb sb;
@@ -201,6 +206,37 @@ int main(int argc, char **argv)
 		((struct vcfs_lock_disk *)blk)->mode = le32_mk(VCFS_LOCK_EXCL);
 		vcfs_mhdr_seal(blk, VCFS_T_LOCK, b, sb.volgen);
 		blk[0x44] ^= 1;
+		wr(b);
+	} else if (!strcmp(cmd, "rlock-held") && argc == 3) {
+		uint64_t b = vcfs_inode_lock_blk(&sb, num(argv[0]));
+		struct vcfs_rlock_table t;
+		struct vcfs_rlock *e;
+		rd(b);
+		if (vcfs_rlock_decode(blk + VCFS_RLOCK_OFF, b, sb.volgen, &t) < 0)
+			die("the byte-range lock table is already damaged");
+		if (t.n == VCFS_RLOCK_ENTRIES)
+			die("the byte-range lock table is full");
+		e = &t.e[t.n++];
+		memset(e, 0, sizeof(*e));
+		e->slot = (uint32_t)num(argv[1]);
+		e->gen = (uint32_t)num(argv[2]);
+		e->owner = 0x5eed;
+		e->end = VCFS_RLOCK_EOF;
+		e->pid = 4242;
+		e->type = VCFS_RL_WRLCK;
+		e->kind = VCFS_RL_POSIX;
+		t.seq++;
+		vcfs_rlock_encode(&t, blk + VCFS_RLOCK_OFF, b, sb.volgen, e->slot);
+		wr(b);
+	} else if (!strcmp(cmd, "rlock-flip") && argc == 1) {
+		uint64_t b = vcfs_inode_lock_blk(&sb, num(argv[0]));
+		struct vcfs_rlock_table t = { .n = 1 };
+		rd(b);
+		t.e[0].slot = 1;
+		t.e[0].end = VCFS_RLOCK_EOF;
+		t.e[0].type = VCFS_RL_RDLCK;
+		vcfs_rlock_encode(&t, blk + VCFS_RLOCK_OFF, b, sb.volgen, 1);
+		blk[VCFS_RLOCK_OFF + 0x50] ^= 1;	/* entry 0's start */
 		wr(b);
 	} else if (!strcmp(cmd, "inode-field") && argc == 3) {
 		uint64_t b = vcfs_inode_blk(&sb, num(argv[0])), v = num(argv[2]);
