@@ -29,11 +29,24 @@ uint64_t vcfs_now_ns(void)
 	return (uint64_t)ts.tv_sec * VCFS_NS_PER_S + (uint64_t)ts.tv_nsec;
 }
 
+static vcfs_sleep_fn sleep_fn;
+static void *sleep_arg;
+
+void vcfs_clock_set_sleep(vcfs_sleep_fn fn, void *arg)
+{
+	sleep_fn = fn;
+	sleep_arg = arg;
+}
+
 void vcfs_sleep_ns(uint64_t ns)
 {
 	struct timespec ts = { .tv_sec = (time_t)(ns / VCFS_NS_PER_S),
 			       .tv_nsec = (long)(ns % VCFS_NS_PER_S) };
 
+	if (sleep_fn) {
+		sleep_fn(sleep_arg, ns);
+		return;
+	}
 	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
 		;
 }

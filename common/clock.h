@@ -15,8 +15,17 @@ typedef uint64_t (*vcfs_clock_fn)(void *arg);
 uint64_t vcfs_now_ns(void);
 /* Install a clock; NULL restores CLOCK_MONOTONIC. */
 void vcfs_clock_set(vcfs_clock_fn fn, void *arg);
-/* Sleep for ns on the real clock (backoff between retries). */
+/* Sleep for ns on the real clock (backoff between retries), or through the
+ * sleep hook when one is installed. */
 void vcfs_sleep_ns(uint64_t ns);
+/*
+ * Simulation seam: with a driven clock a backoff loop waiting for
+ * vcfs_now_ns() to pass a deadline would spin forever on the real clock; the
+ * simulator installs fn, which advances its clock by ns (and may run other
+ * simulated work) instead of sleeping.  NULL restores nanosleep.
+ */
+typedef void (*vcfs_sleep_fn)(void *arg, uint64_t ns);
+void vcfs_clock_set_sleep(vcfs_sleep_fn fn, void *arg);
 
 #define VCFS_NS_PER_MS 1000000ULL
 #define VCFS_NS_PER_S  1000000000ULL

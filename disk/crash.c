@@ -57,7 +57,31 @@ struct crash_rec {
 	uint8_t *data;		/* REC_WRITE: len bytes; zero-fill records: NULL */
 	enum rec_kind kind;
 	int fua;		/* durable by itself */
+	uint64_t order;		/* process-wide issue order (order_mu) */
 };
+
+/*
+ * Order across crash layers (vcfs_crash_write_order): a write or CAS reaches
+ * lower and takes its stamp under order_mu, so when several layers of one
+ * process share a lower disk (hosts in one process, crashmh), stamp order is
+ * the order their writes reached it.  order_depth lets a layer stacked on
+ * another re-enter.  order_mu is taken after crash_priv.mu, never before.
+ */
+static pthread_mutex_t order_mu = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t order_next;
+static _Thread_local int order_depth;
+
+static void order_lock(void)
+{
+	if (!order_depth++)
+		pthread_mutex_lock(&order_mu);
+}
+
+static void order_unlock(void)
+{
+	if (!--order_depth)
+		pthread_mutex_unlock(&order_mu);
+}
 
 struct crash_priv {
 	pthread_mutex_t mu;
@@ -129,7 +153,9 @@ static void log_commit(struct crash_priv *p, enum rec_kind kind, uint64_t off,
 		       uint64_t len, uint8_t *data, int fua, int hold)
 {
 	p->log[p->nlog] = (struct crash_rec){ .off = off, .len = len, .epoch = p->epoch,
-					      .data = data, .kind = kind, .fua = fua };
+					      .data = data, .kind = kind, .fua = fua,
+					      .order = __atomic_fetch_add(&order_next, 1,
+									  __ATOMIC_RELAXED) };
 	if (hold)
 		p->held[p->nheld++] = p->nlog;
 	p->nlog++;
@@ -258,6 +284,7 @@ static int crash_record(struct vcfs_disk *d, enum rec_kind kind, uint64_t off,
 		goto out_unlock;
 	if (p->mode == VCFS_CRASH_BUFFER)
 		hold = !fua || held_overlaps(p, off, len);
+	order_lock();
 	if (through) {
 		if (kind == REC_WRITE)
 			rc = vcfs_disk_write(d->lower, off, buf, (size_t)len, flags);
@@ -266,11 +293,11 @@ static int crash_record(struct vcfs_disk *d, enum rec_kind kind, uint64_t off,
 		else
 			rc = vcfs_disk_unmap(d->lower, off, len);
 	}
-	if (rc) {
+	if (rc)
 		free(data);
-		goto out_unlock;
-	}
-	log_commit(p, kind, off, len, data, fua, hold);
+	else
+		log_commit(p, kind, off, len, data, fua, hold);
+	order_unlock();
 out_unlock:
 	pthread_mutex_unlock(&p->mu);
 	return rc;
@@ -321,12 +348,14 @@ static int crash_cas(struct vcfs_disk *d, uint64_t off, const void *expect,
 	rc = p->crashed ? -VCFS_ECRASHED : log_prepare(p, newdata, lsec, &data);
 	if (!rc && held_overlaps(p, off, lsec))
 		rc = crash_flush_locked(d);
+	order_lock();
 	if (!rc)
 		rc = vcfs_disk_cas(d->lower, off, expect, newdata);
 	if (rc)
 		free(data);
 	else
 		log_commit(p, REC_WRITE, off, lsec, data, 1, 0);
+	order_unlock();
 	pthread_mutex_unlock(&p->mu);
 	return rc;
 }
@@ -435,6 +464,25 @@ int vcfs_crash_write_info(struct vcfs_disk *crash, size_t i, uint64_t *off,
 	return rc;
 }
 
+/* The process-wide stamp of write i (see order_mu): writes of different
+ * layers reached their lower disks in stamp order.  -EINVAL if i is not
+ * logged. */
+int vcfs_crash_write_order(struct vcfs_disk *crash, size_t i, uint64_t *order)
+{
+	struct crash_priv *p = crash_priv_of(crash);
+	int rc = -EINVAL;
+
+	if (!p)
+		return -EINVAL;
+	pthread_mutex_lock(&p->mu);
+	if (i < p->nlog) {
+		*order = p->log[i].order;
+		rc = 0;
+	}
+	pthread_mutex_unlock(&p->mu);
+	return rc;
+}
+
 /*
  * Crash now.  BUFFER: apply the held writes to lower in order (FUA ones
  * whole, the others per policy), flush lower, and stop.  LOG: every write is
@@ -481,6 +529,20 @@ out_unlock:
 int vcfs_crash_replay(struct vcfs_disk *crash, struct vcfs_disk *target, size_t n,
 		      enum vcfs_crash_policy policy, uint64_t seed)
 {
+	return vcfs_crash_replay_range(crash, target, n, 0, n, policy, seed);
+}
+
+/*
+ * The part [from, to) of vcfs_crash_replay(crash, target, n, ...): records
+ * fare as in a crash right after log[n-1] (the crash epoch is log[n-1]'s),
+ * but only those in [from, to) are applied.  Several hosts' logs can so be
+ * interleaved onto one target in an order the caller chooses (crashmh).
+ * -EINVAL unless from <= to <= n <= the log's length.
+ */
+int vcfs_crash_replay_range(struct vcfs_disk *crash, struct vcfs_disk *target, size_t n,
+			    size_t from, size_t to, enum vcfs_crash_policy policy,
+			    uint64_t seed)
+{
 	struct crash_priv *p = crash_priv_of(crash);
 	uint64_t crash_epoch;
 	int rc = 0;
@@ -488,12 +550,12 @@ int vcfs_crash_replay(struct vcfs_disk *crash, struct vcfs_disk *target, size_t 
 	if (!p || !target || target == crash || !valid_policy(policy))
 		return -EINVAL;
 	pthread_mutex_lock(&p->mu);
-	if (n > p->nlog) {
+	if (n > p->nlog || to > n || from > to) {
 		rc = -EINVAL;
 		goto out_unlock;
 	}
 	crash_epoch = n ? p->log[n - 1].epoch : 0;
-	for (size_t i = 0; !rc && i < n; i++) {
+	for (size_t i = from; !rc && i < to; i++) {
 		const struct crash_rec *r = &p->log[i];
 		if (r->epoch < crash_epoch || r->fua)
 			rc = rec_apply(target, r, r->len);

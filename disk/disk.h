@@ -196,6 +196,9 @@ size_t vcfs_crash_nwrites(struct vcfs_disk *crash);
 /* The flush epoch write i belongs to, and whether it is durable by itself. */
 int vcfs_crash_write_info(struct vcfs_disk *crash, size_t i, uint64_t *off,
 			  uint64_t *len, uint64_t *epoch, int *durable);
+/* Process-wide issue order of write i: when several crash layers of one
+ * process write one disk (hosts in one process), the order writes reached it. */
+int vcfs_crash_write_order(struct vcfs_disk *crash, size_t i, uint64_t *order);
 int vcfs_crash_now(struct vcfs_disk *crash, enum vcfs_crash_policy p, uint64_t seed);
 /*
  * Apply the first n logged writes to target (a copy of the disk as it was when
@@ -204,5 +207,10 @@ int vcfs_crash_now(struct vcfs_disk *crash, enum vcfs_crash_policy p, uint64_t s
  */
 int vcfs_crash_replay(struct vcfs_disk *crash, struct vcfs_disk *target, size_t n,
 		      enum vcfs_crash_policy p, uint64_t seed);
+/* Only records [from, to) of that replay (to <= n), for interleaving the logs
+ * of several hosts onto one target. */
+int vcfs_crash_replay_range(struct vcfs_disk *crash, struct vcfs_disk *target, size_t n,
+			    size_t from, size_t to, enum vcfs_crash_policy p,
+			    uint64_t seed);
 
 #endif

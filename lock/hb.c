@@ -12,6 +12,9 @@
  *            clock when its (state, generation, counter) last changed; with
  *            opts.recover it recovers slots that stayed unchanged for D.
  *   callers  vcfs_hb_write_ok (lease check), vcfs_hb_recover, lock.c.
+ * With a driver installed (vcfs_hb_set_driver, for the simulator) neither
+ * thread is started: the driver runs each loop's body, renew_once and
+ * monitor_pass, through vcfs_hb_renew_tick / vcfs_hb_monitor_tick.
  *
  * Invariants:
  *  - lease_start is the START time of the last renewal that succeeded (the
@@ -57,6 +60,11 @@ struct slot_view {
 /* The hb whose recover callback this thread is running (re-entry guard). */
 static _Thread_local const struct vcfs_hb *in_recover;
 
+/* Simulation seam (lock.h, vcfs_hb_set_driver): the installed driver, or NULL
+ * for the renewal and monitor threads. */
+static vcfs_hb_driver_fn hb_driver;
+static void *hb_driver_arg;
+
 struct vcfs_hb {
 	struct vcfs_disk *d;
 	struct vcfs_sb sb;
@@ -92,6 +100,11 @@ struct vcfs_hb {
 	pthread_mutex_t view_mu;
 	struct slot_view *views;	/* max_hosts entries */
 	uint8_t *mon_buf;		/* max_hosts blocks, monitor thread only */
+	int mon_last_rc;		/* monitor: last error reported */
+
+	int driven;		/* no threads: a driver ticks us (lock.h) */
+	int fence_told;		/* driven: on_fence was called */
+	uint8_t *tick_seen;	/* driven: renewal's scratch block */
 };
 
 static const char *state_name(uint32_t st)
@@ -536,22 +549,16 @@ static void *renew_main(void *arg)
 
 /* ---- monitor ---- */
 
-static void *monitor_main(void *arg)
+/* One pass of the monitor: read every slot, recover the dead ones. */
+static void monitor_pass(struct vcfs_hb *hb)
 {
-	struct vcfs_hb *hb = arg;
-	uint64_t next_at = vcfs_now_ns() + hb->tm.renew_ns;
-	int last_rc = 0;
+	int rc = observe_all(hb, hb->mon_buf);
 
-	while (!wait_until(hb, next_at, 0)) {
-		int rc;
-		next_at = vcfs_now_ns() + hb->tm.renew_ns;
-		rc = observe_all(hb, hb->mon_buf);
-		if (rc && rc != last_rc)
-			vcfs_warn("heartbeat monitor: reading the slots failed: %s",
-				  vcfs_strerror(rc));
-		last_rc = rc;
-		if (rc || !hb->recover || atomic_load(&hb->fenced))
-			continue;
+	if (rc && rc != hb->mon_last_rc)
+		vcfs_warn("heartbeat monitor: reading the slots failed: %s",
+			  vcfs_strerror(rc));
+	hb->mon_last_rc = rc;
+	if (!rc && hb->recover && !atomic_load(&hb->fenced)) {
 		for (uint32_t s = 0; s < hb->sb.max_hosts; s++) {
 			uint64_t now = vcfs_now_ns();
 			int go;
@@ -571,7 +578,52 @@ static void *monitor_main(void *arg)
 				break;
 		}
 	}
+}
+
+static void *monitor_main(void *arg)
+{
+	struct vcfs_hb *hb = arg;
+	uint64_t next_at = vcfs_now_ns() + hb->tm.renew_ns;
+
+	while (!wait_until(hb, next_at, 0)) {
+		next_at = vcfs_now_ns() + hb->tm.renew_ns;
+		monitor_pass(hb);
+	}
 	return NULL;
+}
+
+/* ---- simulation seam (lock.h) ---- */
+
+void vcfs_hb_set_driver(vcfs_hb_driver_fn fn, void *arg)
+{
+	hb_driver = fn;
+	hb_driver_arg = arg;
+}
+
+/* One iteration of renew_main's loop, run by the driver. */
+void vcfs_hb_renew_tick(struct vcfs_hb *hb)
+{
+	int why = atomic_load(&hb->fenced);
+
+	if (why) {
+		if (!hb->fence_told && hb->on_fence)
+			hb->on_fence(hb->fence_arg, why);
+		hb->fence_told = 1;
+		return;
+	}
+	if (!hb->tick_seen && !(hb->tick_seen = vcfs_disk_buf_alloc(VCFS_BLK))) {
+		hb->last_err = -ENOMEM;
+		if (lease_expired(hb, vcfs_now_ns()))
+			fence_expired(hb, vcfs_now_ns());
+		return;
+	}
+	renew_once(hb, vcfs_now_ns(), hb->tick_seen);
+}
+
+/* One iteration of monitor_main's loop, run by the driver. */
+void vcfs_hb_monitor_tick(struct vcfs_hb *hb)
+{
+	monitor_pass(hb);
 }
 
 /* ---- recovery ---- */
@@ -776,11 +828,15 @@ static void hb_free(struct vcfs_hb *hb)
 	free(hb->mine);
 	free(hb->next);
 	free(hb->unsure);
+	free(hb->tick_seen);
 	free(hb);
 }
 
 static void stop_threads(struct vcfs_hb *hb)
 {
+	if (hb->driven && hb_driver)
+		hb_driver(hb_driver_arg, hb, 0);
+	hb->driven = 0;
 	if (!hb->threads)
 		return;
 	pthread_mutex_lock(&hb->mu);
@@ -946,6 +1002,9 @@ int vcfs_hb_join(struct vcfs_disk *d, const struct vcfs_sb *sb,
 	free(all);
 	all = NULL;
 
+	hb->driven = hb_driver != NULL;
+	if (hb->driven)
+		goto started;	/* the driver ticks renewal and monitor */
 	if ((rc = -pthread_create(&hb->renew_thr, NULL, renew_main, hb)))
 		goto err_leave;
 	if ((rc = -pthread_create(&hb->mon_thr, NULL, monitor_main, hb))) {
@@ -957,11 +1016,14 @@ int vcfs_hb_join(struct vcfs_disk *d, const struct vcfs_sb *sb,
 		goto err_leave;
 	}
 	hb->threads = 1;
+started:
 	vcfs_info("joined as heartbeat slot %u (host %s, generation %llu): renew every "
 		  "%.0f ms, fence after %.0f ms without renewal, others dead after %.0f ms",
 		  hb->slot, hb->name, (unsigned long long)hb->gen, ms(hb->tm.renew_ns),
 		  ms(hb->tm.fence_ns - hb->tm.t_ns), ms(hb->tm.dead_ns));
 	*out = hb;
+	if (hb->driven)
+		hb_driver(hb_driver_arg, hb, 1);
 	return 0;
 
 err_leave:

@@ -166,6 +166,25 @@ enum vcfs_holder_state {
 /* An enum vcfs_holder_state, or a negative error (reading the slot). */
 int vcfs_hb_holder_state(struct vcfs_hb *hb, uint32_t slot, uint32_t gen32);
 
+/*
+ * Simulation seam (tests/disk/sim.c, tests/disk/crashmh.c).  With a driver
+ * installed, vcfs_hb_join starts neither the renewal nor the monitor thread;
+ * it tells the driver of the new hb (joined = 1) after a successful join, and
+ * leave/abandon tell it (joined = 0) before the hb is freed.  The driver then
+ * runs one iteration of the renewal loop (vcfs_hb_renew_tick: renew once
+ * from the image last written, fence on a miscompare or an expired lease, or
+ * call on_fence once when fenced) and of the monitor loop
+ * (vcfs_hb_monitor_tick: read every slot, recover those dead for D) whenever
+ * its own schedule says R has passed, on the clock it installed with
+ * vcfs_clock_set.  The protocol is the threads' own: a tick is exactly one
+ * pass of their loop.  Process-wide; install before joining, never change it
+ * while an hb is joined.  NULL restores the threads.
+ */
+typedef void (*vcfs_hb_driver_fn)(void *arg, struct vcfs_hb *hb, int joined);
+void vcfs_hb_set_driver(vcfs_hb_driver_fn fn, void *arg);
+void vcfs_hb_renew_tick(struct vcfs_hb *hb);
+void vcfs_hb_monitor_tick(struct vcfs_hb *hb);
+
 /* ---- lock records ---- */
 #define VCFS_LOCK_WAIT	(1u << 0)	/* wait for live holders (bounded) */
 
