@@ -100,6 +100,16 @@ static int open_lock(struct vcfs_fs *fs, struct vcfs_inode *ip, enum vcfs_lock_m
 			       &busy);
 	if (rc == -EBUSY)
 		warn_locked(fs, ip->ino, mode, &busy);
+	if (!rc && mode == VCFS_LOCK_MW) {
+		/* a map change that started before we joined did not count us
+		 * among the holders: let it finish before we load the body */
+		rc = vcfs_lock_claim_wait(fs->hb, blk, 1, fs->lock_wait_ms, NULL);
+		if (rc) {
+			vcfs_warn("inode %llu: another host's map change did not end: %s",
+				  (unsigned long long)ip->ino, vcfs_strerror(rc));
+			vcfs_lock_release(fs->hb, blk, 0);
+		}
+	}
 	return rc;
 }
 
@@ -130,13 +140,18 @@ static int load_body(struct vcfs_fs *fs, struct vcfs_inode *ip)
 	return rc;
 }
 
+/* The mode an open of f takes given the body's multi-writer flag. */
+static enum vcfs_lock_mode mw_mode(const struct vcfs_file *f, const struct vcfs_inode_disk *di)
+{
+	return (le32_get(di->flags) & VCFS_IF_MULTIWRITER) ? VCFS_LOCK_MW : f->base_mode;
+}
+
 /* Open regular file ino (op_mu held). */
 static int open_regular(struct vcfs_fs *fs, struct vcfs_file *f, int fresh_excl)
 {
-	enum vcfs_lock_mode want = !f->can_write ? VCFS_LOCK_RO :
-		(f->vflags & VCFS_OPEN_MULTIWRITER) ? VCFS_LOCK_MW : VCFS_LOCK_EXCL;
+	enum vcfs_lock_mode want = f->mode;
 	struct vcfs_inode *ip = itab_get(fs, f->ino, 1);
-	int rc = 0;
+	int rc = 0, tries = 0;
 
 	if (!ip)
 		return -ENOMEM;
@@ -152,6 +167,7 @@ static int open_regular(struct vcfs_fs *fs, struct vcfs_file *f, int fresh_excl)
 			rc = -EIO;	/* opens still use a lost lock */
 			goto fail;
 		}
+relock:
 		rc = open_lock(fs, ip, want);
 		if (rc)
 			goto fail;
@@ -162,6 +178,19 @@ static int open_regular(struct vcfs_fs *fs, struct vcfs_file *f, int fresh_excl)
 			ip->held = VCFS_LOCK_FREE;
 			goto fail;
 		}
+		if (mw_mode(f, ip->body) != want && tries++ < 3) {
+			/* the multi-writer flag changed since the lockless read
+			 * that chose the mode: the body under the lock decides */
+			open_unlock(fs, ip, 0);
+			ip->held = VCFS_LOCK_FREE;
+			want = mw_mode(f, ip->body);
+			goto relock;
+		}
+		f->mode = want;
+		if (want == VCFS_LOCK_MW && f->can_write)
+			f->vflags |= VCFS_OPEN_MULTIWRITER;
+		else if (f->base_mode != VCFS_LOCK_MW)
+			f->vflags &= ~VCFS_OPEN_MULTIWRITER;
 		goto got;
 	}
 	if (ip->held == want || ip->held == VCFS_LOCK_EXCL || want == VCFS_LOCK_RO)
@@ -186,7 +215,7 @@ static int open_regular(struct vcfs_fs *fs, struct vcfs_file *f, int fresh_excl)
 got:
 	if (rc)
 		goto fail;
-	if (f->can_write && want == VCFS_LOCK_MW)
+	if (want == VCFS_LOCK_MW)
 		ip->nmw++;
 	else if (f->can_write)
 		ip->nwrite++;
@@ -217,6 +246,9 @@ static int file_new(struct vcfs_fs *fs, uint64_t ino, int oflags, unsigned vflag
 	f->vflags = vflags;
 	f->can_read = (oflags & O_ACCMODE) != O_WRONLY;
 	f->can_write = (oflags & O_ACCMODE) != O_RDONLY;
+	f->mode = !f->can_write ? VCFS_LOCK_RO :
+		  (vflags & VCFS_OPEN_MULTIWRITER) ? VCFS_LOCK_MW : VCFS_LOCK_EXCL;
+	f->base_mode = f->mode;
 	*out = f;
 	return 0;
 }
@@ -248,6 +280,12 @@ static int do_open(struct vcfs_fs *fs, uint64_t ino, int oflags, unsigned vflags
 		}
 		if (!S_ISREG(le32_get(di->mode)))
 			goto done;	/* FIFOs, devices, sockets, symlinks: no data here */
+		if (le32_get(di->flags) & VCFS_IF_MULTIWRITER) {
+			/* every open of a multi-writer file shares with MW */
+			f->mode = VCFS_LOCK_MW;
+			if (f->can_write)
+				f->vflags |= VCFS_OPEN_MULTIWRITER;
+		}
 	}
 	pthread_mutex_lock(&fs->op_mu);
 	rc = open_regular(fs, f, fresh_excl);
@@ -337,6 +375,11 @@ static int commit_body(struct vcfs_fs *fs, struct vcfs_inode *ip)
 	return op_end(&op, rc);
 }
 
+int vcfs_file_shared(const struct vcfs_file *f)
+{
+	return f && f->locked && f->mode == VCFS_LOCK_MW;
+}
+
 int vcfs_file_release(struct vcfs_file *f)
 {
 	struct vcfs_fs *fs = f->fs;
@@ -350,7 +393,7 @@ int vcfs_file_release(struct vcfs_file *f)
 	    !vcfs_hb_fenced(fs->hb))
 		rc = commit_body(fs, ip);
 	pthread_mutex_lock(&fs->op_mu);
-	if (f->can_write && (f->vflags & VCFS_OPEN_MULTIWRITER) && ip->nmw)
+	if (f->mode == VCFS_LOCK_MW && ip->nmw)
 		ip->nmw--;
 	else if (f->can_write && ip->nwrite)
 		ip->nwrite--;
@@ -416,6 +459,96 @@ int inode_close_all(struct vcfs_fs *fs, struct vcfs_inode *ip)
 
 /* ---- the data path ---- */
 
+/* Other hosts may change ip's map (we share it MW): see the file comment. */
+static int mw_shared(const struct vcfs_fs *fs, const struct vcfs_inode *ip)
+{
+	return fs->hb && ip->held == VCFS_LOCK_MW;
+}
+
+/*
+ * Re-read the body of an inode shared MW from disk (map_rw not held): once
+ * no other host's map change is in flight (its claim), with the lock record
+ * unchanged around the read, so the body is one that a finished op wrote
+ * home together with every block it points at.
+ */
+static int mw_refresh(struct vcfs_fs *fs, struct vcfs_inode *ip)
+{
+	uint64_t lblk = vcfs_inode_lock_blk(&fs->sb, ip->ino);
+	uint64_t blk = vcfs_inode_blk(&fs->sb, ip->ino), seq;
+	struct vcfs_inode_disk *di = vcfs_disk_buf_alloc(VCFS_BLK);
+	struct vcfs_lock_info b;
+	int rc, tries = 0;
+
+	if (!di)
+		return -ENOMEM;
+	for (;;) {
+		rc = vcfs_lock_claim_wait(fs->hb, lblk, 0, fs->lock_wait_ms, &seq);
+		if (rc == -ESTALE) {
+			vcfs_warn("inode %llu: its multi-writer lock is gone",
+				  (unsigned long long)ip->ino);
+			ip->lock_lost = 1;
+			fs_inval(fs, ip->ino);
+			rc = -EIO;
+		}
+		if (!rc)
+			rc = vcfs_disk_read(fs->d, blk * VCFS_BLK, di, VCFS_BLK);
+		if (rc)
+			break;
+		rc = vcfs_mhdr_check(di, VCFS_T_INODE, blk, fs->sb.volgen);
+		if (rc > 0)
+			rc = VCFS_CORRUPT("inode", blk);
+		if (!rc)
+			rc = vcfs_lock_read(fs->d, &fs->sb, NULL, lblk, &b);
+		if (!rc && b.seq == seq)
+			break;
+		if (++tries > 50) {
+			if (!rc)
+				rc = -EAGAIN;
+			vcfs_err("inode %llu: no stable copy of its body after %d reads: %s",
+				 (unsigned long long)ip->ino, tries, vcfs_strerror(rc));
+			break;
+		}
+	}
+	if (!rc) {
+		pthread_rwlock_wrlock(&ip->map_rw);
+		pthread_mutex_lock(&ip->mu);
+		memcpy(ip->body, di, VCFS_BLK);
+		pthread_mutex_unlock(&ip->mu);
+		ind_cache_clear(ip);
+		pthread_rwlock_unlock(&ip->map_rw);
+	}
+	free(di);
+	return rc;
+}
+
+/* Live hosts besides us holding f's inode (a refusal's pre-check). */
+static int mw_others(struct vcfs_file *f)
+{
+	struct vcfs_fs *fs = f->fs;
+	struct vcfs_lock_info li;
+	uint32_t me = fs->slot;
+	int n = 0, rc;
+
+	if (!mw_shared(fs, f->ip))
+		return 0;
+	rc = vcfs_lock_read(fs->d, &fs->sb, fs->hb, vcfs_inode_lock_blk(&fs->sb, f->ino), &li);
+	if (rc)
+		return rc;
+	for (uint32_t i = 0; i < li.nholders; i++)
+		n += !li.holders[i].stale && li.holders[i].slot != me;
+	return n;
+}
+
+/* The refusal of a change that would free or shrink what others cached. */
+static int mw_refuse(struct vcfs_fs *fs, uint64_t ino, const char *what, uint32_t n)
+{
+	vcfs_warn("inode %llu: %s refused: the multi-writer file is open on %u other "
+		  "host(s), whose cached block maps must stay valid; close it there first",
+		  (unsigned long long)ino, what, n);
+	(void)fs;
+	return -EBUSY;
+}
+
 static int file_usable(struct vcfs_file *f, int write)
 {
 	int rc = fs_check(f->fs, write);
@@ -437,17 +570,22 @@ ssize_t vcfs_file_read(struct vcfs_file *f, uint64_t off, void *buf, size_t len)
 	struct vcfs_inode *ip = f->ip;
 	uint8_t *p = buf;
 	uint64_t size;
-	size_t done = 0;
-	int rc = file_usable(f, 0);
+	size_t done = 0, want = len;
+	int rc = file_usable(f, 0), refreshed = 0;
 
 	if (rc)
 		return rc;
+again:
 	pthread_rwlock_rdlock(&ip->map_rw);
 	pthread_mutex_lock(&ip->mu);
 	size = le64_get(ip->body->size);
 	pthread_mutex_unlock(&ip->mu);
-	if (off >= size || !len)
+	len = want;
+	if (off + done >= size || !len) {
+		if (len && !refreshed && mw_shared(fs, ip))
+			goto refresh;	/* another host may have grown it */
 		goto out;
+	}
 	if (len > size - off)
 		len = (size_t)(size - off);
 	while (done < len) {
@@ -460,6 +598,8 @@ ssize_t vcfs_file_read(struct vcfs_file *f, uint64_t off, void *buf, size_t len)
 		op_begin_ro(fs, &op);
 		rc = bmap_get(&op, ip, ip->body, lb, &bp);
 		op_end_ro(&op);
+		if ((rc || !bp || (bp & VCFS_BP_UNWRITTEN)) && !refreshed && mw_shared(fs, ip))
+			goto refresh;	/* maybe filled by another host since */
 		if (rc)
 			break;
 		if (!bp || (bp & VCFS_BP_UNWRITTEN))
@@ -472,6 +612,13 @@ ssize_t vcfs_file_read(struct vcfs_file *f, uint64_t off, void *buf, size_t len)
 out:
 	pthread_rwlock_unlock(&ip->map_rw);
 	return done ? (ssize_t)done : rc;
+refresh:
+	pthread_rwlock_unlock(&ip->map_rw);
+	refreshed = 1;
+	rc = mw_refresh(fs, ip);
+	if (rc)
+		return done ? (ssize_t)done : rc;
+	goto again;
 }
 
 /* Mark size/mtime after a write of [off, end) (ip->mu taken here). */
@@ -520,9 +667,13 @@ static ssize_t write_alloc(struct vcfs_file *f, uint64_t off, const uint8_t *buf
 		rc = op_inode(&op, f->ino, &di);
 	if (rc)
 		goto out;
-	if (!(le32_get(di->flags) & VCFS_IF_LARGE) && off + len > fs->sb.lblock_size &&
-	    (rc = bmap_to_large(&op, di)))
-		goto out;
+	if (!(le32_get(di->flags) & VCFS_IF_LARGE) && off + len > fs->sb.lblock_size) {
+		uint32_t n = op_mw_others(&op, f->ino);
+		rc = n ? mw_refuse(fs, f->ino, "growing past one large block (which moves "
+				   "its blocks)", n) : bmap_to_large(&op, di);
+		if (rc)
+			goto out;
+	}
 	while (done < len && (!done || op_room(&op) > 8)) {	/* one block at least */
 		uint32_t bs = bmap_bsize(fs, di);
 		uint64_t lb = (off + done) / bs, bp, addr;
@@ -681,13 +832,19 @@ int file_set_size(struct vcfs_fs *fs, uint64_t ino, uint64_t size)
 			rc = S_ISDIR(le32_get(di->mode)) ? -EISDIR : -EINVAL;
 			goto end;
 		}
+		uint32_t others = op_mw_others(&op, ino);
 		if (size > fs->sb.lblock_size && !(le32_get(di->flags) & VCFS_IF_LARGE)) {
-			rc = bmap_to_large(&op, di);
+			rc = others ? mw_refuse(fs, ino, "growing past one large block", others) :
+			     bmap_to_large(&op, di);
 			if (rc)
 				goto end;
 		}
 		uint32_t bs = bmap_bsize(fs, di);
 		uint64_t old = le64_get(di->size);
+		if (size < old && others) {
+			rc = mw_refuse(fs, ino, "truncating", others);
+			goto end;
+		}
 		if (size < old || more) {
 			/* zero the tail of the last block, free the blocks past it
 			 * (more: the previous op stopped with the journal full) */
@@ -754,10 +911,16 @@ static int falloc_blocks(struct vcfs_file *f, uint64_t lb0, uint64_t lb1, uint64
 			rc = op_inode(&op, f->ino, &di);
 		if (rc)
 			goto end;
+		uint32_t others = op_mw_others(&op, f->ino);
+		if (others && z0 < z1) {
+			rc = mw_refuse(fs, f->ino, "zeroing a range", others);
+			goto end;
+		}
 		if (conv_end > fs->sb.lblock_size && !(le32_get(di->flags) & VCFS_IF_LARGE)) {
 			/* logical numbers change with the block size: the caller
 			 * computed them for large blocks */
-			rc = bmap_to_large(&op, di);
+			rc = others ? mw_refuse(fs, f->ino, "growing past one large block",
+						others) : bmap_to_large(&op, di);
 			if (rc)
 				goto end;
 		}
@@ -832,6 +995,8 @@ static int punch_blocks(struct vcfs_file *f, uint64_t lb0, uint64_t lb1)
 		if (rc)
 			return rc;
 		rc = op_lock_inodes(&op, &f->ino, 1);
+		if (!rc && op_mw_others(&op, f->ino))
+			rc = mw_refuse(fs, f->ino, "punching a hole", op_mw_others(&op, f->ino));
 		if (!rc)
 			rc = op_inode(&op, f->ino, &di);
 		if (!rc)
@@ -869,6 +1034,14 @@ int vcfs_file_fallocate(struct vcfs_file *f, int mode, uint64_t off, uint64_t le
 	/* the block size the map will have once the range is in it */
 	bs = (large || end > fs->sb.lblock_size) ? fs->sb.lblock_size : VCFS_BLK;
 
+	if ((mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) && (rc = mw_others(f))) {
+		/* checked before zeroing the partial ends in place; the ops
+		 * check again under the claim */
+		if (rc > 0)
+			rc = mw_refuse(fs, f->ino, (mode & FALLOC_FL_PUNCH_HOLE) ?
+				       "punching a hole" : "zeroing a range", (uint32_t)rc);
+		return rc;
+	}
 	switch (mode & ~FALLOC_FL_KEEP_SIZE) {
 	case 0:
 		return falloc_blocks(f, off / bs, (end + bs - 1) / bs, 0, 0, keep ? 0 : end, end);
@@ -928,6 +1101,8 @@ int vcfs_file_lseek(struct vcfs_file *f, uint64_t off, int whence, uint64_t *out
 		return rc;
 	if (whence != SEEK_DATA && whence != SEEK_HOLE)
 		return -EINVAL;
+	if (mw_shared(fs, ip) && (rc = mw_refresh(fs, ip)))
+		return rc;	/* the map as other hosts left it */
 	pthread_rwlock_rdlock(&ip->map_rw);
 	pthread_mutex_lock(&ip->mu);
 	size = le64_get(ip->body->size);

@@ -149,6 +149,13 @@ int vcfs_file_release(struct vcfs_file *f);
 ssize_t vcfs_file_read(struct vcfs_file *f, uint64_t off, void *buf, size_t len);
 ssize_t vcfs_file_write(struct vcfs_file *f, uint64_t off, const void *buf, size_t len);
 int vcfs_file_fsync(struct vcfs_file *f, int datasync);
+/*
+ * Make every metadata change this host made so far durable (one journal
+ * record for the whole pending group): fsync of a directory, syncfs.  Ops
+ * return before their change is durable (group commit); fsync of a file,
+ * its last close and this are the points where it is.
+ */
+int vcfs_fs_sync(struct vcfs_fs *fs);
 /* mode: 0, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE|KEEP_SIZE, FALLOC_FL_ZERO_RANGE */
 int vcfs_file_fallocate(struct vcfs_file *f, int mode, uint64_t off, uint64_t len);
 /* SEEK_DATA / SEEK_HOLE; -ENXIO past the end as lseek(2). */
@@ -170,7 +177,7 @@ int vcfs_fs_statfs(struct vcfs_fs *fs, struct vcfs_statfs *out);
  * whatever lock record mode other hosts hold the inode in.  owner is the
  * kernel's lock owner id; type F_RDLCK, F_WRLCK or F_UNLCK; end inclusive,
  * UINT64_MAX for "to EOF".  A read-only mount has no heartbeat slot and
- * cannot hold cluster locks: -ENOLCK.
+ * cannot hold cluster locks: getlk and setlk give -ENOLCK, unlock_owner 0.
  */
 struct vcfs_range_lock {
 	uint64_t owner, start, end;

@@ -115,7 +115,8 @@ struct vcfs_inode {
 	struct vcfs_inode *hnext;	/* fs->itab chain; protected by itab_mu */
 	uint64_t ino;
 	unsigned refs;			/* handles + ops using it; itab_mu */
-	unsigned nwrite, nread, nmw;	/* opens by kind; op_mu */
+	unsigned nwrite, nread, nmw;	/* opens by kind (nmw: any open that
+					 * asked for MW); op_mu */
 	enum vcfs_lock_mode held;	/* record mode held for the opens; op_mu */
 	int lock_lost;			/* the record was lost (RO dance failed) */
 	pthread_rwlock_t map_rw;	/* shared: data I/O reading the map and
@@ -134,6 +135,8 @@ struct vcfs_file {
 	int oflags;
 	unsigned vflags;
 	int can_read, can_write, locked;	/* locked: counted in ip->n* */
+	enum vcfs_lock_mode mode;		/* what the open asked for */
+	enum vcfs_lock_mode base_mode;		/* ... were the file not MW */
 	int is_dir;				/* no data: -EISDIR */
 };
 
@@ -202,6 +205,7 @@ enum op_lock_how {
 	OPL_OWN = 0,		/* acquired by this op: release at the end */
 	OPL_OPEN,		/* held EXCL by an open on this host: keep */
 	OPL_DANCE,		/* held RO by opens: released, EXCL for the op, RO after */
+	OPL_CLAIM,		/* held MW by opens: the map-change claim for the op */
 };
 
 struct op_lock {
@@ -209,6 +213,7 @@ struct op_lock {
 	uint64_t ino;		/* 0 for a cluster lock */
 	int how;
 	struct vcfs_inode *ip;	/* an open inode (map_rw held exclusive) */
+	uint32_t others;	/* OPL_CLAIM: other hosts holding it MW */
 };
 
 #define OP_MAXLOCK 32
@@ -245,6 +250,9 @@ int op_lock_inodes(struct vcfs_op *op, const uint64_t *inos, unsigned n);
 /* Try (no wait) to lock one more inode (a newly allocated one): -EBUSY. */
 int op_trylock_inode(struct vcfs_op *op, uint64_t ino);
 int op_has_lock(const struct vcfs_op *op, uint64_t blkno);
+/* Other hosts that hold ino MW while op changes it under the claim (0 when
+ * the op holds it EXCL): nothing they may have cached can be freed. */
+uint32_t op_mw_others(const struct vcfs_op *op, uint64_t ino);
 /* Cluster lock c: waits only when in order, else retries for a bound. */
 int op_lock_cluster(struct vcfs_op *op, uint32_t c, int may_wait);
 /* Release every lock of an op that changed nothing (retry after re-check). */
@@ -287,6 +295,10 @@ void inode_to_attr(uint64_t ino, const struct vcfs_inode_disk *di, struct vcfs_a
 void ts_now(struct vcfs_ts_disk *t);
 /* Read the body of ino without locks (cached body if open here). */
 int inode_read_lockless(struct vcfs_fs *fs, uint64_t ino, struct vcfs_inode_disk *out);
+/* Adopt a grown volume header (grow.c); 0 also when there is nothing new.
+ * sb.nlarge_clusters, sb.nlarge, sb.volume_blocks and ncl change under
+ * readers: load nlarge_clusters (acquire) before nlarge. */
+int fs_geom_refresh(struct vcfs_fs *fs);
 uint8_t dt_of_mode(uint32_t mode);
 void fs_inval(struct vcfs_fs *fs, uint64_t ino);
 void ind_cache_clear(struct vcfs_inode *ip);
@@ -326,10 +338,6 @@ int bmap_set(struct vcfs_op *op, struct vcfs_inode_disk *di, uint64_t lb, uint64
  */
 int bmap_free(struct vcfs_op *op, struct vcfs_inode_disk *di, uint64_t from, uint64_t to);
 /* First logical block >= lb that is data (want_data) or a hole/unwritten;
-/* Adopt a grown volume header (grow.c); 0 also when there is nothing new.
- * sb.nlarge_clusters, sb.nlarge, sb.volume_blocks and ncl change under
- * readers: load nlarge_clusters (acquire) before nlarge. */
-int fs_geom_refresh(struct vcfs_fs *fs);
  * *found = UINT64_MAX if none below bmap_limit(). */
 int bmap_next(struct vcfs_op *op, const struct vcfs_inode_disk *di, uint64_t lb,
 	      int want_data, uint64_t *found);

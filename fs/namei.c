@@ -499,6 +499,14 @@ static int drop_link(struct vcfs_op *op, uint64_t ino, struct vcfs_inode_disk *d
 			inode_clear(di);
 		return rc;
 	}
+	if (le32_get(di->nlink) <= 1 && op_mw_others(op, ino)) {
+		/* the last release here would free blocks that hosts sharing
+		 * the multi-writer file still map */
+		vcfs_warn("inode %llu: removing the last name of a multi-writer file open "
+			  "on %u other host(s) is refused; close it there first",
+			  (unsigned long long)ino, op_mw_others(op, ino));
+		return -EBUSY;
+	}
 	if (le32_get(di->nlink))
 		di->nlink = le32_mk(le32_get(di->nlink) - 1);
 	if (le32_get(di->nlink))
@@ -1238,6 +1246,135 @@ static int xa_find(const struct vcfs_inode_disk *di, const char *name, size_t nl
 	return -ENODATA;
 }
 
+/*
+ * Virtual attributes (not in the packed area):
+ *  user.vcfs.multiwriter  "1" while VCFS_IF_MULTIWRITER is set (listed then);
+ *                         set "1"/"0", remove = "0".  Changing it while
+ *                         another host has the file open fails with EBUSY.
+ *  user.vcfs.lock         read-only, never listed: the inode's lock mode and
+ *                         live holders, "EXCL esx1 (slot 3, gen 7)", as
+ *                         vcfs locks PATH shows them.
+ */
+#define XA_MW	"user.vcfs.multiwriter"
+#define XA_LOCK	"user.vcfs.lock"
+
+static int mw_flag_set(struct vcfs_fs *fs, uint64_t ino, int on, int flags, int removing)
+{
+	struct vcfs_inode_disk *di;
+	struct vcfs_op op;
+	uint32_t f, others;
+	int rc;
+
+	if (!ino_valid(fs, ino))
+		return -ENOENT;
+	rc = op_begin(fs, &op);
+	if (rc)
+		return rc;
+	rc = op_lock_inodes(&op, &ino, 1);
+	if (!rc)
+		rc = op_inode(&op, ino, &di);
+	if (rc)
+		goto out;
+	if (!le32_get(di->mode)) {
+		rc = -ENOENT;
+		goto out;
+	}
+	if (!S_ISREG(le32_get(di->mode))) {
+		vcfs_warn("inode %llu: %s applies to regular files only",
+			  (unsigned long long)ino, XA_MW);
+		rc = -EINVAL;
+		goto out;
+	}
+	f = le32_get(di->flags);
+	if ((flags & XATTR_CREATE) && (f & VCFS_IF_MULTIWRITER)) {
+		rc = -EEXIST;
+		goto out;
+	}
+	if (((flags & XATTR_REPLACE) || removing) && !(f & VCFS_IF_MULTIWRITER)) {
+		rc = -ENODATA;
+		goto out;
+	}
+	if (!!(f & VCFS_IF_MULTIWRITER) == on)
+		goto out;	/* no change */
+	others = op_mw_others(&op, ino);
+	if (others) {
+		vcfs_warn("inode %llu: %s cannot change while the file is open on %u "
+			  "other host(s); close it there first", (unsigned long long)ino,
+			  XA_MW, others);
+		rc = -EBUSY;
+		goto out;
+	}
+	di->flags = le32_mk(on ? f | VCFS_IF_MULTIWRITER : f & ~VCFS_IF_MULTIWRITER);
+	touch(di, 0, 1);
+	op_dirty(&op, di);
+out:
+	return op_end(&op, rc);
+}
+
+static ssize_t lock_xattr(struct vcfs_fs *fs, uint64_t ino, char *val, size_t size)
+{
+	struct vcfs_slot_info *slots = NULL;
+	struct vcfs_lock_info li;
+	char s[VCFS_LOCK_HOLDERS * 96 + 16];
+	size_t n;
+	int rc, listed = 0;
+
+	if (!ino_valid(fs, ino) && ino != VCFS_ROOT_INO)
+		return -ENOENT;
+	rc = vcfs_lock_read(fs->d, &fs->sb, fs->hb, vcfs_inode_lock_blk(&fs->sb, ino), &li);
+	if (rc)
+		return rc;
+	if (!fs->hb) {	/* read-only mount: names from the slots as written */
+		slots = calloc(fs->sb.max_hosts, sizeof(*slots));
+		if (!slots)
+			return -ENOMEM;
+		rc = vcfs_hb_read_slots(fs->d, &fs->sb, slots);
+		if (rc) {
+			free(slots);
+			return rc;
+		}
+	}
+	n = (size_t)snprintf(s, sizeof(s), "%s", li.mode == VCFS_LOCK_EXCL ? "EXCL" :
+			     li.mode == VCFS_LOCK_RO ? "RO" : li.mode == VCFS_LOCK_MW ? "MW" :
+			     "FREE");
+	for (uint32_t i = 0; i < li.nholders && n < sizeof(s); i++) {
+		char name[80] = "?";
+		uint32_t sl = li.holders[i].slot;
+		if (li.holders[i].stale)
+			continue;	/* its host is gone: it holds nothing */
+		if (fs->hb)
+			vcfs_hb_slot_name(fs->hb, sl, name, sizeof(name));
+		else if (sl < fs->sb.max_hosts)
+			snprintf(name, sizeof(name), "%s", slots[sl].host_name);
+		n += (size_t)snprintf(s + n, sizeof(s) - n, "%s %s (slot %u, gen %u%s)",
+				      listed++ ? "," : "", name, sl, li.holders[i].gen,
+				      li.holders[i].claim ? ", changing the map" : "");
+	}
+	free(slots);
+	if (!listed)
+		n = (size_t)snprintf(s, sizeof(s), "FREE");
+	if (n >= sizeof(s))
+		n = sizeof(s) - 1;
+	if (size && size < n)
+		return -ERANGE;
+	if (size)
+		memcpy(val, s, n);
+	return (ssize_t)n;
+}
+
+/* "1"/"0" (a trailing newline allowed); -EINVAL otherwise. */
+static int mw_value(const void *val, size_t size)
+{
+	const char *v = val;
+
+	if (size && v[size - 1] == '\n')
+		size--;
+	if (size == 1 && (v[0] == '1' || v[0] == '0'))
+		return v[0] == '1';
+	vcfs_warn("%s takes 1 or 0", XA_MW);
+	return -EINVAL;
+}
+
 static int xa_name(const char *name, size_t *len)
 {
 	size_t n = strnlen(name, 256);
@@ -1262,6 +1399,12 @@ int vcfs_fs_setxattr(struct vcfs_fs *fs, uint64_t ino, const char *name, const v
 
 	if ((rc = xa_name(name, &nlen)))
 		return rc;
+	if (!strcmp(name, XA_LOCK))
+		return -EPERM;	/* read-only */
+	if (!strcmp(name, XA_MW)) {
+		int on = mw_value(val, size);
+		return on < 0 ? on : mw_flag_set(fs, ino, on, flags, 0);
+	}
 	if (size > VCFS_XATTR_MAX)
 		return -ENOSPC;
 	if (!ino_valid(fs, ino))
@@ -1322,6 +1465,10 @@ int vcfs_fs_removexattr(struct vcfs_fs *fs, uint64_t ino, const char *name)
 
 	if ((rc = xa_name(name, &nlen)))
 		return rc;
+	if (!strcmp(name, XA_LOCK))
+		return -EPERM;
+	if (!strcmp(name, XA_MW))
+		return mw_flag_set(fs, ino, 0, 0, 1);
 	if (!ino_valid(fs, ino))
 		return -ENOENT;
 	rc = op_begin(fs, &op);
@@ -1359,8 +1506,20 @@ ssize_t vcfs_fs_getxattr(struct vcfs_fs *fs, uint64_t ino, const char *name, voi
 		return -ENOMEM;
 	if (!rc)
 		rc = xa_name(name, &nlen);
+	if (!rc && !strcmp(name, XA_LOCK)) {
+		free(di);
+		return lock_xattr(fs, ino, val, size);
+	}
 	if (!rc)
 		rc = inode_read_lockless(fs, ino, di);
+	if (!rc && !strcmp(name, XA_MW)) {
+		rc = (le32_get(di->flags) & VCFS_IF_MULTIWRITER) ? 0 : -ENODATA;
+		e.vallen = 1;
+		if (!rc && size)
+			*(char *)val = '1';
+		free(di);
+		return rc ? rc : 1;
+	}
 	if (!rc)
 		rc = xa_find(di, name, nlen, &e);
 	if (!rc) {
@@ -1409,6 +1568,15 @@ ssize_t vcfs_fs_listxattr(struct vcfs_fs *fs, uint64_t ino, char *list, size_t s
 		}
 		total += nl + 1;
 		off += 3 + nl + vl;
+	}
+	if (le32_get(di->flags) & VCFS_IF_MULTIWRITER) {
+		if (size && total + sizeof(XA_MW) > size) {
+			rc = -ERANGE;
+			goto out;
+		}
+		if (size)
+			memcpy(list + total, XA_MW, sizeof(XA_MW));
+		total += sizeof(XA_MW);
 	}
 out:
 	free(di);

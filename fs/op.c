@@ -316,6 +316,14 @@ static struct op_lock *find_lock_ino(struct vcfs_op *op, uint64_t ino)
 	return NULL;
 }
 
+uint32_t op_mw_others(const struct vcfs_op *op, uint64_t ino)
+{
+	for (uint32_t i = 0; i < op->nlocks; i++)
+		if (op->locks[i].ino == ino && op->locks[i].how == OPL_CLAIM)
+			return op->locks[i].others;
+	return 0;
+}
+
 static void warn_busy(struct vcfs_fs *fs, const char *what, uint64_t id,
 		      const struct vcfs_lock_info *busy)
 {
@@ -360,7 +368,27 @@ static int lock_one_inode(struct vcfs_op *op, uint64_t ino, int wait)
 			op->nlocks++;
 			return 0;
 		}
-		/* RO (or MW) for opens here: EXCL for the op, then back */
+		if (ip->held == VCFS_LOCK_MW) {
+			/* shared with other hosts' MW opens: the map-change
+			 * claim, and the body comes from disk (op_inode) */
+			l->how = OPL_CLAIM;
+			rc = vcfs_lock_claim(fs->hb, blk, wait ? VCFS_LOCK_WAIT : 0,
+					     fs->lock_wait_ms, &l->others, &busy);
+			if (rc == -ESTALE) {
+				vcfs_warn("inode %llu: its multi-writer lock is gone",
+					  (unsigned long long)ino);
+				ip->lock_lost = 1;
+				fs_inval(fs, ino);
+				rc = -EIO;
+			}
+			if (rc == -EBUSY && wait)
+				warn_busy(fs, "inode (map change)", ino, &busy);
+			if (rc)
+				goto fail_unlock;
+			op->nlocks++;
+			return 0;
+		}
+		/* RO for opens here: EXCL for the op, then back */
 		l->how = OPL_DANCE;
 		rc = vcfs_lock_release(fs->hb, blk, 0);
 		if (rc && rc != -ESTALE)
@@ -546,7 +574,13 @@ static void release_locks(struct vcfs_op *op, int committed)
 			if (rc && rc != -VCFS_EFENCED)
 				vcfs_warn("releasing lock record %llu: %s",
 					  (unsigned long long)l->blkno, vcfs_strerror(rc));
-		} else if (l->how == OPL_DANCE) {
+		} else if (l->how == OPL_CLAIM) {
+			rc = vcfs_lock_unclaim(fs->hb, l->blkno, committed);
+			if (rc && rc != -VCFS_EFENCED)
+				vcfs_warn("inode %llu: dropping the map-change claim: %s",
+					  (unsigned long long)l->ino, vcfs_strerror(rc));
+		}
+		if (l->how == OPL_DANCE) {
 			rc = vcfs_lock_release(fs->hb, l->blkno, committed);
 			if (!rc || rc == -ESTALE)
 				rc = vcfs_lock_acquire(fs->hb, l->blkno, ip->held, VCFS_LOCK_WAIT,

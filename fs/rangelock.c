@@ -75,9 +75,9 @@ int vcfs_fs_setlk(struct vcfs_fs *fs, uint64_t ino, const struct vcfs_range_lock
 
 int vcfs_fs_unlock_owner(struct vcfs_fs *fs, uint64_t ino, uint64_t owner, int flock)
 {
-	int rc = check(fs, ino, NULL);
+	int rc = fs->hb ? check(fs, ino, NULL) : 0;	/* read-only: holds none */
 
-	if (rc)
+	if (rc || !fs->hb)
 		return rc;
 	return vcfs_rlock_release(fs->hb, vcfs_inode_lock_blk(&fs->sb, ino),
 				  owner == UINT64_MAX ? VCFS_RLOCK_ANY_OWNER : owner,

@@ -216,7 +216,8 @@ int inode_read_lockless(struct vcfs_fs *fs, uint64_t ino, struct vcfs_inode_disk
 	if (ip) {
 		int have = 0;
 		pthread_mutex_lock(&ip->mu);
-		if (ip->held != VCFS_LOCK_FREE && !ip->lock_lost) {
+		/* MW: other hosts change it under us; read what is on disk */
+		if (ip->held != VCFS_LOCK_FREE && ip->held != VCFS_LOCK_MW && !ip->lock_lost) {
 			memcpy(out, ip->body, VCFS_BLK);
 			have = 1;
 		}
@@ -260,6 +261,40 @@ static void *worker_main(void *arg)
 	}
 	pthread_mutex_unlock(&fs->misc_mu);
 	return NULL;
+}
+
+/*
+ * This host fenced itself: every lock it held may be another host's by now,
+ * so nothing the front end cached under them may be served any more (a
+ * read-only open's page cache would go on answering without asking us).
+ * Called from the renewal thread; the inode numbers are collected first so
+ * the hook runs without itab_mu.
+ */
+static void fs_on_fence(void *arg, int why)
+{
+	struct vcfs_fs *fs = arg;
+	uint64_t *v = NULL;
+	size_t n = 0, cap = 0;
+
+	(void)why;
+	if (!fs->inval)
+		return;
+	pthread_mutex_lock(&fs->itab_mu);
+	for (int i = 0; i < VCFS_ITAB_SIZE; i++)
+		for (struct vcfs_inode *ip = fs->itab[i]; ip; ip = ip->hnext) {
+			if (n == cap) {
+				uint64_t *nv = realloc(v, (cap ? cap * 2 : 64) * sizeof(*v));
+				if (!nv)
+					break;
+				v = nv;
+				cap = cap ? cap * 2 : 64;
+			}
+			v[n++] = ip->ino;
+		}
+	pthread_mutex_unlock(&fs->itab_mu);
+	for (size_t i = 0; i < n; i++)
+		fs_inval(fs, v[i]);
+	free(v);
 }
 
 static int fs_recover(void *arg, struct vcfs_hb *hb, uint32_t slot)
@@ -400,6 +435,8 @@ int vcfs_fs_mount_disk(struct vcfs_disk *d, const struct vcfs_mount_opts *o,
 	ho.host_name = o->host_name;
 	ho.recover = fs_recover;
 	ho.recover_arg = fs;
+	ho.on_fence = fs_on_fence;
+	ho.fence_arg = fs;
 	ho.want_slot = -1;
 	rc = vcfs_hb_join(fs->d, &fs->sb, &ho, &fs->hb);
 	if (rc) {

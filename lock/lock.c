@@ -38,9 +38,9 @@
 struct rec {
 	int init;			/* the block held a valid record */
 	enum vcfs_lock_mode mode;
-	uint64_t seq, obj_version;
+	uint64_t seq, obj_version, claim_seq;
 	uint32_t n;
-	struct { uint32_t slot, gen; } e[VCFS_LOCK_HOLDERS];
+	struct { uint32_t slot, gen, flags; } e[VCFS_LOCK_HOLDERS];
 };
 
 const char *vcfs_lock_mode_name(enum vcfs_lock_mode m)
@@ -80,6 +80,7 @@ static int rec_read(struct vcfs_disk *d, const struct vcfs_sb *sb, uint64_t blkn
 	r->mode = (enum vcfs_lock_mode)le32_get(l->mode);
 	r->seq = le64_get(l->h.seq);
 	r->obj_version = le64_get(l->obj_version);
+	r->claim_seq = le64_get(l->claim_seq);
 	if (r->mode > VCFS_LOCK_MW)
 		return VCFS_CORRUPT("lock record has an unknown mode", blkno);
 	if (le32_get(l->nholders) > VCFS_LOCK_HOLDERS)
@@ -89,6 +90,7 @@ static int rec_read(struct vcfs_disk *d, const struct vcfs_sb *sb, uint64_t blkn
 			continue;
 		r->e[n].slot = le16_get(l->holders[i].slot);
 		r->e[n].gen = le32_get(l->holders[i].gen);
+		r->e[n].flags = le16_get(l->holders[i].flags);
 		n++;
 	}
 	r->n = n;
@@ -112,11 +114,13 @@ static uint64_t rec_build(struct vcfs_hb *hb, uint64_t blkno, const uint8_t *blk
 	l->mode = le32_mk(r->n ? r->mode : VCFS_LOCK_FREE);
 	l->nholders = le32_mk(r->n);
 	l->obj_version = le64_mk(r->obj_version);
+	l->claim_seq = le64_mk(r->claim_seq);
 	l->acquired_seq = acquired ? le64_mk(seq) :
 			  ((const struct vcfs_lock_disk *)(const void *)blk)->acquired_seq;
 	for (uint32_t i = 0; i < VCFS_LOCK_HOLDERS; i++) {
 		l->holders[i].slot = le16_mk(i < r->n ? (uint16_t)r->e[i].slot : VCFS_NO_SLOT);
 		l->holders[i].gen = le32_mk(i < r->n ? r->e[i].gen : 0);
+		l->holders[i].flags = le16_mk(i < r->n ? (uint16_t)r->e[i].flags : 0);
 	}
 	vcfs_mhdr_set_seq(img, seq);
 	l->h.writer = le32_mk(vcfs_hb_slot(hb));
@@ -161,10 +165,12 @@ static void fill_info(const struct rec *r, const int *stale, struct vcfs_lock_in
 	out->mode = r->mode;
 	out->seq = r->seq;
 	out->obj_version = r->obj_version;
+	out->claim_seq = r->claim_seq;
 	out->nholders = r->n;
 	for (uint32_t i = 0; i < r->n; i++) {
 		out->holders[i].slot = r->e[i].slot;
 		out->holders[i].gen = r->e[i].gen;
+		out->holders[i].claim = !!(r->e[i].flags & VCFS_LH_CLAIM);
 		out->holders[i].stale = stale ? stale[i] : 0;
 	}
 }
@@ -276,6 +282,7 @@ int vcfs_lock_acquire(struct vcfs_hb *hb, uint64_t blkno, enum vcfs_lock_mode mo
 			keep.mode = mode;
 		keep.e[keep.n].slot = vcfs_hb_slot(hb);
 		keep.e[keep.n].gen = (uint32_t)vcfs_hb_generation(hb);
+		keep.e[keep.n].flags = 0;
 		keep.n++;
 		rec_build(hb, blkno, blk, &keep, 1, img);
 		rc = cas_rec(hb, blkno, blk, img);
@@ -361,6 +368,185 @@ int vcfs_lock_release(struct vcfs_hb *hb, uint64_t blkno, int bump)
 int vcfs_lock_bump(struct vcfs_hb *hb, uint64_t blkno)
 {
 	return change_own(hb, blkno, 0, 1);
+}
+
+/*
+ * The map-change claim (lock.h).  One read-decide-CAS loop serves both
+ * taking it (claim) and waiting for other hosts' claims to end (wait_only):
+ * a claim by another entry blocks while that holder is live, is recovered
+ * while it looks dead, and counts for nothing once stale.
+ */
+static int claim_loop(struct vcfs_hb *hb, uint64_t blkno, int wait_only, int only_older,
+		      unsigned flags, uint32_t wait_ms, uint32_t *others, uint64_t *seq_out,
+		      struct vcfs_lock_info *busy)
+{
+	struct vcfs_disk *d = vcfs_hb_disk(hb);
+	const struct vcfs_sb *sb = vcfs_hb_sb(hb);
+	uint8_t *blk = vcfs_disk_buf_alloc(VCFS_BLK), *img = vcfs_disk_buf_alloc(VCFS_BLK);
+	uint64_t deadline = vcfs_now_ns() + (uint64_t)wait_ms * VCFS_NS_PER_MS;
+	uint64_t backoff = 50 * 1000ull, first_seq = 0;
+	int rc, first = 1;
+
+	if (!blk || !img) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (;;) {
+		struct rec r;
+		int stale[VCFS_LOCK_HOLDERS] = { 0 }, self, other = -1, dead = 0;
+		uint32_t nothers = 0;
+
+		if ((rc = vcfs_hb_write_ok(hb)))
+			goto out;
+		if ((rc = rec_read(d, sb, blkno, blk, &r)))
+			goto out;
+		if (first) {
+			first_seq = r.seq;
+			first = 0;
+		}
+		self = find_self(hb, &r);
+		if (self < 0) {
+			rc = -ESTALE;	/* we hold nothing here (any more) */
+			goto out;
+		}
+		if (r.mode != VCFS_LOCK_MW) {
+			rc = -EINVAL;
+			goto out;
+		}
+		if (!wait_only && (r.e[self].flags & VCFS_LH_CLAIM)) {
+			rc = -EDEADLK;
+			goto out;
+		}
+		for (uint32_t i = 0; i < r.n; i++) {
+			int st;
+			if ((int)i == self)
+				continue;
+			st = vcfs_hb_holder_state(hb, r.e[i].slot, r.e[i].gen);
+			if (st < 0) {
+				rc = st;
+				goto out;
+			}
+			stale[i] = st == VCFS_HOLDER_STALE;
+			if (stale[i])
+				continue;
+			nothers++;
+			if (!(r.e[i].flags & VCFS_LH_CLAIM))
+				continue;
+			if (only_older && r.claim_seq > first_seq)
+				continue;	/* set after we looked first */
+			other = (int)i;
+			dead = st == VCFS_HOLDER_DEAD;
+		}
+		if (other >= 0 && dead) {
+			rc = vcfs_hb_recover(hb, r.e[other].slot);
+			if (!rc)
+				continue;
+			if (rc != -EBUSY && rc != -EOPNOTSUPP && rc != -EDEADLK)
+				goto out;
+		}
+		if (other >= 0) {
+			uint64_t now = vcfs_now_ns();
+			if ((flags & VCFS_LOCK_WAIT) && now < deadline) {
+				vcfs_sleep_ns(backoff < deadline - now ? backoff : deadline - now);
+				backoff = backoff * 2 < 2 * VCFS_NS_PER_MS ? backoff * 2 :
+					  2 * VCFS_NS_PER_MS;
+				continue;
+			}
+			if (busy) {
+				fill_info(&r, stale, busy);
+				busy->holders[0] = busy->holders[other];
+			}
+			rc = -EBUSY;
+			goto out;
+		}
+		if (others)
+			*others = nothers;
+		if (wait_only) {
+			if (seq_out)
+				*seq_out = r.seq;
+			rc = 0;
+			goto out;
+		}
+		/* stale entries stay (acquire drops them); ours gets the claim */
+		r.e[self].flags |= VCFS_LH_CLAIM;
+		r.claim_seq = r.seq + 1;
+		rec_build(hb, blkno, blk, &r, 0, img);
+		rc = cas_rec(hb, blkno, blk, img);
+		if (rc == -VCFS_EMISCOMPARE)
+			continue;
+		if (rc && rc != -VCFS_EFENCED) {
+			/* landed anyway?  then the claim is ours */
+			struct rec r2;
+			if (!rec_read(d, sb, blkno, blk, &r2) && (self = find_self(hb, &r2)) >= 0 &&
+			    (r2.e[self].flags & VCFS_LH_CLAIM))
+				rc = 0;
+		}
+		if (!rc && seq_out)
+			*seq_out = r.claim_seq;
+		goto out;
+	}
+out:
+	free(blk);
+	free(img);
+	return rc;
+}
+
+int vcfs_lock_claim(struct vcfs_hb *hb, uint64_t blkno, unsigned flags, uint32_t wait_ms,
+		    uint32_t *others, struct vcfs_lock_info *busy)
+{
+	return claim_loop(hb, blkno, 0, 0, flags, wait_ms, others, NULL, busy);
+}
+
+int vcfs_lock_claim_wait(struct vcfs_hb *hb, uint64_t blkno, int only_older, uint32_t wait_ms,
+			 uint64_t *seq)
+{
+	return claim_loop(hb, blkno, 1, only_older, VCFS_LOCK_WAIT, wait_ms, NULL, seq, NULL);
+}
+
+int vcfs_lock_unclaim(struct vcfs_hb *hb, uint64_t blkno, int bump)
+{
+	struct vcfs_disk *d = vcfs_hb_disk(hb);
+	const struct vcfs_sb *sb = vcfs_hb_sb(hb);
+	uint8_t *blk = vcfs_disk_buf_alloc(VCFS_BLK), *img = vcfs_disk_buf_alloc(VCFS_BLK);
+	int rc;
+
+	if (!blk || !img) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (;;) {
+		struct rec r;
+		int i;
+
+		if ((rc = vcfs_hb_write_ok(hb)))
+			goto out;
+		if ((rc = rec_read(d, sb, blkno, blk, &r)))
+			goto out;
+		i = find_self(hb, &r);
+		if (i < 0 || !(r.e[i].flags & VCFS_LH_CLAIM)) {
+			vcfs_warn("lock record %llu: our map-change claim is gone (the lock "
+				  "was broken)", (unsigned long long)blkno);
+			rc = -ESTALE;
+			goto out;
+		}
+		r.e[i].flags &= ~VCFS_LH_CLAIM;
+		r.obj_version += bump ? 1 : 0;
+		rec_build(hb, blkno, blk, &r, 0, img);
+		rc = cas_rec(hb, blkno, blk, img);
+		if (rc == -VCFS_EMISCOMPARE)
+			continue;
+		if (rc && rc != -VCFS_EFENCED) {
+			struct rec r2;
+			if (!rec_read(d, sb, blkno, blk, &r2) && (i = find_self(hb, &r2)) >= 0 &&
+			    !(r2.e[i].flags & VCFS_LH_CLAIM))
+				rc = 0;
+		}
+		goto out;
+	}
+out:
+	free(blk);
+	free(img);
+	return rc;
 }
 
 int vcfs_lock_check(struct vcfs_hb *hb, uint64_t blkno)

@@ -191,8 +191,10 @@ void vcfs_hb_monitor_tick(struct vcfs_hb *hb);
 struct vcfs_lock_info {
 	enum vcfs_lock_mode mode;
 	uint64_t seq, obj_version;
+	uint64_t claim_seq;	/* seq of the CAS that set the standing claim */
 	uint32_t nholders;
-	struct { uint32_t slot; uint32_t gen; int stale; } holders[VCFS_LOCK_HOLDERS];
+	struct { uint32_t slot; uint32_t gen; int stale; int claim; }
+		holders[VCFS_LOCK_HOLDERS];
 };
 
 /*
@@ -213,6 +215,31 @@ int vcfs_lock_release(struct vcfs_hb *hb, uint64_t blkno, int bump);
 /* Bump obj_version while holding it EXCL (or MW: a writer too); -EPERM in
  * RO, -ESTALE if our entry is gone. */
 int vcfs_lock_bump(struct vcfs_hb *hb, uint64_t blkno);
+/*
+ * Map-change claim on a record this host holds MW (a flag, VCFS_LH_CLAIM, on
+ * our own holder entry; claim_seq = the seq of the CAS that set it).  At most
+ * one entry has it; it coexists with every MW holder and dies with its entry
+ * (release, or the holder's slot recovered: a dead host's claim is stale
+ * once its journal is replayed).  Whoever changes the object's block map
+ * while others share it MW holds the claim across re-read, change, journal
+ * commit and home writes, and drops it with vcfs_lock_unclaim(bump).
+ * *others: live MW holders besides us (a change that could invalidate their
+ * cached maps -- freeing, shrinking -- must not run while it is non-zero; a
+ * holder that joins while we hold the claim waits for it, see claim_wait).
+ * -EBUSY (another live claimer past wait_ms; busy names it), -ESTALE (we do
+ * not hold the record), -EINVAL (not MW), -EDEADLK (already claimed by us).
+ */
+int vcfs_lock_claim(struct vcfs_hb *hb, uint64_t blkno, unsigned flags, uint32_t wait_ms,
+		    uint32_t *others, struct vcfs_lock_info *busy);
+int vcfs_lock_unclaim(struct vcfs_hb *hb, uint64_t blkno, int bump);
+/*
+ * Wait (up to wait_ms) until no other live host's claim stands on a record
+ * we hold MW, recovering a dead claimer; only_older: ignore claims set after
+ * this call first read the record (a new holder loading the object waits
+ * only for changes that did not count it).  *seq: the record's seq then.
+ */
+int vcfs_lock_claim_wait(struct vcfs_hb *hb, uint64_t blkno, int only_older, uint32_t wait_ms,
+			 uint64_t *seq);
 /* Still ours?  0 yes, -VCFS_EFENCED / -ESTALE if it was broken. */
 int vcfs_lock_check(struct vcfs_hb *hb, uint64_t blkno);
 /* Read a record (offline too: hb may be NULL, then stale = 0). */

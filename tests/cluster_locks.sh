@@ -115,6 +115,11 @@ kill -9 "$PID_ua" 2>/dev/null; wait "$PID_ua" 2>/dev/null
 t_run "a2 unmounted (SIGTERM) with the file still open: b gets the lock at once" \
 	host_exec hb "$RL" "$(m hb)/f" ofd:w:0:0 ofd:u:0:0 posix:w:0:0
 
+host_start hro "$img" ro || t_fail "read-only mount"
+t_expect_fail "a read-only mount (no heartbeat slot) holds no locks: ENOLCK" "No locks available" \
+	host_exec hro "$RL" -r "$(m hro)/f" posix:r:0:0
+host_stop hro
+
 t_section "QEMU image locking across hosts"
 host_start ha3 "$img" || t_fail "host a3 mount"
 if ! command -v qemu-io > /dev/null; then

@@ -1346,6 +1346,350 @@ START_TEST(multi_txn_free)
 }
 END_TEST
 
+/* ---- multi-writer files (user.vcfs.multiwriter) ---- */
+
+static void set_mw(struct vcfs_fs *f, uint64_t ino, const char *v, int want)
+{
+	ck_assert_int_eq(vcfs_fs_setxattr(f, ino, "user.vcfs.multiwriter", v, strlen(v), 0), want);
+}
+
+static void lock_string(struct vcfs_fs *f, uint64_t ino, char *buf, size_t len)
+{
+	ssize_t n = vcfs_fs_getxattr(f, ino, "user.vcfs.lock", buf, len - 1);
+
+	ck_assert_int_gt(n, 0);
+	buf[n] = 0;
+}
+
+/*
+ * Two hosts hold one thin MW file open for writing: holes filled, unwritten
+ * blocks written and the size grown by either are seen by the other at once;
+ * what would free blocks the other maps is refused while both hold it.
+ */
+START_TEST(mw_two_hosts)
+{
+	struct vcfs_fs *b = mount_as("hostB");
+	struct vcfs_attr in = { 0 }, a;
+	struct vcfs_file *fa, *fb, *fr;
+	uint8_t w[4096], r[4096], z[4096] = { 0 };
+	char s[512], list[256];
+	uint64_t ino = mkfile(fs, root(), "disk"), off;
+	ssize_t n;
+
+	in.size = 64ull * MIB;
+	ck_assert_int_eq(vcfs_fs_setattr(fs, ino, &in, VCFS_SET_SIZE, &a), 0);
+	/* not set: no attribute; bad values refused; set shows and lists */
+	ck_assert_int_eq(vcfs_fs_getxattr(fs, ino, "user.vcfs.multiwriter", s, sizeof(s)),
+			 -ENODATA);
+	set_mw(fs, ino, "yes", -EINVAL);
+	set_mw(fs, ino, "1", 0);
+	/* (B looks the name up first, as every front end does) */
+	ck_assert_uint_eq(ino_of(b, root(), "disk"), ino);
+	ck_assert_int_eq(vcfs_fs_getxattr(b, ino, "user.vcfs.multiwriter", s, sizeof(s)), 1);
+	ck_assert_int_eq(s[0], '1');
+	n = vcfs_fs_listxattr(b, ino, list, sizeof(list));
+	ck_assert_int_eq(n, (ssize_t)sizeof("user.vcfs.multiwriter"));
+	ck_assert_str_eq(list, "user.vcfs.multiwriter");
+	ck_assert_int_eq(vcfs_fs_setxattr(fs, ino, "user.vcfs.lock", "x", 1, 0), -EPERM);
+	lock_string(fs, ino, s, sizeof(s));
+	ck_assert_str_eq(s, "FREE");
+
+	/* both open it O_RDWR (no flag needed: the inode says MW) */
+	ck_assert_int_eq(vcfs_fs_open(fs, ino, O_RDWR, 0, &fa), 0);
+	ck_assert_int_eq(vcfs_fs_open(b, ino, O_RDWR, 0, &fb), 0);
+	ck_assert(vcfs_file_shared(fa) && vcfs_file_shared(fb));
+	/* a read-only open shares too */
+	ck_assert_int_eq(vcfs_fs_open(b, ino, O_RDONLY, 0, &fr), 0);
+	lock_string(b, ino, s, sizeof(s));
+	ck_assert_msg(!strncmp(s, "MW hostA (slot ", 15) && strstr(s, ", hostB (slot "), "%s", s);
+
+	/* holes filled by A at rising offsets, read back by B (whose map
+	 * said hole each time), and the other way round */
+	for (int i = 0; i < 20; i++) {
+		off = (uint64_t)i * 3 * MIB + (uint64_t)(i % 5) * 4096;
+		fill(w, off, sizeof(w), 1);
+		ck_assert_int_eq(vcfs_file_write(i % 2 ? fb : fa, off, w, sizeof(w)), 4096);
+		ck_assert_int_eq(vcfs_file_read(i % 2 ? fa : fr, off, r, sizeof(r)), 4096);
+		ck_assert_msg(!memcmp(r, w, sizeof(w)), "block %d at %llu not seen", i,
+			      (unsigned long long)off);
+		/* the rest of that large block reads as zeros on both */
+		ck_assert_int_eq(vcfs_file_read(fb, off + 8192, r, sizeof(r)), 4096);
+		ck_assert(!memcmp(r, z, sizeof(z)));
+	}
+	/* unwritten -> written */
+	ck_assert_int_eq(vcfs_file_fallocate(fa, FALLOC_FL_KEEP_SIZE, 62 * MIB, MIB), 0);
+	ck_assert_int_eq(vcfs_file_read(fb, 62 * MIB, r, sizeof(r)), 4096);
+	ck_assert(!memcmp(r, z, sizeof(z)));
+	fill(w, 62 * MIB, sizeof(w), 2);
+	ck_assert_int_eq(vcfs_file_write(fa, 62 * MIB, w, sizeof(w)), 4096);
+	ck_assert_int_eq(vcfs_file_read(fb, 62 * MIB, r, sizeof(r)), 4096);
+	ck_assert(!memcmp(r, w, sizeof(w)));
+	/* growth by B: A reads past its cached size, and sees the size */
+	fill(w, 70 * MIB, sizeof(w), 3);
+	ck_assert_int_eq(vcfs_file_write(fb, 70 * MIB, w, sizeof(w)), 4096);
+	ck_assert_int_eq(vcfs_file_read(fa, 70 * MIB, r, sizeof(r)), 4096);
+	ck_assert(!memcmp(r, w, sizeof(w)));
+	ck_assert_int_eq(vcfs_fs_getattr(fs, ino, &a), 0);
+	ck_assert_uint_eq(a.size, 70 * MIB + 4096);
+	/* SEEK_DATA on A finds B's block */
+	ck_assert_int_eq(vcfs_file_lseek(fa, 69 * MIB, SEEK_DATA, &off), 0);
+	ck_assert_uint_eq(off, 70 * MIB);
+	/* in-place overwrite inside the size by both */
+	ck_assert_int_eq(vcfs_file_write(fb, 62 * MIB, "B", 1), 1);
+	ck_assert_int_eq(vcfs_file_read(fa, 62 * MIB, r, 1), 1);
+	ck_assert_int_eq(r[0], 'B');
+
+	/* what would free blocks the other maps is refused */
+	in.size = MIB;
+	ck_assert_int_eq(vcfs_fs_setattr(fs, ino, &in, VCFS_SET_SIZE, &a), -EBUSY);
+	ck_assert_int_eq(vcfs_file_fallocate(fa, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+					     0, 4 * MIB), -EBUSY);
+	ck_assert_int_eq(vcfs_file_fallocate(fb, FALLOC_FL_ZERO_RANGE, 0, 4 * MIB), -EBUSY);
+	ck_assert_int_eq(vcfs_fs_unlink(fs, root(), "disk"), -EBUSY);
+	set_mw(fs, ino, "0", -EBUSY);
+	ck_assert_int_eq(vcfs_fs_removexattr(b, ino, "user.vcfs.multiwriter"), -EBUSY);
+	/* ... and growing is not */
+	in.size = 80 * MIB;
+	ck_assert_int_eq(vcfs_fs_setattr(b, ino, &in, VCFS_SET_SIZE, &a), 0);
+	ck_assert_int_eq(vcfs_fs_getattr(fs, ino, &a), 0);
+	ck_assert_uint_eq(a.size, 80 * MIB);
+	ck_assert_int_eq(vcfs_file_read(fa, 79 * MIB, r, sizeof(r)), 4096);
+
+	/* B gone: A alone may shrink, punch and clear the flag */
+	ck_assert_int_eq(vcfs_file_release(fr), 0);
+	ck_assert_int_eq(vcfs_file_release(fb), 0);
+	lock_string(fs, ino, s, sizeof(s));
+	ck_assert_msg(!strncmp(s, "MW hostA (slot ", 15) && !strstr(s, "hostB"), "%s", s);
+	ck_assert_int_eq(vcfs_file_fallocate(fa, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+					     0, 4 * MIB), 0);
+	in.size = 64 * MIB;
+	ck_assert_int_eq(vcfs_fs_setattr(fs, ino, &in, VCFS_SET_SIZE, &a), 0);
+	ck_assert_int_eq(vcfs_file_release(fa), 0);
+	ck_assert_int_eq(vcfs_fs_removexattr(b, ino, "user.vcfs.multiwriter"), 0);
+	ck_assert_int_eq(vcfs_fs_removexattr(b, ino, "user.vcfs.multiwriter"), -ENODATA);
+	/* plain again: a write open is exclusive */
+	ck_assert_int_eq(vcfs_fs_open(fs, ino, O_RDWR, 0, &fa), 0);
+	ck_assert(!vcfs_file_shared(fa));
+	lock_string(b, ino, s, sizeof(s));
+	ck_assert_msg(!strncmp(s, "EXCL hostA (slot ", 17), "%s", s);
+	ck_assert_int_eq(vcfs_fs_open(b, ino, O_RDONLY, 0, &fb), -EBUSY);
+	/* the flag cannot change while another host has the file open */
+	set_mw(b, ino, "1", -EBUSY);
+	ck_assert_int_eq(vcfs_file_release(fa), 0);
+	ck_assert_int_eq(vcfs_fs_unmount(b), 0);
+	unmount_and_fsck();
+}
+END_TEST
+
+/*
+ * The property a live migration needs, with both hosts busy at once: A fills
+ * holes in a thin MW file from one thread; B, from another, reads blocks
+ * whose write A had completed before the read began: never zeros.
+ */
+struct mw_run {
+	struct vcfs_file *f;
+	uint64_t offs[400];
+	int nblocks;
+	int done;		/* blocks completed (atomic) */
+	int bad, reads;
+};
+
+static void *mw_writer(void *arg)
+{
+	struct mw_run *m = arg;
+	uint8_t w[4096];
+
+	for (int i = 0; i < m->nblocks; i++) {
+		fill(w, m->offs[i], sizeof(w), 7);
+		if (vcfs_file_write(m->f, m->offs[i], w, sizeof(w)) != 4096) {
+			__atomic_add_fetch(&m->bad, 1, __ATOMIC_SEQ_CST);
+			break;
+		}
+		__atomic_store_n(&m->done, i + 1, __ATOMIC_SEQ_CST);
+	}
+	return NULL;
+}
+
+START_TEST(mw_concurrent_fill)
+{
+	struct vcfs_fs *b = mount_as("hostB");
+	struct vcfs_attr in = { 0 }, a;
+	struct mw_run m = { .nblocks = 400 };
+	struct vcfs_file *fa, *fb;
+	uint8_t w[4096], r[4096];
+	uint64_t ino = mkfile(fs, root(), "thin");
+	pthread_t t;
+	unsigned seed = 5;
+
+	in.size = 200ull * MIB;
+	ck_assert_int_eq(vcfs_fs_setattr(fs, ino, &in, VCFS_SET_SIZE, &a), 0);
+	set_mw(fs, ino, "1", 0);
+	ck_assert_uint_eq(ino_of(b, root(), "thin"), ino);
+	ck_assert_int_eq(vcfs_fs_open(fs, ino, O_RDWR | O_DIRECT, 0, &fa), 0);
+	ck_assert_int_eq(vcfs_fs_open(b, ino, O_RDWR | O_DIRECT, 0, &fb), 0);
+	/* rising offsets, several blocks per large block, some in new ones */
+	for (int i = 0; i < m.nblocks; i++)
+		m.offs[i] = (uint64_t)i * 500 * 1024 / 4096 * 4096;
+	m.f = fa;
+	ck_assert_int_eq(pthread_create(&t, NULL, mw_writer, &m), 0);
+	for (;;) {
+		int done = __atomic_load_n(&m.done, __ATOMIC_SEQ_CST), k;
+		if (done == m.nblocks || __atomic_load_n(&m.bad, __ATOMIC_SEQ_CST))
+			break;
+		if (!done) {
+			usleep(1000);
+			continue;
+		}
+		k = done - 1 - (int)(rand_r(&seed) % (unsigned)(done < 4 ? done : 4));
+		fill(w, m.offs[k], sizeof(w), 7);
+		ck_assert_int_eq(vcfs_file_read(fb, m.offs[k], r, sizeof(r)), 4096);
+		if (memcmp(r, w, sizeof(w)))
+			m.bad++;
+		m.reads++;
+	}
+	pthread_join(t, NULL);
+	ck_assert_int_eq(m.bad, 0);
+	ck_assert_int_gt(m.reads, 0);
+	/* hand-over: A stops, B writes new blocks, A (still open) reads them */
+	for (int i = 0; i < 20; i++) {
+		uint64_t off = 150ull * MIB + (uint64_t)i * 256 * 1024;
+		fill(w, off, sizeof(w), 8);
+		ck_assert_int_eq(vcfs_file_write(fb, off, w, sizeof(w)), 4096);
+		ck_assert_int_eq(vcfs_file_read(fa, off, r, sizeof(r)), 4096);
+		ck_assert(!memcmp(r, w, sizeof(w)));
+	}
+	/* everything A wrote, read by B in full */
+	for (int i = 0; i < m.nblocks; i++) {
+		fill(w, m.offs[i], sizeof(w), 7);
+		ck_assert_int_eq(vcfs_file_read(fb, m.offs[i], r, sizeof(r)), 4096);
+		ck_assert_msg(!memcmp(r, w, sizeof(w)), "block %d", i);
+	}
+	fprintf(stderr, "mw_concurrent_fill: %d reads of fresh blocks during %d hole fills\n",
+		m.reads, m.nblocks);
+	ck_assert_int_eq(vcfs_file_release(fb), 0);
+	ck_assert_int_eq(vcfs_file_release(fa), 0);
+	ck_assert_int_eq(vcfs_fs_unmount(b), 0);
+	unmount_and_fsck();
+}
+END_TEST
+
+/*
+ * A host dies holding the map-change claim (taken by hand, as in the middle
+ * of an allocating write): the other holder's next hole fill waits for the
+ * dead host to be recovered, then goes on; the volume checks clean.
+ */
+START_TEST(mw_dead_claimer)
+{
+	struct vcfs_fs *b = mount_as("hostB");
+	struct vcfs_attr in = { 0 }, a;
+	struct vcfs_file *fa, *fb;
+	uint8_t w[4096], r[4096];
+	uint64_t ino = mkfile(fs, root(), "disk");
+	uint64_t lblk;
+	uint32_t others = 99;
+	char s[512];
+
+	in.size = 16ull * MIB;
+	ck_assert_int_eq(vcfs_fs_setattr(fs, ino, &in, VCFS_SET_SIZE, &a), 0);
+	set_mw(fs, ino, "1", 0);
+	ck_assert_uint_eq(ino_of(b, root(), "disk"), ino);
+	ck_assert_int_eq(vcfs_fs_open(fs, ino, O_RDWR, 0, &fa), 0);
+	ck_assert_int_eq(vcfs_fs_open(b, ino, O_RDWR, 0, &fb), 0);
+	fill(w, 0, sizeof(w), 3);
+	ck_assert_int_eq(vcfs_file_write(fb, 0, w, sizeof(w)), 4096);
+	lblk = vcfs_inode_lock_blk(&b->sb, ino);
+	ck_assert_int_eq(vcfs_lock_claim(b->hb, lblk, 0, 0, &others, NULL), 0);
+	ck_assert_uint_eq(others, 1);
+	/* one claim at a time: A cannot take it now */
+	ck_assert_int_eq(vcfs_lock_claim(fs->hb, lblk, 0, 0, NULL, NULL), -EBUSY);
+	lock_string(fs, ino, s, sizeof(s));
+	ck_assert_msg(strstr(s, "hostB (slot 1, gen ") && strstr(s, ", changing the map)"),
+		      "%s", s);
+	/* B dies holding it */
+	vcfs_fs_crash(b);
+	fill(w, 8 * MIB, sizeof(w), 4);
+	ck_assert_int_eq(vcfs_file_write(fa, 8 * MIB, w, sizeof(w)), 4096);
+	ck_assert_int_eq(vcfs_file_read(fa, 8 * MIB, r, sizeof(r)), 4096);
+	ck_assert(!memcmp(r, w, sizeof(w)));
+	fill(w, 0, sizeof(w), 3);
+	ck_assert_int_eq(vcfs_file_read(fa, 0, r, sizeof(r)), 4096);
+	ck_assert(!memcmp(r, w, sizeof(w)));
+	lock_string(fs, ino, s, sizeof(s));
+	ck_assert_msg(!strncmp(s, "MW hostA (slot 0, gen ", 22) && !strstr(s, "hostB"), "%s", s);
+	/* alone now: A may shrink it */
+	in.size = MIB;
+	ck_assert_int_eq(vcfs_fs_setattr(fs, ino, &in, VCFS_SET_SIZE, &a), 0);
+	ck_assert_int_eq(vcfs_file_release(fa), 0);
+	unmount_and_fsck();
+}
+END_TEST
+
+/*
+ * A lock that justified a cache is lost (B takes the file while A's read
+ * open had let go of its record for an op): the fs tells the front end
+ * (inval hook), A's old descriptor fails instead of serving old data, and
+ * A's next open and getattr see what B wrote.
+ */
+static int inval_count;
+static uint64_t inval_ino;
+
+static void count_inval(void *arg, uint64_t ino)
+{
+	(void)arg;
+	__atomic_add_fetch(&inval_count, 1, __ATOMIC_SEQ_CST);
+	inval_ino = ino;
+}
+
+START_TEST(lock_loss_invalidates)
+{
+	struct vcfs_fs *b = mount_as("hostB");
+	struct vcfs_attr in = { 0 }, a;
+	struct vcfs_file *fa, *fb;
+	uint64_t ino = mkfile(fs, root(), "f");
+	char r[32];
+
+	ck_assert_int_eq(vcfs_fs_open(fs, ino, O_WRONLY, 0, &fa), 0);
+	ck_assert_int_eq(vcfs_file_write(fa, 0, "old", 3), 3);
+	ck_assert_int_eq(vcfs_file_release(fa), 0);
+	ck_assert_uint_eq(ino_of(b, root(), "f"), ino);
+	vcfs_fs_set_inval(fs, count_inval, NULL);
+	ck_assert_int_eq(vcfs_fs_open(fs, ino, O_RDONLY, 0, &fa), 0);
+	ck_assert_int_eq(vcfs_file_read(fa, 0, r, sizeof(r)), 3);
+	/* A's entry disappears (as if broken), B takes the file EXCL */
+	ck_assert_int_eq(vcfs_lock_release(fs->hb, vcfs_inode_lock_blk(&fs->sb, ino), 0), 0);
+	ck_assert_int_eq(vcfs_fs_open(b, ino, O_RDWR, 0, &fb), 0);
+	ck_assert_int_eq(vcfs_file_write(fb, 0, "new content", 11), 11);
+	ck_assert_int_eq(vcfs_file_fsync(fb, 0), 0);
+	/* A finds out at its next change of the inode */
+	in.mode = 0600;
+	ck_assert_int_eq(vcfs_fs_setattr(fs, ino, &in, VCFS_SET_MODE, &a), -EBUSY);
+	ck_assert_int_ge(__atomic_load_n(&inval_count, __ATOMIC_SEQ_CST), 1);
+	ck_assert_uint_eq(inval_ino, ino);
+	ck_assert_int_eq(vcfs_file_read(fa, 0, r, sizeof(r)), -EIO);
+	ck_assert_int_eq(vcfs_fs_getattr(fs, ino, &a), 0);
+	ck_assert_uint_eq(a.size, 11);
+	ck_assert_int_eq(vcfs_file_release(fb), 0);
+	ck_assert_int_eq(vcfs_file_release(fa), 0);
+	ck_assert_int_eq(vcfs_fs_open(fs, ino, O_RDONLY, 0, &fa), 0);
+	ck_assert_int_eq(vcfs_file_read(fa, 0, r, sizeof(r)), 11);
+	ck_assert(!memcmp(r, "new content", 11));
+	ck_assert_int_eq(vcfs_file_release(fa), 0);
+	/* fencing invalidates every open inode */
+	inval_count = 0;
+	ck_assert_int_eq(vcfs_fs_open(fs, ino, O_RDONLY, 0, &fa), 0);
+	vcfs_hb_fence(fs->hb, -EIO);
+	for (int i = 0; i < 100 && !__atomic_load_n(&inval_count, __ATOMIC_SEQ_CST); i++)
+		usleep(20 * 1000);
+	ck_assert_int_ge(__atomic_load_n(&inval_count, __ATOMIC_SEQ_CST), 1);
+	ck_assert_int_eq(vcfs_file_read(fa, 0, r, sizeof(r)), -VCFS_EFENCED);
+	vcfs_file_release(fa);
+	vcfs_fs_set_inval(fs, NULL, NULL);
+	vcfs_fs_crash(fs);
+	fs = NULL;
+	ck_assert_int_eq(vcfs_fs_unmount(b), 0);
+}
+END_TEST
+
 /* ---- crashes ---- */
 
 /* Copy a mostly sparse image, skipping zero chunks. */
@@ -1650,6 +1994,10 @@ static Suite *suite(void)
 	tcase_add_test(t, fenced);
 	tcase_add_test(t, threads);
 	tcase_add_test(t, multi_txn_free);
+	tcase_add_test(t, mw_two_hosts);
+	tcase_add_test(t, mw_concurrent_fill);
+	tcase_add_test(t, mw_dead_claimer);
+	tcase_add_test(t, lock_loss_invalidates);
 	suite_add_tcase(s, t);
 	tcase_add_checked_fixture(big, setup_big, teardown);
 	tcase_set_timeout(big, 900);
