@@ -13,6 +13,7 @@
 #include "../common/clock.h"
 #include "../journal/journal.h"
 #include "../lock/lock.h"
+#include "../lock/rlock.h"
 
 int vcfs_admin_space(struct vcfs_disk *d, const struct vcfs_sb *sb, struct vcfs_space *sp)
 {
@@ -208,8 +209,16 @@ out:
 	return rc;
 }
 
+static int rlock_stale(const struct vcfs_sb *sb, const struct vcfs_slot_info *slots,
+		       const struct vcfs_rlock *e)
+{
+	return e->slot >= sb->max_hosts || slots[e->slot].state == VCFS_HB_FREE ||
+	       (uint32_t)slots[e->slot].generation != e->gen;
+}
+
 int vcfs_admin_inode_lock(struct vcfs_disk *d, uint64_t ino, FILE *out, int json)
 {
+	struct vcfs_rlock_table rt;
 	struct vcfs_lock_info li;
 	struct vcfs_slot_info *slots;
 	struct vcfs_sb sb;
@@ -225,11 +234,24 @@ int vcfs_admin_inode_lock(struct vcfs_disk *d, uint64_t ino, FILE *out, int json
 		return -ENOMEM;
 	rc = vcfs_lock_read(d, &sb, NULL, vcfs_inode_lock_blk(&sb, ino), &li);
 	if (!rc)
+		rc = vcfs_rlock_read(d, &sb, vcfs_inode_lock_blk(&sb, ino), &rt);
+	if (!rc)
 		rc = vcfs_hb_read_slots(d, &sb, slots);
 	if (rc)
 		goto out;
 	if (json) {
-		json_t *h = json_array();
+		json_t *h = json_array(), *r = json_array();
+		for (uint32_t i = 0; i < rt.n; i++) {
+			const struct vcfs_rlock *e = &rt.e[i];
+			json_array_append_new(r, json_pack("{s:s, s:s, s:I, s:I, s:i, s:s, s:I, s:b}",
+				"type", e->type == VCFS_RL_WRLCK ? "write" : "read",
+				"kind", e->kind == VCFS_RL_FLOCK ? "flock" : "fcntl",
+				"start", (json_int_t)e->start,
+				"end", e->end == VCFS_RLOCK_EOF ? (json_int_t)-1 : (json_int_t)e->end,
+				"slot", (int)e->slot,
+				"host", e->slot < sb.max_hosts ? slots[e->slot].host_name : "?",
+				"pid", (json_int_t)e->pid, "stale", rlock_stale(&sb, slots, e)));
+		}
 		for (uint32_t i = 0; i < li.nholders; i++) {
 			uint32_t s = li.holders[i].slot;
 			json_array_append_new(h, json_pack("{s:i, s:s, s:I}", "slot", (int)s,
@@ -239,6 +261,7 @@ int vcfs_admin_inode_lock(struct vcfs_disk *d, uint64_t ino, FILE *out, int json
 		json_t *o = json_pack("{s:I, s:s, s:I, s:I, s:o}", "inode", (json_int_t)ino,
 				      "mode", vcfs_lock_mode_name(li.mode), "seq", (json_int_t)li.seq,
 				      "obj_version", (json_int_t)li.obj_version, "holders", h);
+		json_object_set_new(o, "byte_range_locks", r);
 		json_dumpf(o, out, JSON_COMPACT);
 		fputc('\n', out);
 		json_decref(o);
@@ -254,6 +277,20 @@ int vcfs_admin_inode_lock(struct vcfs_disk *d, uint64_t ino, FILE *out, int json
 		fprintf(out, "  holder: slot %u, host %s, generation %u%s\n", s,
 			s < sb.max_hosts ? slots[s].host_name : "?", li.holders[i].gen,
 			stale ? " (stale: that host is gone)" : "");
+	}
+	for (uint32_t i = 0; i < rt.n; i++) {
+		const struct vcfs_rlock *e = &rt.e[i];
+		char end[24];
+
+		if (e->end == VCFS_RLOCK_EOF)
+			snprintf(end, sizeof(end), "EOF");
+		else
+			snprintf(end, sizeof(end), "%llu", (unsigned long long)e->end);
+		fprintf(out, "  byte-range lock: %s %s %llu-%s, slot %u, host %s, pid %u%s\n",
+			e->kind == VCFS_RL_FLOCK ? "flock" : "fcntl",
+			e->type == VCFS_RL_WRLCK ? "write" : "read", (unsigned long long)e->start,
+			end, e->slot, e->slot < sb.max_hosts ? slots[e->slot].host_name : "?",
+			e->pid, rlock_stale(&sb, slots, e) ? " (stale: that host is gone)" : "");
 	}
 out:
 	free(slots);

@@ -90,6 +90,10 @@ t_expect_fail "F_OFD_SETLK on b of a byte a holds: EAGAIN" "^busy" onb -r "$(m h
 t_run "F_OFD_GETLK on b reports it (OFD: pid -1)" sh -c "
 	out=\$(nsenter -t ${HOST_PID[hb]} -m -u -n '$RL' -r '$(m hb)/f' get:ofd:w:90:20); echo \$out;
 	[ \"\$out\" = 'locked w 100 1 pid -1' ]"
+t_run "vcfs locks PATH on b lists a's OFD write lock on byte 100 and its flock" sh -c "
+	nsenter -t ${HOST_PID[hb]} -m '$B/vcfs' locks $(m hb)/f > '$T/locks.out' 2>&1; cat '$T/locks.out';
+	grep -q 'byte-range lock: fcntl write 100-100, slot [0-9]*, host ha, pid $PID_oa\$' '$T/locks.out' &&
+	grep -q 'byte-range lock: flock write 0-EOF, slot [0-9]*, host ha' '$T/locks.out'"
 t_run "the next byte is free for an OFD lock on b" onb -r "$(m hb)/f" ofd:r:101:1
 t_expect_fail "POSIX and OFD locks conflict across hosts" "^busy" onb -r "$(m hb)/f" posix:r:0:0
 t_expect_fail "flock exclusive on b while a holds flock: EWOULDBLOCK" "^busy" onb -r "$(m hb)/f" flock:r
