@@ -10,7 +10,11 @@
 #
 #   hosts_net_setup          storage namespace $HOSTS_STOR_NS with bridge
 #                            10.250.0.1/24; later hosts get 10.250.0.(10+i)
+#   hosts_bridge NS          that bridge in an existing namespace NS (a
+#                            server's own, e.g. nfs.sh's $NFS_NS)
 #   host_start NAME URI [OPTS]   mount; sets HOST_PID_NAME, HOST_MNT_NAME
+#   host_launch NAME URI [OPTS] / host_wait NAME [SECS]   the same in two steps
+#                            (launch many, then wait: their logins overlap)
 #   host_exec NAME CMD...    run CMD inside the host (its mount, net, uts)
 #   host_mnt NAME            its mount point (a path valid inside the host)
 #   host_kill NAME           kill -9 (a crash: no unmount, no slot release)
@@ -35,9 +39,23 @@ hosts_net_setup() {
 	ip netns add "$HOSTS_STOR_NS" || return 1
 	t_cleanup_push "ip netns del $HOSTS_STOR_NS"
 	ip -n "$HOSTS_STOR_NS" link set lo up
-	ip -n "$HOSTS_STOR_NS" link add br0 type bridge
-	ip -n "$HOSTS_STOR_NS" addr add 10.250.0.1/24 dev br0
-	ip -n "$HOSTS_STOR_NS" link set br0 up
+	hosts_bridge "$HOSTS_STOR_NS"
+}
+
+# hosts_bridge NS: the storage bridge br0 (10.250.0.1/24) in namespace NS.
+# Its MAC address is set once and for all: a bridge without one takes the
+# lowest MAC of its ports, so it changed whenever a host whose (random) veth
+# MAC was lower joined.  A host that had resolved 10.250.0.1 while the bridge
+# wore ANOTHER host's port address then sent to a MAC that is not its own
+# port's: the bridge passes such frames up as PACKET_OTHERHOST, IP drops
+# them, and that host's TCP connections to the server stalled until its ARP
+# entry expired (107 s measured) - the "NFS server stalls after mounting"
+# flake of cluster_net.sh.
+hosts_bridge() {
+	ip -n "$1" link add br0 type bridge || return 1
+	ip -n "$1" link set br0 address 02:00:0a:fa:00:01
+	ip -n "$1" addr add 10.250.0.1/24 dev br0
+	ip -n "$1" link set br0 up
 }
 
 stor_exec() { ip netns exec "$HOSTS_STOR_NS" "$@"; }
@@ -52,6 +70,12 @@ host_log_time() {
 }
 
 host_start() {
+	host_launch "$@" && host_wait "$1"
+}
+
+# host_launch NAME URI [OPTS]: host_start without waiting for the mount, so
+# that many hosts log in at once; host_wait NAME [SECONDS] then waits (10 s).
+host_launch() {
 	local name=$1 uri=$2 opts=${3:-} ns i mnt log
 	HOSTS_N=$((HOSTS_N + 1)); i=$HOSTS_N
 	ns=vch$$_$i
@@ -85,8 +109,11 @@ host_start() {
 	HOST_MNT[$name]=$mnt
 	HOST_IDX[$name]=$i
 	t_cleanup_push "kill -9 ${HOST_PID[$name]}"
-	local t
-	for t in $(seq 1 100); do
+}
+
+host_wait() {
+	local name=$1 secs=${2:-10} t mnt=${HOST_MNT[$1]} log=$HOSTS_DIR/$1/fuse.log
+	for t in $(seq 1 $((secs * 10))); do
 		if ! kill -0 "${HOST_PID[$name]}" 2>/dev/null; then
 			echo "host $name: vcfs-fuse exited:" >&2; tail -n 5 "$log" >&2
 			return 1
@@ -94,7 +121,7 @@ host_start() {
 		nsenter -t "${HOST_PID[$name]}" -m -- mountpoint -q "$mnt" 2>/dev/null && return 0
 		sleep 0.1
 	done
-	echo "host $name: not mounted after 10 s" >&2; tail -n 5 "$log" >&2
+	echo "host $name: not mounted after $secs s" >&2; tail -n 5 "$log" >&2
 	return 1
 }
 
