@@ -633,6 +633,7 @@ struct lk_wait {
 	fuse_ino_t ino;
 	struct vcfs_range_lock lk;
 	uint64_t next_ns, backoff;
+	int cancelled;		/* its owner closed the file meanwhile (g_wait_mu) */
 	struct lk_wait *next;
 };
 
@@ -669,9 +670,25 @@ static void *waiter_main(void *arg)
 				continue;
 			}
 			/* try without the list lock: setlk does I/O */
+			rc = w->cancelled ? -EINTR : 0;
 			pthread_mutex_unlock(&g_wait_mu);
-			rc = fuse_req_interrupted(w->req) ? -EINTR : vcfs_fs_setlk(g_fs, w->ino, &w->lk);
+			if (!rc)
+				rc = fuse_req_interrupted(w->req) ? -EINTR :
+				     vcfs_fs_setlk(g_fs, w->ino, &w->lk);
 			pthread_mutex_lock(&g_wait_mu);
+			if (w->cancelled) {
+				/* a flush or release of its owner ran meanwhile: the
+				 * locker is gone (killed while it waited); a grant that
+				 * landed after that flush's unlock must not stay */
+				if (!rc) {
+					struct vcfs_range_lock un = w->lk;
+					un.type = F_UNLCK;
+					pthread_mutex_unlock(&g_wait_mu);
+					vcfs_fs_setlk(g_fs, w->ino, &un);
+					pthread_mutex_lock(&g_wait_mu);
+				}
+				rc = -EINTR;
+			}
 			now = vcfs_now_ns();
 			if (rc == -EAGAIN) {
 				w->backoff = w->backoff * 2 < 100 * VCFS_NS_PER_MS ?
@@ -742,6 +759,23 @@ static int setlk_or_queue(fuse_req_t req, fuse_ino_t ino, const struct vcfs_rang
 	return 0;
 }
 
+/* The owner's file is being closed: its queued waiters on ino end (EINTR). */
+static void cancel_waiters(fuse_ino_t ino, uint64_t owner)
+{
+	int any = 0;
+
+	pthread_mutex_lock(&g_wait_mu);
+	for (struct lk_wait *w = g_waits; w; w = w->next)
+		if (w->ino == ino && w->lk.owner == owner) {
+			w->cancelled = 1;
+			w->next_ns = 0;
+			any = 1;
+		}
+	if (any)
+		pthread_cond_signal(&g_wait_cv);
+	pthread_mutex_unlock(&g_wait_mu);
+}
+
 static void waiter_stop(void)
 {
 	pthread_mutex_lock(&g_wait_mu);
@@ -799,6 +833,7 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		if (h->own[i].owner == fi->lock_owner)
 			h->own[i].flushed = 1;
 	pthread_mutex_unlock(&g_lk_mu);
+	cancel_waiters(ino, fi->lock_owner);
 	rc = vcfs_fs_unlock_owner(g_fs, ino, fi->lock_owner, 0);
 	fuse_reply_err(req, rc < 0 ? to_errno(rc, "flush (dropping POSIX locks)") : 0);
 }
@@ -811,11 +846,15 @@ static void release_locks(fuse_ino_t ino, struct fuse_file_info *fi)
 
 	if (!ino_locked(ino))
 		return;
-	if (fi->flock_release)
+	if (fi->flock_release) {
+		cancel_waiters(ino, fi->lock_owner);
 		rc = vcfs_fs_unlock_owner(g_fs, ino, fi->lock_owner, -1);
+	}
 	for (uint32_t i = 0; rc >= 0 && i < h->nown; i++)
-		if (!h->own[i].flushed)
+		if (!h->own[i].flushed) {
+			cancel_waiters(ino, h->own[i].owner);
 			rc = vcfs_fs_unlock_owner(g_fs, ino, h->own[i].owner, -1);
+		}
 	if (rc < 0)
 		vcfs_warn("inode %llu: dropping the locks of a closed file: %s (they stay "
 			  "until this host unmounts or is recovered)", (unsigned long long)ino,
@@ -844,8 +883,21 @@ static void release_all_locks(void)
 
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
+	int rc = vcfs_file_fsync(fh(fi), datasync);
+
 	(void)ino;
-	fuse_reply_err(req, to_errno(vcfs_file_fsync(fh(fi), datasync), "fsync"));
+	if (!rc)	/* and the pending metadata group, as a journaling fs does */
+		rc = vcfs_fs_sync(g_fs);
+	fuse_reply_err(req, to_errno(rc, "fsync"));
+}
+
+/* fsync of a directory: its entries (every pending metadata change) durable */
+static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	(void)ino;
+	(void)datasync;
+	(void)fi;
+	fuse_reply_err(req, to_errno(vcfs_fs_sync(g_fs), "fsyncdir"));
 }
 
 static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
@@ -1011,6 +1063,7 @@ static const struct fuse_lowlevel_ops vcfs_ops = {
 	.flush		= op_flush,
 	.release	= op_release,
 	.fsync		= op_fsync,
+	.fsyncdir	= op_fsyncdir,
 	.fallocate	= op_fallocate,
 	.lseek		= op_lseek,
 	.readdir	= op_readdir,

@@ -82,6 +82,15 @@ t_run "b's F_SETLKW is still waiting while a holds the lock" sh -c "
 	kill -0 $PID_wb && ! grep -q granted '$T/wb' && ! grep -q unlocked '$T/wa'"
 t_run "b's F_SETLKW is granted once a unlocks" until_out wb granted
 kill -9 "$PID_wa" "$PID_wb" 2>/dev/null; wait "$PID_wa" "$PID_wb" 2>/dev/null
+bg wc ha "$(m ha)/f" posix:w:0:0 echo:held pause
+until_out wc held
+bg wd hb "$(m hb)/f" echo:waiting wait:posix:w:0:0 echo:granted
+until_out wd waiting
+sleep 1
+kill -9 "$PID_wd"; wait "$PID_wd" 2>/dev/null
+kill -9 "$PID_wc"; wait "$PID_wc" 2>/dev/null
+t_run "a waiter killed while it waits leaves no lock behind (a relocks)" \
+	wait_for 10 host_exec ha "$RL" "$(m ha)/f" posix:w:0:0
 
 t_section "OFD locks and flock"
 bg oa ha "$(m ha)/f" ofd:w:100:1 flock:w echo:held pause
