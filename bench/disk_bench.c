@@ -24,6 +24,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "common/clock.h"
+#include "common/size.h"
 #include "disk/disk.h"
 #include "disk/probe.h"
 
@@ -42,22 +43,12 @@ static void usage(FILE *f)
 		   "  prints one line: row LABEL key=value ...\n");
 }
 
-/* "64M", "1G", "4096" -> bytes; 0 on error. */
+/* "10G", "512M", "4096" -> bytes; 0 on error (common/size.h). */
 static uint64_t parse_size(const char *s)
 {
-	char *end;
-	unsigned long long v = strtoull(s, &end, 10);
+	uint64_t v;
 
-	if (end == s)
-		return 0;
-	switch (*end) {
-	case 'k': case 'K': v <<= 10; end++; break;
-	case 'm': case 'M': v <<= 20; end++; break;
-	case 'g': case 'G': v <<= 30; end++; break;
-	case '\0': break;
-	default: return 0;
-	}
-	return *end ? 0 : v;
+	return vcfs_parse_size(s, &v) ? 0 : v;
 }
 
 static int do_read(uint64_t off, void *b, size_t len)

@@ -142,6 +142,7 @@
 #include "disk_int.h"
 #include "../common/clock.h"
 #include "../common/log.h"
+#include "../common/size.h"
 
 #define NFS_MAX_IO	(1u << 20)
 #define LOCK_MAGIC	"VCFSLCK1"
@@ -693,29 +694,6 @@ static int setup_call(struct nfs_context *nfs, struct wait1 *w, int issued, uint
 	if (rc)
 		return rc;
 	return w->status;
-}
-
-/* Parse "64M"-style sizes for ?create=. */
-static int parse_size(const char *s, uint64_t *out)
-{
-	char *end;
-	unsigned long long v;
-	int shift = 0;
-
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || end == s)
-		return -VCFS_EBADURI;
-	switch (*end) {
-	case 'k': case 'K': shift = 10; end++; break;
-	case 'm': case 'M': shift = 20; end++; break;
-	case 'g': case 'G': shift = 30; end++; break;
-	case 't': case 'T': shift = 40; end++; break;
-	}
-	if (*end || (v << shift) >> shift != v)
-		return -VCFS_EBADURI;
-	*out = (uint64_t)v << shift;
-	return 0;
 }
 
 /*
@@ -1624,7 +1602,7 @@ static int parse_query(struct nfs_priv *p, const char *q, uint64_t *create_size)
 		if (eq)
 			*eq = 0;
 		if (!strcmp(tok, "create")) {
-			if (parse_size(val, create_size)) {
+			if (vcfs_parse_size(val, create_size)) {
 				vcfs_err("%s: create=%s is not a size (e.g. create=64M)", p->uri, val);
 				rc = -VCFS_EBADURI;
 				break;

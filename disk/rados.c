@@ -80,6 +80,7 @@
 #include <string.h>
 #include "disk_int.h"
 #include "../common/log.h"
+#include "../common/size.h"
 
 #ifndef VCFS_HAVE_RADOS
 
@@ -236,29 +237,6 @@ static uint64_t obj_len(const struct rados_priv *p, uint64_t idx)
 static void obj_name(const struct rados_priv *p, uint64_t idx, char *oid)
 {
 	snprintf(oid, OID_MAX, "%s.%016" PRIx64, p->image, idx);
-}
-
-/* Parse "64M"-style sizes for ?create=. */
-static int parse_size(const char *s, uint64_t *out)
-{
-	char *end;
-	unsigned long long v;
-	int shift = 0;
-
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || end == s || *s == '-')
-		return -VCFS_EBADURI;
-	switch (*end) {
-	case 'k': case 'K': shift = 10; end++; break;
-	case 'm': case 'M': shift = 20; end++; break;
-	case 'g': case 'G': shift = 30; end++; break;
-	case 't': case 'T': shift = 40; end++; break;
-	}
-	if (*end || (v << shift) >> shift != v)
-		return -VCFS_EBADURI;
-	*out = (uint64_t)v << shift;
-	return 0;
 }
 
 /* T in whole seconds, rounded up: the unit of librados's timeouts. */
@@ -788,7 +766,7 @@ static int parse_query(struct rados_priv *p, const char *q, struct rados_query *
 		if (eq)
 			*eq = 0;
 		if (!strcmp(tok, "create")) {
-			if (parse_size(val, &rq->create) || !rq->create || rq->create % 512) {
+			if (vcfs_parse_size(val, &rq->create) || !rq->create || rq->create % 512) {
 				vcfs_err("%s: create=%s is not a size in whole 512-byte "
 					 "sectors (e.g. create=64G)", p->uri, val);
 				rc = -VCFS_EBADURI;

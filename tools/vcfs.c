@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "common/size.h"
 #include "disk/disk.h"
 #include "disk/probe.h"
 #include "fs/admin.h"
@@ -363,27 +364,12 @@ static int cmd_break_lock(int argc, char **argv)
 
 /* ---- vcfs disk: VM disk files on a mounted datastore (any filesystem works) ---- */
 
-/* "10G", "512M", "4096" -> bytes; 0 on error. */
+/* "10G", "512M", "4096" -> bytes; 0 on error (common/size.h). */
 static uint64_t parse_size(const char *s)
 {
-	char *end;
-	unsigned long long v = strtoull(s, &end, 10);
+	uint64_t v;
 
-	if (end == s)
-		return 0;
-	switch (*end) {
-	case 'k': case 'K': v <<= 10; end++; break;
-	case 'm': case 'M': v <<= 20; end++; break;
-	case 'g': case 'G': v <<= 30; end++; break;
-	case 't': case 'T': v <<= 40; end++; break;
-	case '\0': break;
-	default: return 0;
-	}
-	if (*end == 'i' && end[1] == 'B')
-		end += 2;
-	else if (*end == 'B')
-		end++;
-	return *end ? 0 : v;
+	return vcfs_parse_size(s, &v) ? 0 : v;
 }
 
 /* A progress bar on stderr when it is a terminal. */

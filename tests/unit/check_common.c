@@ -10,6 +10,7 @@
 #include <time.h>
 #include "common/clock.h"
 #include "common/crc32c.h"
+#include "common/size.h"
 #include "common/vcfs_err.h"
 
 /* ---- crc32c ---- */
@@ -141,6 +142,32 @@ static uint64_t fake_now(void *arg)
 	return *(uint64_t *)arg;
 }
 
+START_TEST(size_parse)
+{
+	uint64_t v = 7;
+
+	ck_assert_int_eq(vcfs_parse_size("4096", &v), 0);
+	ck_assert_uint_eq(v, 4096);
+	ck_assert_int_eq(vcfs_parse_size("64k", &v), 0);
+	ck_assert_uint_eq(v, 65536);
+	ck_assert_int_eq(vcfs_parse_size("2GiB", &v), 0);
+	ck_assert_uint_eq(v, 2ull << 30);
+	ck_assert_int_eq(vcfs_parse_size("3T", &v), 0);
+	ck_assert_uint_eq(v, 3ull << 40);
+	ck_assert_int_eq(vcfs_parse_size("512MB", &v), 0);
+	ck_assert_uint_eq(v, 512ull << 20);
+	v = 7;
+	ck_assert_int_eq(vcfs_parse_size("", &v), -EINVAL);
+	ck_assert_int_eq(vcfs_parse_size("-1G", &v), -EINVAL);
+	ck_assert_int_eq(vcfs_parse_size("12X", &v), -EINVAL);
+	ck_assert_int_eq(vcfs_parse_size("1GX", &v), -EINVAL);
+	ck_assert_int_eq(vcfs_parse_size("B", &v), -EINVAL);
+	ck_assert_int_eq(vcfs_parse_size("99999999999T", &v), -EINVAL);	/* overflow */
+	ck_assert_int_eq(vcfs_parse_size("99999999999999999999", &v), -EINVAL);
+	ck_assert_uint_eq(v, 7);	/* untouched on error */
+}
+END_TEST
+
 START_TEST(clock_injected)
 {
 	uint64_t t = 42 * VCFS_NS_PER_S;
@@ -199,6 +226,7 @@ static Suite *suite(void)
 	tcase_add_test(err, strerror_every_code_distinct);
 	tcase_add_test(err, strerror_errno);
 	suite_add_tcase(s, err);
+	tcase_add_test(clk, size_parse);
 	tcase_add_test(clk, clock_injected);
 	tcase_add_test(clk, clock_sleep_real);
 	suite_add_tcase(s, clk);
