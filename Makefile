@@ -6,7 +6,10 @@
 #   make bench         benchmarks (tables beside the raw backing store)
 #   make lint          no storage syscalls outside disk/
 #   make install       PREFIX=/usr/local DESTDIR=
-# Switches: V=1 (show commands), SAN=address,undefined, WERROR=1 (default in CI),
+#   make fuzz          libFuzzer targets (clang) into build-fuzz/fuzz/ (tests/fuzz.sh)
+# Switches: V=1 (show commands), WERROR=1 (default in CI),
+#           SAN=asan (address,undefined into build-asan/), SAN=tsan (thread into
+#           build-tsan/), or SAN=<-fsanitize list> into build/,
 #           RADOS=1/0 (default: on when librados is installed), DEBUG=1 (-O0).
 
 CC       ?= cc
@@ -15,6 +18,24 @@ SBINDIR  ?= $(PREFIX)/sbin
 BINDIR   ?= $(PREFIX)/bin
 MANDIR   ?= $(PREFIX)/share/man
 B        := build
+
+# Sanitizer builds live in their own tree so that they never mix with build/
+# (tests/sanitizers.sh runs scripts against them through VCFS_BUILD).
+SANFLAGS := $(SAN)
+ifeq ($(SAN),asan)
+B        := build-asan
+SANFLAGS := address,undefined
+endif
+ifeq ($(SAN),tsan)
+B        := build-tsan
+SANFLAGS := thread
+endif
+# The fuzzing build: clang, coverage for libFuzzer, ASan + UBSan (make fuzz).
+ifeq ($(FUZZ),1)
+B        := build-fuzz
+CC       := clang
+SANFLAGS := fuzzer-no-link,address,undefined
+endif
 
 ifeq ($(V),1)
 Q :=
@@ -34,9 +55,9 @@ WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat
 OPT  := $(if $(DEBUG),-O0,-O2) -g
 CFLAGS_ALL := -std=c11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 $(OPT) $(WARN) \
 	$(if $(filter 1,$(WERROR)),-Werror) -MMD -MP -pthread -I. \
-	$(if $(SAN),-fsanitize=$(SAN) -fno-omit-frame-pointer) \
+	$(if $(SANFLAGS),-fsanitize=$(SANFLAGS) -fno-omit-frame-pointer) \
 	$(shell pkg-config --cflags fuse3 libiscsi libnfs jansson uuid) $(CFLAGS)
-LDFLAGS_ALL := -pthread $(if $(SAN),-fsanitize=$(SAN)) $(LDFLAGS)
+LDFLAGS_ALL := -pthread $(if $(SANFLAGS),-fsanitize=$(SANFLAGS)) $(LDFLAGS)
 LIBS := $(shell pkg-config --libs libiscsi libnfs uuid) -lm
 ifeq ($(RADOS),1)
 CFLAGS_ALL += -DVCFS_HAVE_RADOS
@@ -124,6 +145,24 @@ install-hv: $(HV_PROGS)
 # which took minutes per make invocation.
 $(B)/%.d: ;
 
+# ---- fuzzing (tests/fuzz/, run by tests/fuzz.sh): one libFuzzer target per
+# parser of on-disk data or user input, linked against a clang build of the
+# libraries with ASan + UBSan in build-fuzz/ ----
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/fuzz/%)
+fuzz:
+	$(Q)$(MAKE) --no-print-directory FUZZ=1 $(FUZZ_BIN)
+ifeq ($(FUZZ),1)
+# the crc loop runs over every block read and has no branch worth guiding the
+# fuzzer by: without coverage hooks the image targets run twice as fast
+$(B)/common/crc32c.o: CFLAGS_ALL += -fno-sanitize=fuzzer-no-link
+FUZZ_HV := $(B)/hypervisor/vmcfg.o $(B)/hypervisor/hv_err.o
+$(FUZZ_BIN): build-fuzz/fuzz/%: build-fuzz/tests/fuzz/%.o $(FUZZ_HV) $(LIBVCFS)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS_ALL) -fsanitize=fuzzer -o $@ $< $(FUZZ_HV) $(LIBVCFS) $(LIBS) $(JSON_LIBS)
+endif
+
 # ---- running things ----
 check:
 	bash tests/run.sh
@@ -153,7 +192,7 @@ install: all
 clean:
 	rm -rf $(B)
 
-.PHONY: all check demo bench lint install clean
+.PHONY: all check demo bench lint install clean fuzz
 .SECONDARY:
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)

@@ -177,8 +177,10 @@ int vcfs_uri_parse(const char *s, struct vcfs_uri *u)
 		if ((unsigned char)*c < 0x20 || *c == 0x7f)
 			return -VCFS_EBADURI;
 	colon = strchr(s, ':');
-	if (s[0] == '/' || s[0] == '.' || !colon || strchr(s, '/') < colon) {
-		/* a bare path */
+	slash = strchr(s, '/');
+	if (s[0] == '/' || s[0] == '.' || !colon || (slash && slash < colon)) {
+		/* a bare path: "word:rest" without a '/' before the ':' is a
+		 * scheme, so "ftp:x" is refused and "file:x" wants /x */
 		u->scheme = strdup("file");
 		u->path = strdup(s);
 		if (!u->scheme || !u->path)

@@ -218,6 +218,15 @@ START_TEST(uri_bad)
 		{ "http://host/x", -VCFS_ESCHEME },
 		{ "1scsi://h/iqn/0", -VCFS_EBADURI },	/* scheme must be letters */
 		{ "file://host/path", -VCFS_EBADURI },
+		/* word:rest without a '/' before the ':' names a scheme (it was
+		 * taken as a relative path): unknown ones are refused, file:
+		 * wants an absolute path (tests/fuzz/regress/uri/) */
+		{ "ftp:x", -VCFS_ESCHEME },
+		{ "ds:img", -VCFS_ESCHEME },
+		{ "file:relative.img", -VCFS_EBADURI },
+		{ "FILE:x", -VCFS_EBADURI },
+		{ "file:", -VCFS_EBADURI },
+		{ "iscsi:", -VCFS_EBADURI },
 		{ "/var/tmp/a\tb.img", -VCFS_EBADURI },	/* control characters */
 		{ "/var/tmp/a\x7f", -VCFS_EBADURI },
 		/* iscsi */
