@@ -2,19 +2,22 @@
  * agent.h - the vcvm request API: one request type per operation, answered by
  * vcvm_handle() on the host that runs (or will run) the VM.
  *
- * Today the CLI calls vcvm_handle() in its own process ("direct mode", one
- * host).  Next, a per-host agent (vcvm-agent) serves the same requests over
- * authenticated TCP and the CLI sends them there instead; the handler below
- * does not change.  This file is the contract for that step.
+ * The CLI either calls vcvm_handle() in its own process ("direct mode") or,
+ * with --host, sends the request to that host's agent (vcvm-agent.c), which
+ * serves it over authenticated TCP by calling the same vcvm_handle(); agents
+ * talk to each other the same way (vMotion).  wire.c implements the wire
+ * shape below; this file is the contract.
  *
- * ---- Wire shape (design; not implemented yet) ----
+ * ---- Wire shape (implemented: wire.c, vcvm-agent.c) ----
  *
  * Transport: TCP, port VCVM_AGENT_PORT, between host agents and from the CLI
  * to an agent.  Messages are frames: a 4-byte big-endian length, then one
  * JSON object (at most VCVM_MSG_MAX bytes).
  *
- * Authentication (cluster secret K, 32 random bytes in /etc/vcvm/cluster.key,
- * the same on every host, mode 0600; nothing is processed before this):
+ * Authentication (cluster secret K, 32 random bytes written as 64 hex digits
+ * by `vcvm keygen` to /etc/vcvm/cluster.key (VCVM_KEY_FILE, --key), the same
+ * on every host, mode 0600 enforced; nothing is processed before this;
+ * nonces travel as 64 hex digits, the MACs below cover the raw bytes):
  *   agent  -> client  {"hello": {"proto": 1, "host": "esx1", "nonce": Na}}
  *   client -> agent   {"auth": {"nonce": Nc, "mac": HMAC-SHA256(K, "vcvm-c"|Na|Nc)}}
  *   agent  -> client  {"auth_ok": {"mac": HMAC-SHA256(K, "vcvm-a"|Nc|Na)}}
@@ -22,7 +25,9 @@
  * Both sides then know the other holds K; the session key is
  * Ks = HMAC-SHA256(K, "vcvm-s"|Na|Nc).  Every later frame carries "seq"
  * (strictly increasing per direction, from 1) and "mac" = HMAC-SHA256(Ks,
- * seq|type|canonical JSON of the rest); a frame with a bad mac or an old seq
+ * decimal(seq) "\n" type "\n" canonical JSON of the rest: the frame minus
+ * seq/type/mac, keys sorted, compact, ASCII; type "" for frames without
+ * one); a frame with a bad mac or an old seq
  * closes the connection (no replay, no splicing).  Frames are not encrypted:
  * no secret crosses the agent channel (VM memory goes QEMU to QEMU on its own
  * connection; QEMU's tls-creds are the upgrade path for that stream).
@@ -40,19 +45,25 @@
  * ---- Who decides what ----
  *
  * Safety never rests on agents agreeing.  START takes the VM's lock on the
- * datastore (exclusive, owned by this host's heartbeat slot) before QEMU
- * opens a disk; a lock held by a live host fails with -VCVM_ERUNNING naming
- * that host (from the lock record); a dead host's lock is freed by the
- * heartbeat protocol (lock/lock.h) after D.  QEMU crashing frees nothing by
- * itself: the agent releases the lock when it reaps QEMU; a crashed host's
- * locks go with its heartbeat.
+ * datastore (<folder>/.vcvm.lock opened for writing: exclusive, owned by this
+ * host's heartbeat slot; plus an OFD lock) before QEMU opens a disk; a lock
+ * held by a live host fails with -VCVM_ERUNNING naming that host (from the
+ * user.vcfs.lock xattr or the lock record); a dead host's lock is freed by
+ * the heartbeat protocol (lock/lock.h) after D.  The VM's shim holds the
+ * lock and exits when it has reaped QEMU, so a QEMU crash frees it and
+ * QEMU dies with its shim (guard.h); a crashed host's locks go with its
+ * heartbeat.  Disks are multi-writer files (user.vcfs.multiwriter) so a
+ * vMotion destination can open them; QEMU's image locking (cluster-wide
+ * byte-range locks on vcfs) guards them.
  *
  * vMotion (MIGRATE, run by the source agent; the CLI shows its progress):
  *   1. source -> destination: MIGRATE_PREPARE {folder, cpu_model, machine}:
  *      the destination checks it can see the folder and runs the CPU model,
- *      starts QEMU with the same device layout and "-incoming defer",
- *      migrate-incoming on tcp:<its address>:0, answers the port.  Its disks
- *      stay inactive (QEMU does not write an incoming VM's disks).
+ *      starts QEMU with the same device layout and "-incoming defer"
+ *      (serial port on a null backend until commit), late-block-activate,
+ *      migrate-incoming on tcp:0.0.0.0:0, answers the port; the source
+ *      connects to the address it reached the agent on.  Its disks stay
+ *      inactive (QEMU does not write an incoming VM's disks).
  *   2. source: migrate-set-capabilities pause-before-switchover=on (+ events),
  *      migrate-set-parameters max-bandwidth (high on fast links),
  *      downtime-limit (target 50 ms); migrate tcp:dest:port; progress from
@@ -61,18 +72,26 @@
  *        source: status "pre-switchover": the guest is stopped;
  *        source: migrate-continue -> QEMU sends the device state, flushes and
  *                inactivates its disks: its last write has landed;
- *        source: status "completed" -> releases the VM's datastore lock
- *                (a CAS on disk: from now on no host holds it);
+ *        source: status "completed" -> serial port to null, releases the
+ *                VM's datastore lock (its shim closes .vcvm.lock);
  *        source -> destination: MIGRATE_COMMIT;
- *        destination: takes the lock (CAS) -> "cont": its first write comes
- *                after the lock is its own.
- *   4. failure before "completed" (destination dies, link cut, MIGRATE_CANCEL):
+ *        destination: takes the lock (its shim opens .vcvm.lock; vcfs waits
+ *                for the release) -> serial port to the log -> "cont": its
+ *                first write comes after the lock is its own;
+ *        source: quits QEMU, records "migrated to HOST".
+ *      Each step is logged with its time in <run_dir>/<uuid>/events.log.
+ *   4. failure before "completed" (destination dies, its agent hangs up, link
+ *      cut = no progress for 15 s, MIGRATE_CANCEL):
  *      migrate_cancel, the source "cont"s, it never gave up its lock; the
  *      destination's QEMU is killed (MIGRATE_ABORT).  After "completed", if
  *      the destination cannot take the lock, the source retakes it and
  *      resumes (disks re-activate on cont).  Either way: running exactly once.
  *   The cluster's CPU model (the lowest common one, EVC-like) is in each
- *   vm.json's cpu_model; MIGRATE_PREPARE refuses a model the host lacks.
+ *   vm.json's cpu_model; MIGRATE_PREPARE refuses a model the host lacks
+ *   (vcvm-agent --cpu-models, else QEMU's -cpu help).  An agent whose
+ *   connection from a source ends between PREPARE and COMMIT/ABORT kills the
+ *   incoming QEMU.  MIGRATE runs in direct mode too (the CLI is the source);
+ *   PREPARE/COMMIT/ABORT need the destination's agent.
  *
  * Storage vMotion (MOVE_STORAGE, on the running host; storage_move.c):
  *   per disk: create the target file (same size, sparse) under the new
@@ -199,8 +218,8 @@ struct vcvm_response {
 
 /*
  * Run one request on this host.  Returns resp->rc.  progress may be NULL.
- * Types that belong to the agent (MIGRATE*, HA, FT, HOST_INFO) answer
- * -ENOSYS in direct mode.  MOVE_STORAGE and MOVE_CANCEL run here, on the
+ * Types that belong to the agent (HA, FT, HOST_INFO) answer -ENOSYS in
+ * direct mode; MIGRATE* run here (migrate.h).  MOVE_STORAGE and MOVE_CANCEL run here, on the
  * host that runs the VM (storage_move.h); progress gets "mirror"/"copy".
  */
 int vcvm_handle(const struct vcvm_env *e, const struct vcvm_request *req,

@@ -458,7 +458,39 @@ struct mig {
 	vcvm_progress_fn progress;
 	void *arg;
 	char to[VCVM_HOST_MAX];
+	char st[32];			/* outgoing status, from MIGRATION events */
 };
+
+static bool st_busy(const char *st)
+{
+	return !strcmp(st, "setup") || !strcmp(st, "active") || !strcmp(st, "pre-switchover") ||
+	       !strcmp(st, "device") || !strcmp(st, "cancelling") || !st[0];
+}
+
+/*
+ * Follow the outgoing migration's status through MIGRATION events, waiting
+ * up to ms for a change.  Not query-migrate's "status": a QEMU that was
+ * itself a vMotion destination reports its incoming "completed" there for
+ * the rest of its life, whatever its outgoing migration does.
+ */
+static void mig_wait(struct mig *g, int ms)
+{
+	json_t *ev = NULL;
+	int rc = vcvm_qmp_wait_event(g->q, "MIGRATION", ms, &ev);
+
+	while (rc == 0) {
+		snprintf(g->st, sizeof(g->st), "%s", json_string_value(json_object_get(
+			 json_object_get(ev, "data"), "status")) ?: g->st);
+		json_decref(ev);
+		ev = NULL;
+		if (!strcmp(g->st, "pre-switchover"))
+			return;		/* act on it at once */
+		rc = vcvm_qmp_wait_event(g->q, "MIGRATION", 0, &ev);
+	}
+	if (rc == -VCVM_EQMPCLOSED)
+		snprintf(g->st, sizeof(g->st), "failed");
+	vcvm_qmp_flush_events(g->q);	/* STOP, RESUME, ...: not ours */
+}
 
 static void progress(struct mig *g, const char *phase, uint64_t done, uint64_t total)
 {
@@ -496,17 +528,8 @@ static void resume_source(struct mig *g)
 	uint64_t deadline = mono_ms() + 10000;
 
 	vcvm_qmp_execute(g->q, "migrate_cancel", NULL, VCVM_QMP_MS, NULL);
-	while (mono_ms() < deadline) {
-		json_t *ret = NULL;
-
-		vcvm_qmp_execute(g->q, "query-migrate", NULL, VCVM_QMP_MS, &ret);
-		snprintf(st, sizeof(st), "%s", json_string_value(json_object_get(ret, "status")) ?: "");
-		json_decref(ret);
-		if (strcmp(st, "active") && strcmp(st, "cancelling") && strcmp(st, "pre-switchover") &&
-		    strcmp(st, "device") && strcmp(st, "setup"))
-			break;
-		sleep_ms(20);
-	}
+	while (st_busy(g->st) && mono_ms() < deadline)
+		mig_wait(g, 200);
 	if (qmp_str(g->q, "query-status", NULL, "status", st, sizeof(st)) == 0 &&
 	    strcmp(st, "running") && qmp_do(g->q, "cont", NULL, w, sizeof(w)) < 0)
 		vcfs_err("%s: cannot resume the source: %s", g->m.c.name, w);
@@ -520,7 +543,7 @@ static int do_migrate(const struct vcvm_env *e, const struct vcvm_request *req,
 	struct mig g = { .e = e, .progress = progress_fn, .arg = arg };
 	struct vcvm_request pr = { .type = VCVM_REQ_MIGRATE_PREPARE };
 	struct vcvm_response presp = { 0 }, cresp = { 0 };
-	char path[VCVM_PATH_MAX + 80], st[32] = "", uri[128], w[256], err[256] = "";
+	char path[VCVM_PATH_MAX + 80], *st = g.st, uri[128], w[256], err[256] = "";
 	uint8_t key[VCVM_KEY_LEN];
 	uint64_t t0 = mono_ms(), t_pause = 0, last_bytes = 0, last_move = mono_ms(), ram_total = 0;
 	int64_t downtime = -1, total_time = -1;
@@ -600,6 +623,8 @@ static int do_migrate(const struct vcvm_env *e, const struct vcvm_request *req,
 	hv_fmt(uri, sizeof(uri), strchr(vcvm_conn_remote_addr(g.dest), ':') ? "tcp:[%s]:%d" :
 	       "tcp:%s:%d", vcvm_conn_remote_addr(g.dest), port);
 	vcvm_event(g.m.rundir, e->host, "migration to %s started (%s)", g.to, uri);
+	vcvm_qmp_flush_events(g.q);
+	snprintf(g.st, sizeof(g.st), "setup");
 	rc = qmp_do(g.q, "migrate", json_pack("{s:s}", "uri", uri), r->why, sizeof(r->why));
 	if (rc < 0)
 		goto out_abort;
@@ -614,13 +639,16 @@ static int do_migrate(const struct vcvm_env *e, const struct vcvm_request *req,
 			hv_fmt(err, sizeof(err), "source QEMU: %s", vcvm_strerror(rc));
 			break;
 		}
-		snprintf(st, sizeof(st), "%s", json_string_value(json_object_get(ret, "status")) ?: "");
 		ram = json_object_get(ret, "ram");
 		moved = (uint64_t)json_integer_value(json_object_get(ram, "transferred"));
 		ram_total = (uint64_t)json_integer_value(json_object_get(ram, "total"));
 		if (!strcmp(st, "completed")) {
+			char *dump = json_dumps(ret, JSON_COMPACT);
+
 			downtime = json_integer_value(json_object_get(ret, "downtime"));
 			total_time = json_integer_value(json_object_get(ret, "total-time"));
+			vcfs_debug("query-migrate: %s", dump ? dump : "?");
+			free(dump);
 		}
 		if (!strcmp(st, "failed"))
 			hv_fmt(err, sizeof(err), "QEMU: %s",
@@ -636,6 +664,8 @@ static int do_migrate(const struct vcvm_env *e, const struct vcvm_request *req,
 				    err, sizeof(err));
 			if (rc < 0)
 				break;
+			snprintf(g.st, sizeof(g.st), "device");
+			mig_wait(&g, VCVM_MIGRATE_POLL_MS);
 			continue;
 		}
 		if (moved != last_bytes) {
@@ -660,7 +690,7 @@ static int do_migrate(const struct vcvm_env *e, const struct vcvm_request *req,
 		}
 		/* a status change (MIGRATION event) wakes us at once: the guest is
 		 * paused from pre-switchover until we continue */
-		vcvm_qmp_wait_event(g.q, "MIGRATION", VCVM_MIGRATE_POLL_MS, NULL);
+		mig_wait(&g, VCVM_MIGRATE_POLL_MS);
 	}
 	if (strcmp(st, "completed")) {
 		resume_source(&g);

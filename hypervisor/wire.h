@@ -27,7 +27,8 @@
 #define VCVM_KEY_DEFAULT	"/etc/vcvm/cluster.key"
 #define VCVM_HOSTS_DEFAULT	"/etc/vcvm/hosts"
 #define VCVM_AUTH_MS		5000	/* the whole handshake */
-#define VCVM_CALL_MS		30000	/* silence allowed between two frames */
+#define VCVM_CALL_MS		120000	/* silence allowed between two frames (a stop
+					 * waits 30 s for the guest, then quit/kill) */
 
 /* The key file in use: VCVM_KEY_FILE, else the default. */
 const char *vcvm_key_path(void);
