@@ -625,6 +625,7 @@ static int do_migrate(const struct vcvm_env *e, const struct vcvm_request *req,
 	vcvm_event(g.m.rundir, e->host, "migration to %s started (%s)", g.to, uri);
 	vcvm_qmp_flush_events(g.q);
 	snprintf(g.st, sizeof(g.st), "setup");
+	last_move = mono_ms();		/* PREPARE may have taken long (QEMU start) */
 	rc = qmp_do(g.q, "migrate", json_pack("{s:s}", "uri", uri), r->why, sizeof(r->why));
 	if (rc < 0)
 		goto out_abort;

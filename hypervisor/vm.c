@@ -1283,7 +1283,7 @@ int vcvm_vm_destroy(const struct vcvm_env *e, const char *dir, char *why, size_t
 	struct vcvm_status st;
 	struct vcvm_cfg c;
 	unsigned i;
-	int rc, lockfd;
+	int rc, lockfd, guardfd;
 	DIR *dh;
 	struct dirent *de;
 
@@ -1302,6 +1302,15 @@ int vcvm_vm_destroy(const struct vcvm_env *e, const char *dir, char *why, size_t
 		say(why, whylen, "%s is running on host %s: stop it first", c.name, st.host);
 		goto out_lock;
 	}
+	/* no other host runs it either: its datastore lock must be free */
+	guardfd = vcvm_guard_take(dir, e->host, why, whylen);
+	if (guardfd < 0) {
+		rc = guardfd;
+		goto out_lock;
+	}
+	in_dir(path, sizeof(path), dir, VCVM_GUARD_FILE);
+	unlink(path);
+	close(guardfd);
 	/* only what lives in the folder: a disk given by absolute path may be shared */
 	for (i = 0; i < c.ndisks; i++) {
 		if (c.disks[i].file[0] == '/')
