@@ -635,14 +635,8 @@ static void write_root(struct fsck *fc, struct vcfs_inode_disk *ino)
 {
 	uint64_t seq = le64_get(ino->h.seq);
 
-	memset(ino, 0, sizeof(*ino));
-	ino->mode = le32_mk(0040755);
-	ino->nlink = le32_mk(2);
-	ino->parent = le64_mk(VCFS_ROOT_INO);
-	ino->generation = le64_mk(1);
-	ino->orphan_slot = le32_mk(0xffffffffu);
+	vcfs_mkfs_root(ino);
 	ino->h.seq = le64_mk(seq);
-	ino->h.type = le16_mk(VCFS_T_INODE);
 	wr_meta(fc, vcfs_inode_blk(&fc->sb, VCFS_ROOT_INO), ino);
 }
 

@@ -154,13 +154,13 @@ void vcfs_mkfs_cbmp(const struct vcfs_sb *sb, uint32_t c, void *blk)
 	vcfs_mhdr_seal(b, VCFS_T_CBMP, vcfs_cluster_bmp_blk(sb, c), sb->volgen);
 }
 
-static void make_root(const struct vcfs_sb *sb, void *blk)
+void vcfs_mkfs_root(struct vcfs_inode_disk *ino)
 {
-	struct vcfs_inode_disk *ino = blk;
 	struct timespec now;
 
 	clock_gettime(CLOCK_REALTIME, &now);
 	memset(ino, 0, sizeof(*ino));
+	ino->h.type = le16_mk(VCFS_T_INODE);
 	ino->mode = le32_mk(0040755);
 	ino->nlink = le32_mk(2);
 	ino->parent = le64_mk(VCFS_ROOT_INO);
@@ -170,6 +170,13 @@ static void make_root(const struct vcfs_sb *sb, void *blk)
 		le64_mk((uint64_t)now.tv_sec);
 	ino->atime.nsec = ino->mtime.nsec = ino->ctime.nsec = ino->crtime.nsec =
 		le32_mk((uint32_t)now.tv_nsec);
+}
+
+static void make_root(const struct vcfs_sb *sb, void *blk)
+{
+	struct vcfs_inode_disk *ino = blk;
+
+	vcfs_mkfs_root(ino);
 	ino->h.seq = le64_mk(1);
 	vcfs_mhdr_seal(ino, VCFS_T_INODE, vcfs_inode_blk(sb, VCFS_ROOT_INO), sb->volgen);
 }

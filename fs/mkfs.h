@@ -36,6 +36,9 @@ int vcfs_mkfs(struct vcfs_disk *d, const struct vcfs_mkfs_params *p, unsigned fl
 /* Fill blk with the empty, sealed bitmap block of global cluster c (grow too). */
 void vcfs_mkfs_cbmp(const struct vcfs_sb *sb, uint32_t c, void *blk);
 
+/* An empty root directory inode body, times now (unsealed; seq 0). */
+void vcfs_mkfs_root(struct vcfs_inode_disk *ino);
+
 /* Read and decode the volume header; falls back to the backup (and says so). */
 int vcfs_read_super(struct vcfs_disk *d, struct vcfs_sb *sb, int *used_backup);
 

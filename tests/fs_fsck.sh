@@ -7,6 +7,12 @@
 # clean (a `check-only` file: the first run is -n, must report the codes and
 # exit 4, then -y repairs).  Cases with a `needs` file want a populated image, built through the
 # FUSE daemon; variables $INO_name / $PTR_name name its inodes and blocks.
+# Its mount lives in a private mount namespace: a namespace another program
+# creates meanwhile must not copy it (a copied FUSE mount keeps the daemon,
+# and so its heartbeat slot, alive after our unmount).
+if [ -z "${VCFS_FSCK_NS:-}" ]; then
+	VCFS_FSCK_NS=1 exec unshare -m --propagation private bash "$0" "$@"
+fi
 . "$(dirname "$0")/lib/common.sh"
 B=$VCFS_BUILD
 T=$VCFS_TEST_TMP/fsck
@@ -38,6 +44,10 @@ if [ -x "$B/vcfs-fuse" ]; then
 		done > "$T/vars"
 		sync
 		if fusermount3 -u "$mnt"; then
+			for _ in $(seq 1 100); do	# the daemon leaves its slot
+				pgrep -f "vcfs-fuse.*$pop" > /dev/null || break
+				sleep 0.1
+			done
 			. "$T/vars"
 			echo "PTR_small=$("$B/tests/vcfs_damage" "$pop" ptr-of "$INO_small" 0)" >> "$T/vars"
 			if "$B/fsck.vcfs" -n "$pop" > "$T/pop.fsck" 2>&1; then
