@@ -305,5 +305,6 @@ for f in "${FAILS[@]}"; do echo "failed: $f"; done
 echo "total $((SECONDS - START)) s"
 echo; bash "$TOP/bench/fs_bench.sh"	# the filesystem and the cluster: fs_bench.sh, its own tables
 echo; bash "$TOP/bench/rlock_bench.sh"	# byte-range lock latency through FUSE
+echo; bash "$TOP/bench/storage_bench.sh"	# Storage vMotion: move-storage, vcfs vs plain files
 echo; bash "$TOP/bench/vm_bench.sh"	# vMotion times and downtime: vm_bench.sh
 exit 0

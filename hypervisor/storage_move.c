@@ -4,8 +4,8 @@
  * disks are copied offline.  Either way holes stay holes.
  *
  * Live, per disk (all disks of one move run together and switch together):
- *   1. create the target file: same size, sparse (ftruncate), O_EXCL; on a
- *      vcfs mount it is marked like every VM disk (mark_vm_disk below);
+ *   1. create the target file: same size, sparse (ftruncate), O_EXCL,
+ *      marked multi-writer like every VM disk (mark_vm_disk below);
  *   2. blockdev-add a file node (cache.direct, aio=threads: native AIO and
  *      io_uring are not a given on a FUSE mount) and a raw node over it with
  *      discard=unmap and detect-zeroes=unmap: the mirror's initial zeroing
@@ -177,49 +177,16 @@ static int lock_run(const char *rundir, char *why, size_t whylen)
 
 /* ---- where a path lives ---- */
 
-/* Is path on a vcfs mount (fstype fuse.vcfs in mountinfo, longest prefix)? */
-static bool on_vcfs(const char *path)
-{
-	char real[PATH_MAX], line[4096], mnt[PATH_MAX], type[64];
-	size_t best = 0, n;
-	bool vcfs = false;
-	FILE *f;
-
-	if (!realpath(path, real))
-		return false;
-	f = fopen("/proc/self/mountinfo", "r");
-	if (!f)
-		return false;
-	while (fgets(line, sizeof(line), f)) {
-		char *sep = strstr(line, " - ");
-
-		/* id parent major:minor root mountpoint ... - fstype source opts */
-		if (!sep || sscanf(line, "%*s %*s %*s %*s %4095s", mnt) != 1 ||
-		    sscanf(sep + 3, "%63s", type) != 1)
-			continue;
-		n = strlen(mnt);
-		if (strncmp(real, mnt, n) != 0 || (real[n] != '/' && real[n] && n > 1))
-			continue;
-		if (n >= best) {
-			best = n;
-			vcfs = strcmp(type, "fuse.vcfs") == 0;
-		}
-	}
-	fclose(f);
-	return vcfs;
-}
-
 /*
- * A new VM disk on a vcfs datastore carries the multi-writer mark that lets
- * a migration's second QEMU open it (vMotion, agent.h).  Best effort: an
- * older vcfs-fuse without it stores it as a plain user xattr.
+ * A VM disk carries the multi-writer mark, as vcvm start sets it on every
+ * disk (vm.c): the destination of a vMotion opens the disk while the source
+ * still runs, and QEMU's image locking guards it.  Set before QEMU opens the
+ * target.  Best effort: a filesystem without user xattrs ignores it.
  */
 static void mark_vm_disk(const char *path)
 {
-	if (!on_vcfs(path))
-		return;
-	if (setxattr(path, MULTIWRITER_XATTR, "1", 1, 0) < 0)
-		vcfs_warn("%s: cannot set %s: %s", path, MULTIWRITER_XATTR, strerror(errno));
+	if (setxattr(path, MULTIWRITER_XATTR, "1", 1, 0) < 0 && errno != ENOTSUP)
+		vcfs_debug("%s: %s: %s", path, MULTIWRITER_XATTR, strerror(errno));
 }
 
 static bool same_dir(const char *a, const char *b)
@@ -1180,7 +1147,7 @@ int vcvm_move_storage(const struct vcvm_env *e, const char *dir, const char *to,
 		say(why, whylen, "cannot record the move in %s: %s", m->rec, strerror(-rc));
 		goto out_targets;
 	}
-	vcfs_info("moving %u disk%s of %s to %s (%s)", m->n, m->n == 1 ? "" : "s", m->c.name,
+	vcfs_debug("moving %u disk%s of %s to %s (%s)", m->n, m->n == 1 ? "" : "s", m->c.name,
 		  m->tdir, m->live ? "live" : "offline");
 	rc = m->live ? move_live(m, max_bandwidth, why, whylen) : move_offline(m, why, whylen);
 	if (rc == 0 || access(m->rec, F_OK) == 0) {
