@@ -129,6 +129,8 @@ static int problem(struct fsck *fc, enum problem p, const char *fmt, ...)
 	va_end(ap);
 	fix = fc->o->mode == VCFS_FSCK_REPAIR ||
 	      (fc->o->mode == VCFS_FSCK_PREEN && ptab[p].preen);
+	if (fc->o->progress)	/* pass 0: clear the progress line first */
+		fc->o->progress(fc->o->progress_arg, 0, NULL, 0, 0);
 	if (!fc->header_printed) {
 		fprintf(fc->out, "%-5s %-8s %s\n", "code", "action", "problem");
 		fc->header_printed = 1;
@@ -182,6 +184,15 @@ static int wr_zero(struct fsck *fc, uint64_t blk)
 }
 
 /* ---- pass 1: headers ---- */
+/* Report progress of pass `pass` (1..8): every 1/256 of it and at its end. */
+static void prog(struct fsck *fc, int pass, const char *name, uint64_t done, uint64_t total)
+{
+	uint64_t step = total / 256 ? total / 256 : 1;
+
+	if (fc->o->progress && (done % step == 0 || done == total))
+		fc->o->progress(fc->o->progress_arg, pass, name, done, total);
+}
+
 static int pass_super(struct fsck *fc)
 {
 	const struct vcfs_disk_info *di = vcfs_disk_info(fc->d);
@@ -440,6 +451,7 @@ static int pass_clusters(struct fsck *fc)
 		uint32_t k = (uint32_t)(n - done < 256 ? n - done : 256);
 		if (rd(fc, sb->cmeta_start + done, buf, k))
 			break;
+		prog(fc, 4, "resource clusters", done + k, n);
 		for (uint32_t i = 0; i < k; i++) {
 			uint64_t idx = done + i, blk = sb->cmeta_start + idx;
 			uint32_t c = (uint32_t)(idx / 2);
@@ -651,6 +663,8 @@ static int pass_inodes(struct fsck *fc)
 	for (uint64_t n = 1; n < sb->ninodes && !fc->oper_err; n++) {
 		struct ino_info *ii = &fc->ii[n];
 		struct walk w = { .ino = n };
+
+		prog(fc, 5, "inodes and block maps", n + 1, sb->ninodes);
 		int used = disk_used(fc, VCFS_CK_INODE, n), rc, changed = 0;
 		uint32_t c, bit;
 
@@ -1171,8 +1185,10 @@ static int pass_dirs(struct fsck *fc)
 	fc->ii[VCFS_ROOT_INO].reached = 1;
 	fc->ii[VCFS_ROOT_INO].parent = VCFS_ROOT_INO;
 	dirq_push(&q, VCFS_ROOT_INO);
-	for (size_t i = 0; i < q.n && !fc->oper_err; i++)
+	for (size_t i = 0; i < q.n && !fc->oper_err; i++) {
+		prog(fc, 6, "directories", i + 1, q.n);
 		check_dir(fc, q.v[i], &q, 0);
+	}
 	for (uint32_t s = 0; s < fc->sb.max_hosts && !fc->oper_err; s++) {
 		uint64_t od = VCFS_ORPHAN_INO(s);
 		if (fc->ii[od].state == I_OK && S_ISDIR(fc->ii[od].mode))
@@ -1196,6 +1212,7 @@ static int pass_links(struct fsck *fc)
 		uint32_t want;
 		int changed = 0;
 
+		prog(fc, 7, "links", n + 1, sb->ninodes);
 		if (ii->state != I_OK || is_reserved(fc, n))
 			continue;
 		if (ii->orphan && !ii->refs)
@@ -1280,6 +1297,7 @@ static int pass_bitmaps(struct fsck *fc)
 		uint64_t first;
 		int changed = 0;
 
+		prog(fc, 8, "bitmaps", c + 1, fc->ncl);
 		vcfs_cluster_geom(sb, c, &g);
 		kind = g.kind;
 		idx = g.index;
@@ -1358,12 +1376,15 @@ int vcfs_fsck(struct vcfs_disk *d, const struct vcfs_fsck_opts *o, struct vcfs_f
 		vcfs_err("the datastore is open read-only; use -n to check without repairing");
 		return 8;
 	}
+	prog(&fc, 1, "volume header", 0, 1);
 	rc = pass_super(&fc);
 	if (rc)
 		return 8;
+	prog(&fc, 2, "heartbeats and journals", 0, 1);
 	rc = pass_hosts(&fc);
 	if (rc)
 		return 8;
+	prog(&fc, 3, "heartbeats and journals", 1, 1);
 	fc.ncl = fc.sb.ninode_clusters + fc.sb.nsmall_clusters + fc.sb.nlarge_clusters;
 	fc.cbmp = vcfs_disk_buf_alloc((size_t)fc.ncl * VCFS_BLK);
 	fc.cbmp_bad = calloc(fc.ncl, 1);

@@ -42,7 +42,14 @@ struct vcfs_fsck_opts {
 	int skip_live_wait;	/* tests: do not watch heartbeats for D */
 	FILE *out;		/* the problem table; NULL = stdout */
 	int verbose;
+	/* Progress (optional): pass number (1..VCFS_FSCK_PASSES), its name, and
+	 * how far it is; called a few hundred times per pass at most.  Pass 0:
+	 * a problem line is about to be printed (clear the progress line). */
+	void (*progress)(void *arg, int pass, const char *name, uint64_t done,
+			 uint64_t total);
+	void *progress_arg;
 };
+#define VCFS_FSCK_PASSES 8
 
 struct vcfs_fsck_stats {
 	unsigned found, fixed, left;

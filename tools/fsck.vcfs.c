@@ -8,6 +8,7 @@
  * 16 usage error.
  */
 #include <getopt.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,29 @@ static void usage(FILE *f)
 		"  -l   list the problem codes and their fixes\n"
 		"exit: 0 clean, 1 fixed, 4 left uncorrected, 8 operational error, 16 usage\n"
 		"See fsck.vcfs(8).\n");
+}
+
+/* A progress line on stderr (a terminal only): pass, name, bar, percent. */
+static void progress(void *arg, int pass, const char *name, uint64_t done, uint64_t total)
+{
+	static int last = -1, last_pass;
+	int pct = total ? (int)(done * 100 / total) : 100;
+
+	(void)arg;
+	if (!pass) {
+		fputs("\r\033[K", stderr);
+		fflush(stderr);
+		last = -1;
+		return;
+	}
+	if (pct == last && pass == last_pass)
+		return;
+	last = pct;
+	last_pass = pass;
+	fprintf(stderr, "\rpass %d/%d %-24s [%-30.*s] %3d%%", pass, VCFS_FSCK_PASSES, name,
+		pct * 30 / 100, "##############################", pct);
+	if (pass == VCFS_FSCK_PASSES && done >= total)
+		fputs("\r\033[K", stderr);	/* done: leave the table clean */
 }
 
 int main(int argc, char **argv)
@@ -68,8 +92,12 @@ int main(int argc, char **argv)
 		free(red);
 		return 8;
 	}
+	if (isatty(2) && !o.verbose)
+		o.progress = progress;
 	t0 = vcfs_now_ns();
 	rc = vcfs_fsck(d, &o, &st);
+	if (o.progress && rc == 8)
+		fputc('\n', stderr);
 	vcfs_disk_close(d);
 	if (rc != 8)
 		printf("%s: %llu inodes (%llu directories, %llu files), %llu data blocks, "
