@@ -516,6 +516,9 @@ static void dest_abort(struct mig *g)
 	snprintf(req.vm, sizeof(req.vm), "%s", g->m.dir);
 	snprintf(req.u.migrate_commit.from_host, sizeof(req.u.migrate_commit.from_host), "%s",
 		 g->e->host);
+	/* behind a cut link nobody answers: the destination's agent aborts by
+	 * itself when our connection dies (TCP keepalive) */
+	vcvm_conn_set_call_ms(g->dest, 5000);
 	if (vcvm_call(g->dest, &req, NULL, NULL, &r) < 0)
 		vcfs_warn("%s: abort on %s: %s", g->m.c.name, g->to, r.why);
 	vcvm_response_free(&r);

@@ -41,6 +41,7 @@ struct vcvm_conn {
 	int fd;
 	uint8_t ks[MAC_LEN];
 	uint64_t seq_out, seq_in;
+	int call_ms;			/* vcvm_call: silence allowed between frames */
 	char peer[VCVM_HOST_MAX];
 	char local[64], remote[64];
 };
@@ -382,12 +383,18 @@ static struct vcvm_conn *conn_new(int fd)
 	struct vcvm_conn *c = calloc(1, sizeof(*c));
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
-	int one = 1;
+	int one = 1, idle = 10, intvl = 5, cnt = 3;
 
 	if (!c)
 		return NULL;
 	c->fd = fd;
+	c->call_ms = VCVM_CALL_MS;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	/* a peer behind a cut link is declared gone in about 25 s */
+	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
 	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
 		addr_text(&ss, c->local, sizeof(c->local));
 	sl = sizeof(ss);
@@ -409,6 +416,7 @@ const char *vcvm_conn_peer(const struct vcvm_conn *c) { return c->peer; }
 const char *vcvm_conn_local_addr(const struct vcvm_conn *c) { return c->local; }
 const char *vcvm_conn_remote_addr(const struct vcvm_conn *c) { return c->remote; }
 int vcvm_conn_fd(const struct vcvm_conn *c) { return c->fd; }
+void vcvm_conn_set_call_ms(struct vcvm_conn *c, int ms) { c->call_ms = ms; }
 
 int vcvm_conn_accept(int fd, const uint8_t key[VCVM_KEY_LEN], const char *host,
 		     struct vcvm_conn **out, char *why, size_t whylen)
@@ -755,7 +763,7 @@ int vcvm_call(struct vcvm_conn *c, const struct vcvm_request *req, vcvm_progress
 	rc = f ? vcvm_conn_send(c, f) : -ENOMEM;
 	json_decref(f);
 	while (rc == 0) {
-		rc = vcvm_conn_recv(c, VCVM_CALL_MS, &f);
+		rc = vcvm_conn_recv(c, c->call_ms, &f);
 		if (rc < 0)
 			break;
 		p = json_object_get(f, "progress");

@@ -69,6 +69,7 @@ const char *vcvm_conn_peer(const struct vcvm_conn *c);		/* peer's host name */
 const char *vcvm_conn_local_addr(const struct vcvm_conn *c);	/* our IP on this link */
 const char *vcvm_conn_remote_addr(const struct vcvm_conn *c);	/* the peer's IP */
 int vcvm_conn_fd(const struct vcvm_conn *c);
+void vcvm_conn_set_call_ms(struct vcvm_conn *c, int ms);	/* default VCVM_CALL_MS */
 void vcvm_conn_close(struct vcvm_conn *c);
 
 /* A request as its JSON frame (without seq/mac), and back. */

@@ -2,12 +2,12 @@
 # vm_cluster.sh - VMs on a vcfs datastore shared by two hosts (network, mount
 # and UTS namespaces, tests/lib/hosts.sh), each with its own vcvm-agent:
 # the agent refuses clients without the cluster key and frames with a bad MAC
-# or an old seq; two hosts racing to start one VM: one runs it, the other's
+# or an old seq (a python client speaks the documented protocol); two hosts racing to start one VM: one runs it, the other's
 # error names the winner; QEMU killed -> the VM starts on the other host;
 # vMotion a -> b with the guest writer running (no gap, no lost write, only
 # b runs it, b holds .vcvm.lock, the hand-over events in order); vMotion
-# failures (destination QEMU killed, --cancel, CPU model refused) leave the VM
-# running once on the source; vMotion back b -> a.  TCG, 128 MiB guests.
+# failures (destination QEMU killed, --cancel, link cut, CPU model refused)
+# leave the VM running once on the source; vMotion back b -> a.  TCG, 128 MiB guests.
 . "$(dirname "$0")/lib/common.sh"
 . "$(dirname "$0")/lib/hosts.sh"
 B=$VCFS_BUILD
@@ -212,6 +212,20 @@ wait $mp; rc=$?
 if [ $rc -ne 0 ] && grep -q "cancelled" "$T/mig3.out"; then t_pass "cancelled vMotion fails, naming the cancel"
 else t_fail "cancel: exit $rc: $(tail -n 2 "$T/mig3.out")"; fi
 t_run "after the cancel: running on $S, once; the destination QEMU is gone" wait_for 15 once_on "$S" "$D"
+n3=$(last_counter "$S")
+t_run "counter goes on on $S" wait_for 60 counter_at_least "$S" $((n3 + 5))
+
+rc0=$(ready_count "$D")
+vc "$S" migrate "$VM" --to "$D" --max-bandwidth 2M > "$T/mig4.out" 2>&1 & mp=$!
+wait_for 30 incoming_qemu "$D" "$rc0" && sleep 1
+host_cut "$D"
+t_cleanup_push "host_uncut $D"
+wait $mp; rc=$?
+host_uncut "$D"
+if [ $rc -ne 0 ] && grep -Eq "no progress|hung up" "$T/mig4.out" && grep -q "keeps running on $S" "$T/mig4.out"; then
+	t_pass "link to $D cut mid-migration: migrate fails (stall), VM keeps running on $S"
+else t_fail "link cut: exit $rc: $(tail -n 2 "$T/mig4.out")"; fi
+t_run "after the cut: running on $S, once ($D's agent killed its incoming QEMU)" wait_for 90 once_on "$S" "$D"
 n3=$(last_counter "$S")
 t_run "counter goes on on $S" wait_for 60 counter_at_least "$S" $((n3 + 5))
 
