@@ -7,7 +7,8 @@
 # vMotion a -> b with the guest writer running (no gap, no lost write, only
 # b runs it, b holds .vcvm.lock, the hand-over events in order); vMotion
 # failures (destination QEMU killed, --cancel, link cut, CPU model refused)
-# leave the VM running once on the source; vMotion back b -> a.  TCG, 128 MiB guests.
+# leave the VM running once on the source; vMotion back b -> a; host a's
+# vcfs daemon killed while it runs the VM: b starts it once a is dead.  TCG, 128 MiB guests.
 . "$(dirname "$0")/lib/common.sh"
 . "$(dirname "$0")/lib/hosts.sh"
 B=$VCFS_BUILD
@@ -247,4 +248,15 @@ n5=$(last_counter "$D")
 t_run "disk: blocks 0..$n5 are \"counter i\": no gap, no lost write over 2 crashes/starts and 2 vMotions" \
 	on "$D" "$CHECK" "$DSP/$VM/disk0.raw" "$n5"
 t_run "the lock is free after the stop: a starts it" vc a start "$VM"
-t_run "stop" vc a stop --hard "$VM"
+t_run "writer runs on a" wait_for 90 counter_at_least a $((n5 + 5))
+
+t_section "vm cluster: host a crashes while running the VM"
+n6=$(last_counter a)
+host_kill a		# vcfs-fuse killed -9: no heartbeat, no unmount
+t_run "b starts the VM once a's heartbeat is dead (its lock went with it)" \
+	wait_for 90 vc b start "$VM"
+t_run "writer resumes on b" wait_for 90 counter_at_least b $((n6 + 5))
+kill_qemus a		# the old QEMU could not write since a's mount died
+t_run "stop on b" vc b stop "$VM"
+n7=$(last_counter b)
+t_run "disk after the host crash: blocks 0..$n7, no gap" on b "$CHECK" "$DSP/$VM/disk0.raw" "$n7"
