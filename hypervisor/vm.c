@@ -4,7 +4,9 @@
  *
  * Lock order: the per-VM run lock (<run_dir>/<uuid>/lock, flock) is taken
  * first and held for a whole start/stop/reset/destroy; the config file is
- * read and written under it.  status() reads without the lock (it only looks)
+ * read and written under it.  Start and destroy then take the VM's datastore
+ * lock (guard.h): start hands it to the shim, which keeps it until QEMU is
+ * reaped; destroy holds it while it deletes.  status() reads without the lock (it only looks)
  * but cleans up a dead QEMU's leftovers only under it.
  */
 #include <dirent.h>
