@@ -119,7 +119,7 @@ HV_CRYPTO   := -lcrypto
 HV_LIB_SRC  := $(filter-out $(HV_PROG_SRC),$(wildcard hypervisor/*.c))
 LIBVCVM     := $(B)/libvcvm.a
 HV_PROGS    := $(HV_PROG_SRC:hypervisor/%.c=$(B)/%)
-HV_UNITS    := $(B)/tests/check_qmp $(B)/tests/check_vmcfg
+HV_UNITS    := $(B)/tests/check_qmp $(B)/tests/check_vmcfg $(B)/tests/check_wire
 HV_GUEST    := $(B)/tests/guest/check_counter
 all: $(LIBVCVM) $(HV_PROGS) $(HV_GUEST)
 $(LIBVCVM): $(HV_LIB_SRC:%.c=$(B)/%.o)
