@@ -1056,24 +1056,33 @@ static int prepare(struct mv *m, int disk, char *why, size_t whylen)
 	return 0;
 }
 
+/*
+ * What moved: per disk "copied" is the data the target holds now (its
+ * allocated bytes: holes are not counted), "mirrored" what the block job
+ * walked (live: the whole disk, zero ranges included).
+ */
 static json_t *result_json(const struct mv *m)
 {
 	json_t *arr = json_array();
-	uint64_t done = 0;
+	uint64_t data, total = 0;
+	struct stat sb;
 	unsigned i;
 
 	for (i = 0; i < m->n; i++) {
-		if (!m->d[i].pivoted)
+		const struct mv_disk *d = &m->d[i];
+
+		if (!d->pivoted)
 			continue;
-		done += m->d[i].done;
-		json_array_append_new(arr, json_pack("{s:i, s:s, s:s, s:I, s:I}", "index",
-						     (int)m->d[i].idx, "from", m->d[i].src, "to",
-						     m->d[i].dst, "size", (json_int_t)m->d[i].size,
-						     "copied", (json_int_t)m->d[i].done));
+		data = stat(d->dst, &sb) == 0 ? (uint64_t)sb.st_blocks * 512 : d->done;
+		total += data;
+		json_array_append_new(arr, json_pack("{s:i, s:s, s:s, s:I, s:I, s:I}", "index",
+						     (int)d->idx, "from", d->src, "to", d->dst,
+						     "size", (json_int_t)d->size, "copied", (json_int_t)data,
+						     "mirrored", (json_int_t)d->done));
 	}
 	return json_pack("{s:s, s:b, s:s, s:f, s:I, s:o}", "name", m->c.name, "live", m->live,
 			 "folder", m->tdir, "seconds", (double)(mono_ms() - m->t0) / 1000.0,
-			 "copied", (json_int_t)done, "disks", arr);
+			 "copied", (json_int_t)total, "disks", arr);
 }
 
 static void paths_of(const struct vcvm_env *e, const char *dir, struct mv *m)

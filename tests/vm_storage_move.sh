@@ -4,9 +4,11 @@
 # vcfs-fuse) while its writer writes block n = "counter n" (O_DIRECT|O_DSYNC):
 # the counter goes on, vm.json names the new file, the old one is gone, holes
 # stay holes; the move back; a cancel mid-copy (slow copy through a bandwidth
-# limit) from another vcvm and after the mover was killed -9; a full and a
-# missing target refused with the VM still running; a guest writing as fast
-# as it can still converges; an offline move of the stopped VM.  At the end
+# limit) from another vcvm, by Ctrl-C, and after the mover was killed -9; a
+# full and a missing target refused, a target that fills up during the copy,
+# each with the VM still running; a guest writing as fast as it can still
+# converges, with a second disk moving with the first; offline moves of the
+# stopped VM, of one disk (--disk) and of the other.  At the end
 # the disk is checked block by block: no gap, no lost acknowledged write.
 
 # Private mount namespace (as fs_posix.sh): another test's namespace must not
@@ -128,6 +130,19 @@ t_run "VM still running on the old disk" sh -c \
 	"'$V' status $VM | grep -q 'state: *running' && '$V' status $VM | grep -q 'disk0: *$M1/$VM/disk0.raw'"
 t_run "counter goes on after the cancel" goes_on 10 60
 
+t_section "svm: Ctrl-C of the mover cancels"
+"$V" move-storage "$VM" --to "$M2" --max-bandwidth 16K > "$T/mv-int.out" 2>&1 &
+mv_pid=$!
+wait_for 30 sh -c "grep -q mirror '$T/mv-int.out'"
+kill -INT $mv_pid; wait $mv_pid; rc=$?
+if [ $rc -eq 1 ] && grep -q "cancelled" "$T/mv-int.out"; then
+	t_pass "SIGINT: the mover cancels and exits 1"
+else
+	t_fail "SIGINT: exit $rc: $(tail -n 2 "$T/mv-int.out" | tr '\n' ' ')"
+fi
+t_run "no target left, vm.json unchanged, VM running" sh -c \
+	"[ ! -e '$M2/$VM' ] && cmp '$T/vm.json.before' '$M1/$VM/vm.json' && '$V' status $VM | grep -q 'state: *running'"
+
 t_section "svm: the mover killed -9, then --cancel cleans up"
 "$V" move-storage "$VM" --to "$M2" --max-bandwidth 16K > "$T/mv-kill.out" 2>&1 &
 mv_pid=$!
@@ -150,6 +165,29 @@ t_expect_fail "a missing target is refused" "No such file.*mount the datastore" 
 	"$V" move-storage "$VM" --to "$T/nonexistent"
 t_expect_fail "a disk index out of range is refused" "has 1 disk" \
 	"$V" move-storage "$VM" --to "$M2" --disk 3
+# a target that fills up during the copy: a small third datastore, filled by
+# someone else while the (slow) mirror runs; QEMU's write fails with ENOSPC
+rm -f "$T/ds3.img"; truncate -s 96M "$T/ds3.img"; mkdir -p "$T/ds3"
+if "$B/mkfs.vcfs" -q -H 2 "$T/ds3.img" && "$B/vcfs-fuse" -o host=svm3 "$T/ds3.img" "$T/ds3" \
+	> "$T/fuse3.log" 2>&1 && wait_for 10 mountpoint -q "$T/ds3"; then
+	t_cleanup_push "umount_ds '$T/ds3'"
+	# 64 KiB/s: the first MiB of the copy takes ~16 s, the fill about a second
+	"$V" move-storage "$VM" --to "$T/ds3" --max-bandwidth 64K > "$T/mv-full.out" 2>&1 &
+	mv_pid=$!
+	wait_for 30 test -e "$T/ds3/$VM/disk0.raw"
+	dd if=/dev/zero bs=1M status=none 2>/dev/null | tr '\0' x | \
+		dd of="$T/ds3/filler" bs=1M iflag=fullblock status=none 2>/dev/null
+	wait $mv_pid; rc=$?
+	if [ $rc -eq 1 ] && grep -qi "full" "$T/mv-full.out"; then
+		t_pass "target filled during the copy: the move fails, saying the datastore is full"
+	else
+		t_fail "target filled during the copy: exit $rc: $(tail -n 2 "$T/mv-full.out" | tr '\n' ' ')"
+	fi
+	t_run "no partial target on the full datastore" sh -c "[ ! -e '$T/ds3/$VM' ]"
+	rm -f "$T/ds3/filler"
+else
+	t_fail "third (small) datastore: mkfs or mount failed"
+fi
 t_run "VM still running, vm.json unchanged" sh -c \
 	"'$V' status $VM | grep -q 'state: *running' && cmp '$T/vm.json.before' '$M1/$VM/vm.json'"
 t_run "counter goes on" goes_on 10 60
@@ -159,6 +197,17 @@ t_run "stop" "$V" stop "$VM"
 t_run "disk after the moves: every acknowledged write there, no gap" check_disk "$M1/$VM/disk0.raw"
 sed -i 's/"append": "console=ttyS0 panic=-1 quiet"/"append": "console=ttyS0 panic=-1 quiet vcvm.interval=1"/' \
 	"$M1/$VM/vm.json"
+# a second disk: 64 MiB, data at 8 MiB and 40 MiB, the rest holes
+truncate -s 64M "$T/disk1.ref"
+dd if=/dev/urandom of="$T/disk1.ref" bs=1M count=2 seek=8 conv=notrunc status=none
+dd if=/dev/urandom of="$T/disk1.ref" bs=1M count=1 seek=40 conv=notrunc status=none
+cp --sparse=always "$T/disk1.ref" "$M1/$VM/disk1.raw"
+python3 - "$M1/$VM/vm.json" <<'PY'
+import json, sys
+p = sys.argv[1]; c = json.load(open(p))
+d = dict(c["disks"][0]); d["file"] = "disk1.raw"; c["disks"].append(d)
+json.dump(c, open(p, "w"), indent=2)
+PY
 t_run "start with vcvm.interval=1 (a write every millisecond, or as fast as TCG allows)" \
 	"$V" start "$VM"
 wait_for 90 sh -c "tr -d '\r' < '$LOG' | grep -q 'every 1 ms'"
@@ -175,11 +224,19 @@ t_run "move-storage converges under continuous writes (copy limited to ${rate}K/
 	timeout 200 "$V" move-storage "$VM" --to "$M2" --max-bandwidth ${rate}K
 echo "  move under continuous writes: $((SECONDS - t0)) s, $(( $(last_counter) - c0 )) guest writes meanwhile"
 t_run "counter goes on on datastore 2" goes_on 50 60
+t_run "both disks moved together (vm.json names both on $M2)" sh -c \
+	"grep -q '\"file\": \"$M2/$VM/disk0.raw\"' '$M1/$VM/vm.json' && grep -q '\"file\": \"$M2/$VM/disk1.raw\"' '$M1/$VM/vm.json' && [ ! -e '$M1/$VM/disk1.raw' ]"
 t_run "stop" "$V" stop "$VM"
 t_run "disk on datastore 2: no gap, no lost write" check_disk "$M2/$VM/disk0.raw"
+t_run "second disk: same bytes, still sparse" sh -c \
+	"cmp '$T/disk1.ref' '$M2/$VM/disk1.raw' && [ \$(du -k '$M2/$VM/disk1.raw' | cut -f1) -lt 16384 ]"
 
 t_section "svm: offline move of the stopped VM"
-t_run "move-storage of a stopped VM (copy)" sh -c \
+t_run "move-storage --disk 1 of the stopped VM (copy of one disk)" sh -c \
+	"'$V' move-storage $VM --disk 1 --to '$M1' | grep -q offline"
+t_run "disk1 back in the folder, disk0 still on $M2" sh -c \
+	"grep -q '\"file\": \"disk1.raw\"' '$M1/$VM/vm.json' && grep -q '\"file\": \"$M2/$VM/disk0.raw\"' '$M1/$VM/vm.json' && [ ! -e '$M2/$VM/disk1.raw' ] && cmp '$T/disk1.ref' '$M1/$VM/disk1.raw'"
+t_run "move-storage of the stopped VM (the disk left)" sh -c \
 	"'$V' move-storage $VM --to '$M1' | grep -q offline"
 t_run "vm.json names disk0.raw, datastore 2 empty" sh -c \
 	"[ '$(disk_file)' = disk0.raw ] && [ ! -e '$M2/$VM' ]"
