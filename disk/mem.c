@@ -7,9 +7,10 @@
  * (the registry holds one, every handle one).
  *
  * Invariants (store.mu protects everything in a store; reg_mu the registry):
+ *  - volatile records never overlap one another;
  *  - visible = stable + the volatile writes applied in issue order;
- *  - a volatile record belongs to a handle that has not flushed since it was
- *    issued; a flush moves that handle's records into stable, in order;
+ *  - a volatile record was issued after the last flush (of any handle): a
+ *    flush moves every record into stable;
  *  - FUA writes and CAS reach both images at once.
  * The hook runs before the store lock is taken, so it may call any mem.c
  * function (peek) or run other simulated hosts' I/O.
@@ -183,28 +184,10 @@ static void put_bytes(uint8_t *img, uint64_t off, const void *buf, uint64_t len)
 		memset(img + off, 0, (size_t)len);
 }
 
-/* A write of any kind by handle d; durable: FUA or CAS.  s->mu held. */
-static int apply_locked(struct vcfs_disk *d, uint64_t off, const void *buf, uint64_t len,
-			int durable)
+/* Append a volatile record of handle h (a copy of buf; NULL: zeros). */
+static int vol_add(struct store *s, const struct vcfs_disk *h, uint64_t off,
+		   const uint8_t *buf, uint64_t len)
 {
-	struct store *s = ((struct mem_priv *)d->priv)->s;
-
-	put_bytes(s->vis, off, buf, len);
-	mark_dirty(s, off, len);
-	if (!s->stable)
-		return 0;
-	/* volatile writes of other handles that this one covers are superseded */
-	for (size_t i = 0; i < s->nvol;) {
-		struct vol_rec *r = &s->vol[i];
-		if (r->h != d && r->off >= off && r->off + r->len <= off + len)
-			vol_free(s, i);	/* swaps the last in: order fixed below */
-		else
-			i++;
-	}
-	if (durable) {
-		put_bytes(s->stable, off, buf, len);
-		return 0;
-	}
 	if (s->nvol == s->capvol) {
 		size_t nc = s->capvol ? 2 * s->capvol : 64;
 		struct vol_rec *n = realloc(s->vol, nc * sizeof(*n));
@@ -213,7 +196,7 @@ static int apply_locked(struct vcfs_disk *d, uint64_t off, const void *buf, uint
 		s->vol = n;
 		s->capvol = nc;
 	}
-	s->vol[s->nvol] = (struct vol_rec){ .h = d, .off = off, .len = len };
+	s->vol[s->nvol] = (struct vol_rec){ .h = h, .off = off, .len = len };
 	if (buf) {
 		s->vol[s->nvol].data = malloc((size_t)len);
 		if (!s->vol[s->nvol].data)
@@ -224,12 +207,58 @@ static int apply_locked(struct vcfs_disk *d, uint64_t off, const void *buf, uint
 	return 0;
 }
 
+/* A write of any kind by handle d; durable: FUA or CAS.  s->mu held. */
+static int apply_locked(struct vcfs_disk *d, uint64_t off, const void *buf, uint64_t len,
+			int durable)
+{
+	struct store *s = ((struct mem_priv *)d->priv)->s;
+
+	put_bytes(s->vis, off, buf, len);
+	mark_dirty(s, off, len);
+	if (!s->stable)
+		return 0;
+	/* the bytes this write covers are its own now: older volatile writes
+	 * (any handle's) lose them, so a power cut never puts older bytes over
+	 * newer ones (an array keeps the order of overlapping writes) */
+	for (size_t i = 0; i < s->nvol;) {
+		struct vol_rec *r = &s->vol[i];
+		uint64_t re = r->off + r->len, e = off + len;
+		if (re <= off || r->off >= e) {
+			i++;
+			continue;
+		}
+		if (r->off < off && re > e) {
+			/* the middle goes: keep the tail as a record of its own */
+			if (vol_add(s, r->h, e, r->data ? r->data + (e - r->off) : NULL, re - e))
+				return -ENOMEM;
+			r = &s->vol[i];
+			r->len = off - r->off;
+			i++;
+		} else if (r->off < off) {
+			r->len = off - r->off;		/* keep the head */
+			i++;
+		} else if (re > e) {
+			uint64_t cut = e - r->off;	/* keep the tail */
+			if (r->data)
+				memmove(r->data, r->data + cut, (size_t)(re - e));
+			r->off = e;
+			r->len = re - e;
+			i++;
+		} else {
+			vol_free(s, i);		/* all of it: swaps the last in */
+		}
+	}
+	if (durable) {
+		put_bytes(s->stable, off, buf, len);
+		return 0;
+	}
+	return vol_add(s, d, off, buf, len);
+}
+
 /*
- * vol_free swaps records, so the list is not in issue order; flush and the
- * power cut must not depend on it.  Records of one handle that overlap each
- * other are the only ones whose order matters (later wins): flush applies a
- * handle's records as the visible image shows them instead, which is the
- * issue order's result for bytes no other handle wrote since.
+ * vol_free swaps records, so the list is not in issue order; nothing depends
+ * on it: volatile records never overlap (a write trims the older ones), so
+ * each holds exactly the visible bytes of its range.
  */
 static int mem_flush(struct vcfs_disk *d)
 {
@@ -239,14 +268,12 @@ static int mem_flush(struct vcfs_disk *d)
 	if (rc)
 		return rc;
 	pthread_mutex_lock(&s->mu);
-	for (size_t i = 0; s->stable && i < s->nvol;) {
-		struct vol_rec *r = &s->vol[i];
-		if (r->h != d) {
-			i++;
-			continue;
-		}
-		memcpy(s->stable + r->off, s->vis + r->off, (size_t)r->len);
-		vol_free(s, i);
+	/* the cache is the array's: a flush from any path makes every write
+	 * that completed before it stable (SYNCHRONIZE CACHE is LUN-wide) */
+	while (s->stable && s->nvol) {
+		struct vol_rec *r = &s->vol[0];
+		put_bytes(s->stable, r->off, r->data, r->len);
+		vol_free(s, 0);
 	}
 	pthread_mutex_unlock(&s->mu);
 	return 0;

@@ -16,13 +16,16 @@
  * return is given to the caller and nothing is applied.
  *
  * With VCFS_MEM_VOLATILE the store also keeps the stable image (what a power
- * cut leaves): writes that are neither FUA nor CAS stay volatile, per handle,
- * until that handle flushes.  vcfs_mem_power_cut() applies the volatile
- * writes of every handle to the stable image in a random order (reordering),
+ * cut leaves): writes that are neither FUA nor CAS stay volatile until a
+ * flush -- from any handle: the write cache is the array's, and SYNCHRONIZE
+ * CACHE (or fdatasync of a shared file) is LUN-wide.  (A host-side cache, a
+ * host counting on its own flushes only, is crash.c's per-host model.)
+ * vcfs_mem_power_cut() applies the volatile writes to the stable image in a
+ * random order (reordering),
  * each kept, dropped or torn at a 4 KiB boundary, and makes the result the
- * visible image.  A volatile write fully covered by a later write of another
- * handle is forgotten (the later write owns those bytes); a partial overlap
- * keeps both, so a power cut may then put the older bytes over the newer.
+ * visible image.  A write takes the bytes it covers away from every older
+ * volatile write (any handle's): an array keeps overlapping writes in order,
+ * so a cut never puts older bytes over newer ones.
  *
  * Restore: each store records which 4 KiB blocks were written since the last
  * vcfs_mem_restore(), which copies just those blocks back from another store

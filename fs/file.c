@@ -689,16 +689,31 @@ static ssize_t write_alloc(struct vcfs_file *f, uint64_t off, const uint8_t *buf
 			if (!rc)
 				rc = vcfs_disk_pwrite(fs->d, addr * VCFS_BLK + boff, buf + done, n, 0);
 		} else {
-			if (!bp) {
+			int fresh = !bp;
+			if (fresh) {
 				rc = bmap_alloc_data(&op, di, &addr);
 				if (rc)
 					break;
-				di->blocks = le64_mk(le64_get(di->blocks) + bs / 512);
 			}
 			rc = fill_block(fs, addr, bs, boff, buf + done, n);
 			op.data_written = 1;
 			if (!rc)
 				rc = bmap_set(&op, di, lb, addr);
+			if (fresh && !rc) {
+				di->blocks = le64_mk(le64_get(di->blocks) + bs / 512);
+			} else if (fresh) {
+				/* The op still commits what was written before (done
+				 * > 0): give the unmapped block back, or it stays
+				 * allocated and counted (fsck IN05, BT01).  Seen by
+				 * tests/sim.sh: a data write timed out mid-op. */
+				int r2 = (le32_get(di->flags) & VCFS_IF_LARGE) ?
+					 free_large(&op, addr) : free_small(&op, addr);
+				if (r2)
+					vcfs_warn("write to inode %llu: giving back block %llu "
+						  "after a failed write: %s",
+						  (unsigned long long)f->ino,
+						  (unsigned long long)addr, vcfs_strerror(r2));
+			}
 		}
 		if (rc)
 			break;
