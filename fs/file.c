@@ -149,7 +149,7 @@ static enum vcfs_lock_mode mw_mode(const struct vcfs_file *f, const struct vcfs_
 /* Open regular file ino (op_mu held). */
 static int open_regular(struct vcfs_fs *fs, struct vcfs_file *f, int fresh_excl)
 {
-	enum vcfs_lock_mode want = f->mode;
+	enum vcfs_lock_mode want = f->mode, old;
 	struct vcfs_inode *ip = itab_get(fs, f->ino, 1);
 	int rc = 0, tries = 0;
 
@@ -157,9 +157,9 @@ static int open_regular(struct vcfs_fs *fs, struct vcfs_file *f, int fresh_excl)
 		return -ENOMEM;
 	if (fresh_excl) {
 		/* the create op left us its EXCL lock */
-		ip->held = VCFS_LOCK_EXCL;
-		ip->lock_lost = 0;
+		inode_set_lost(ip, 0);
 		rc = load_body(fs, ip);
+		inode_set_held(ip, VCFS_LOCK_EXCL);
 		goto got;
 	}
 	if (ip->held == VCFS_LOCK_FREE || ip->lock_lost) {
@@ -171,21 +171,19 @@ relock:
 		rc = open_lock(fs, ip, want);
 		if (rc)
 			goto fail;
-		ip->held = want;
 		rc = load_body(fs, ip);
 		if (rc) {
 			open_unlock(fs, ip, 0);
-			ip->held = VCFS_LOCK_FREE;
 			goto fail;
 		}
 		if (mw_mode(f, ip->body) != want && tries++ < 3) {
 			/* the multi-writer flag changed since the lockless read
 			 * that chose the mode: the body under the lock decides */
 			open_unlock(fs, ip, 0);
-			ip->held = VCFS_LOCK_FREE;
 			want = mw_mode(f, ip->body);
 			goto relock;
 		}
+		inode_set_held(ip, want);
 		f->mode = want;
 		if (want == VCFS_LOCK_MW && f->can_write)
 			f->vflags |= VCFS_OPEN_MULTIWRITER;
@@ -196,22 +194,27 @@ relock:
 	if (ip->held == want || ip->held == VCFS_LOCK_EXCL || want == VCFS_LOCK_RO)
 		goto got;	/* shared with the opens already here */
 	/* upgrade RO -> EXCL/MW, or MW <-> EXCL */
+	old = ip->held;
+	inode_set_held(ip, VCFS_LOCK_FREE);
 	rc = open_unlock(fs, ip, 0);
-	if (rc)
-		goto fail;
-	rc = open_lock(fs, ip, want);
 	if (rc) {
-		int r2 = open_lock(fs, ip, ip->held);
-		if (r2) {
-			vcfs_warn("inode %llu: lost its %s lock while upgrading it",
-				  (unsigned long long)ip->ino, vcfs_lock_mode_name(ip->held));
-			ip->lock_lost = 1;
-			fs_inval(fs, ip->ino);
-		}
+		inode_set_held(ip, old);
 		goto fail;
 	}
-	ip->held = want;
+	rc = open_lock(fs, ip, want);
+	if (rc) {
+		int r2 = open_lock(fs, ip, old);
+		if (r2) {
+			vcfs_warn("inode %llu: lost its %s lock while upgrading it",
+				  (unsigned long long)ip->ino, vcfs_lock_mode_name(old));
+			inode_set_lost(ip, 1);
+			fs_inval(fs, ip->ino);
+		}
+		inode_set_held(ip, old);
+		goto fail;
+	}
 	rc = load_body(fs, ip);
+	inode_set_held(ip, want);
 got:
 	if (rc)
 		goto fail;
@@ -226,8 +229,8 @@ got:
 	return 0;
 fail:
 	if (fresh_excl) {
+		inode_set_held(ip, VCFS_LOCK_FREE);
 		open_unlock(fs, ip, 1);
-		ip->held = VCFS_LOCK_FREE;
 	}
 	itab_put(fs, ip);
 	return rc;
@@ -249,8 +252,28 @@ static int file_new(struct vcfs_fs *fs, uint64_t ino, int oflags, unsigned vflag
 	f->mode = !f->can_write ? VCFS_LOCK_RO :
 		  (vflags & VCFS_OPEN_MULTIWRITER) ? VCFS_LOCK_MW : VCFS_LOCK_EXCL;
 	f->base_mode = f->mode;
+	pthread_mutex_lock(&fs->itab_mu);
+	f->fnext = fs->files;
+	if (f->fnext)
+		f->fnext->fpprev = &f->fnext;
+	f->fpprev = &fs->files;
+	fs->files = f;
+	pthread_mutex_unlock(&fs->itab_mu);
 	*out = f;
 	return 0;
+}
+
+/* Unlink a handle from fs->files and free it (NULL is fine). */
+static void file_free(struct vcfs_file *f)
+{
+	if (!f)
+		return;
+	pthread_mutex_lock(&f->fs->itab_mu);
+	if (f->fnext)
+		f->fnext->fpprev = f->fpprev;
+	*f->fpprev = f->fnext;
+	pthread_mutex_unlock(&f->fs->itab_mu);
+	free(f);
 }
 
 static int do_open(struct vcfs_fs *fs, uint64_t ino, int oflags, unsigned vflags,
@@ -306,7 +329,7 @@ done:
 	return 0;
 err:
 	free(di);
-	free(f);
+	file_free(f);
 	return rc;
 }
 
@@ -400,7 +423,10 @@ int vcfs_file_release(struct vcfs_file *f)
 	else if (ip->nread)
 		ip->nread--;
 	if (!ip->nread && !ip->nwrite && !ip->nmw) {
-		r2 = ip->held != VCFS_LOCK_FREE ? open_unlock(fs, ip, ip->held != VCFS_LOCK_RO) : 0;
+		enum vcfs_lock_mode h = ip->held;
+
+		inode_set_held(ip, VCFS_LOCK_FREE);
+		r2 = h != VCFS_LOCK_FREE ? open_unlock(fs, ip, h != VCFS_LOCK_RO) : 0;
 		if (r2 && !rc && r2 != -VCFS_EFENCED)
 			rc = r2;
 		if (!le32_get(ip->body->nlink) && (le32_get(ip->body->flags) & VCFS_IF_ORPHAN) &&
@@ -408,8 +434,7 @@ int vcfs_file_release(struct vcfs_file *f)
 			reclaim = 1;
 			oslot = le32_get(ip->body->orphan_slot);
 		}
-		ip->held = VCFS_LOCK_FREE;
-		ip->lock_lost = 0;
+		inode_set_lost(ip, 0);
 	} else if (!ip->nwrite && !ip->nmw && ip->held != VCFS_LOCK_RO && !ip->lock_lost) {
 		/* the last writer went: readers keep an RO lock */
 		r2 = open_unlock(fs, ip, 1);
@@ -420,10 +445,10 @@ int vcfs_file_release(struct vcfs_file *f)
 		if (r2) {
 			vcfs_warn("inode %llu: could not keep a read lock for its readers: %s",
 				  (unsigned long long)ip->ino, vcfs_strerror(r2));
-			ip->lock_lost = 1;
+			inode_set_lost(ip, 1);
 			fs_inval(fs, ip->ino);
 		} else {
-			ip->held = VCFS_LOCK_RO;
+			inode_set_held(ip, VCFS_LOCK_RO);
 		}
 	}
 	pthread_mutex_unlock(&fs->op_mu);
@@ -431,7 +456,7 @@ int vcfs_file_release(struct vcfs_file *f)
 	if (reclaim && !fs->read_only && oslot < fs->sb.max_hosts)
 		inode_reclaim(fs, f->ino, oslot);
 out:
-	free(f);
+	file_free(f);
 	return rc;
 }
 
@@ -443,9 +468,13 @@ int inode_close_all(struct vcfs_fs *fs, struct vcfs_inode *ip)
 	    fs->hb && !vcfs_hb_fenced(fs->hb))
 		rc = commit_body(fs, ip);
 	pthread_mutex_lock(&fs->op_mu);
-	if (ip->held != VCFS_LOCK_FREE)
-		open_unlock(fs, ip, ip->held != VCFS_LOCK_RO);
-	ip->held = VCFS_LOCK_FREE;
+	{
+		enum vcfs_lock_mode h = ip->held;
+
+		inode_set_held(ip, VCFS_LOCK_FREE);
+		if (h != VCFS_LOCK_FREE)
+			open_unlock(fs, ip, h != VCFS_LOCK_RO);
+	}
 	ip->nread = ip->nwrite = ip->nmw = 0;
 	pthread_mutex_unlock(&fs->op_mu);
 	/* the orphan, if any, is freed at the next mount of this slot or by
@@ -486,7 +515,7 @@ static int mw_refresh(struct vcfs_fs *fs, struct vcfs_inode *ip)
 		if (rc == -ESTALE) {
 			vcfs_warn("inode %llu: its multi-writer lock is gone",
 				  (unsigned long long)ip->ino);
-			ip->lock_lost = 1;
+			inode_set_lost(ip, 1);
 			fs_inval(fs, ip->ino);
 			rc = -EIO;
 		}
@@ -689,31 +718,16 @@ static ssize_t write_alloc(struct vcfs_file *f, uint64_t off, const uint8_t *buf
 			if (!rc)
 				rc = vcfs_disk_pwrite(fs->d, addr * VCFS_BLK + boff, buf + done, n, 0);
 		} else {
-			int fresh = !bp;
-			if (fresh) {
+			if (!bp) {
 				rc = bmap_alloc_data(&op, di, &addr);
 				if (rc)
 					break;
+				di->blocks = le64_mk(le64_get(di->blocks) + bs / 512);
 			}
 			rc = fill_block(fs, addr, bs, boff, buf + done, n);
 			op.data_written = 1;
 			if (!rc)
 				rc = bmap_set(&op, di, lb, addr);
-			if (fresh && !rc) {
-				di->blocks = le64_mk(le64_get(di->blocks) + bs / 512);
-			} else if (fresh) {
-				/* The op still commits what was written before (done
-				 * > 0): give the unmapped block back, or it stays
-				 * allocated and counted (fsck IN05, BT01).  Seen by
-				 * tests/sim.sh: a data write timed out mid-op. */
-				int r2 = (le32_get(di->flags) & VCFS_IF_LARGE) ?
-					 free_large(&op, addr) : free_small(&op, addr);
-				if (r2)
-					vcfs_warn("write to inode %llu: giving back block %llu "
-						  "after a failed write: %s",
-						  (unsigned long long)f->ino,
-						  (unsigned long long)addr, vcfs_strerror(r2));
-			}
 		}
 		if (rc)
 			break;

@@ -117,8 +117,10 @@ struct vcfs_inode {
 	unsigned refs;			/* handles + ops using it; itab_mu */
 	unsigned nwrite, nread, nmw;	/* opens by kind (nmw: any open that
 					 * asked for MW); op_mu */
-	enum vcfs_lock_mode held;	/* record mode held for the opens; op_mu */
-	int lock_lost;			/* the record was lost (RO dance failed) */
+	enum vcfs_lock_mode held;	/* record mode held for the opens; op_mu,
+					 * changed under mu too (inode_set_held) */
+	int lock_lost;			/* the record was lost (RO dance failed);
+					 * like held */
 	pthread_rwlock_t map_rw;	/* shared: data I/O reading the map and
 					 * body; exclusive: an op changing them */
 	pthread_mutex_t mu;		/* size/mtime updates by data writes and
@@ -138,6 +140,7 @@ struct vcfs_file {
 	enum vcfs_lock_mode mode;		/* what the open asked for */
 	enum vcfs_lock_mode base_mode;		/* ... were the file not MW */
 	int is_dir;				/* no data: -EISDIR */
+	struct vcfs_file *fnext, **fpprev;	/* fs->files; itab_mu */
 };
 
 #define VCFS_ITAB_SIZE 256
@@ -173,6 +176,8 @@ struct vcfs_fs {
 	pthread_mutex_t itab_mu;
 	int grow_warned;		/* told once that we cannot see a grow */
 	struct vcfs_inode *itab[VCFS_ITAB_SIZE];
+	struct vcfs_file *files;	/* open handles (vcfs_fs_crash frees
+					 * those left); itab_mu */
 
 	pthread_mutex_t misc_mu;	/* cursors, statfs cache, pending orphans */
 	uint32_t cursor[4];		/* per cluster kind: index within kind */
@@ -190,6 +195,26 @@ struct vcfs_fs {
 	pthread_mutex_t vc_mu;
 	struct vcfs_vc_ent *vc;		/* VCFS_VC_SIZE entries, or NULL */
 };
+
+/*
+ * held and lock_lost also tell inode_read_lockless (which holds only ip->mu,
+ * not op_mu) whether ip->body may be served: they change under both, a mode
+ * is published once the body under it is loaded, and withdrawn before the
+ * record is released (ThreadSanitizer found release racing with getattr).
+ */
+static inline void inode_set_held(struct vcfs_inode *ip, enum vcfs_lock_mode m)
+{
+	pthread_mutex_lock(&ip->mu);
+	ip->held = m;
+	pthread_mutex_unlock(&ip->mu);
+}
+
+static inline void inode_set_lost(struct vcfs_inode *ip, int lost)
+{
+	pthread_mutex_lock(&ip->mu);
+	ip->lock_lost = lost;
+	pthread_mutex_unlock(&ip->mu);
+}
 
 /* ---- ops (op.c) ---- */
 

@@ -377,7 +377,7 @@ static int lock_one_inode(struct vcfs_op *op, uint64_t ino, int wait)
 			if (rc == -ESTALE) {
 				vcfs_warn("inode %llu: its multi-writer lock is gone",
 					  (unsigned long long)ino);
-				ip->lock_lost = 1;
+				inode_set_lost(ip, 1);
 				fs_inval(fs, ino);
 				rc = -EIO;
 			}
@@ -401,7 +401,7 @@ static int lock_one_inode(struct vcfs_op *op, uint64_t ino, int wait)
 			if (rc2) {
 				vcfs_warn("inode %llu: lost its %s lock while trying to change it",
 					  (unsigned long long)ino, vcfs_lock_mode_name(ip->held));
-				ip->lock_lost = 1;
+				inode_set_lost(ip, 1);
 				fs_inval(fs, ino);
 			}
 			if (rc == -EBUSY)
@@ -589,7 +589,7 @@ static void release_locks(struct vcfs_op *op, int committed)
 				vcfs_warn("inode %llu: could not take its %s lock back for "
 					  "its opens (%s)", (unsigned long long)l->ino,
 					  vcfs_lock_mode_name(ip->held), vcfs_strerror(rc));
-				ip->lock_lost = 1;
+				inode_set_lost(ip, 1);
 				fs_inval(fs, l->ino);
 			}
 		}

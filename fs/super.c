@@ -590,6 +590,12 @@ void vcfs_fs_crash(struct vcfs_fs *fs)
 		vcfs_hb_abandon(fs->hb);
 	if (fs->j)
 		vcfs_journal_close(fs->j);
+	/* the caller may not use the handles it still has (fs.h): free them */
+	while (fs->files) {
+		struct vcfs_file *f = fs->files;
+		fs->files = f->fnext;
+		free(f);
+	}
 	for (int i = 0; i < VCFS_ITAB_SIZE; i++) {
 		struct vcfs_inode *ip, *next;
 		for (ip = fs->itab[i]; ip; ip = next) {

@@ -7,7 +7,10 @@
 # middle; then fsck must be clean and the files must survive another remount.
 #
 # VCFS_FSX_SEED=N repeats a run (the seed is printed, and again on failure);
-# VCFS_FSX_OPS=N changes the number of operations of the main run (100000).
+# VCFS_FSX_OPS=N changes the number of operations of the main run (100000),
+# VCFS_FSX_OPS64 that of the 64K-block run (12000), VCFS_FSX_PAROPS that of
+# each parallel fsx (4000): tests/sanitizers.sh runs a cut-down copy.
+# VCFS_TEST_IO_TIMEOUT sets the volume's T in ms (500).
 
 # Mount in a private mount namespace: a namespace that other tests create
 # meanwhile would otherwise copy our FUSE mount, keep its connection alive
@@ -22,6 +25,8 @@ M=$T/mnt
 mkdir -p "$T" "$M"
 seed=${VCFS_FSX_SEED:-$(( (RANDOM << 15) | RANDOM ))}
 ops=${VCFS_FSX_OPS:-100000}
+ops64=${VCFS_FSX_OPS64:-12000}
+paro=${VCFS_FSX_PAROPS:-4000}
 
 if [ ! -x "$B/vcfs-fuse" ] || [ ! -x "$B/mkfs.vcfs" ] || [ ! -x "$B/tests/fsx" ]; then
 	t_skip "integrity tests (vcfs-fuse, mkfs.vcfs or tests/fsx not built)"; exit 0
@@ -67,7 +72,7 @@ run_fsx() {
 	shift 2
 	rm -rf "$img" "$T/good"; mkdir -p "$T/good"
 	truncate -s 2G "$img"
-	if ! "$B/mkfs.vcfs" -q -H 8 -T 500 $mkfs_opts "$img"; then
+	if ! "$B/mkfs.vcfs" -q -H 8 -T "${VCFS_TEST_IO_TIMEOUT:-500}" $mkfs_opts "$img"; then
 		t_fail "$name: mkfs.vcfs $mkfs_opts"; return
 	fi
 	if ! sh "$T/mnt.sh" mount "$img"; then
@@ -103,24 +108,24 @@ echo "  fsx seed $seed (VCFS_FSX_SEED=$seed repeats it)"
 run_fsx "1M blocks" "" -n "$ops" -f 4 -m 8M -r $((ops / 2))
 # 64 KiB blocks: a file spans 128 blocks (indirect maps, more boundaries),
 # remounted every 4,000 operations
-run_fsx "64K blocks" "-b 64K" -n 12000 -f 3 -m 8M -r 4000
+run_fsx "64K blocks" "-b 64K" -n "$ops64" -f 3 -m 8M -r $((ops64 / 3))
 
 # Three fsx at once in their own directories: concurrent requests on the
 # daemon's threads (allocation, journal, directory of each) on one host.
 par() {
 	local img=$T/ds.img i pids= rc=0
 	rm -f "$img"; truncate -s 2G "$img"
-	"$B/mkfs.vcfs" -q -H 8 -T 500 -b 64K "$img" || { t_fail "parallel: mkfs.vcfs"; return; }
+	"$B/mkfs.vcfs" -q -H 8 -T "${VCFS_TEST_IO_TIMEOUT:-500}" -b 64K "$img" || { t_fail "parallel: mkfs.vcfs"; return; }
 	sh "$T/mnt.sh" mount "$img" || { t_fail "parallel: mount (log $T/fuse.log)"; return; }
 	for i in 1 2 3; do
 		mkdir "$M/p$i"
-		"$B/tests/fsx" -q -s $((seed + i)) -n 4000 -f 2 -m 4M -V 1000 "$M/p$i" \
+		"$B/tests/fsx" -q -s $((seed + i)) -n "$paro" -f 2 -m 4M -V 1000 "$M/p$i" \
 			> "$T/par$i.log" 2>&1 &
 		pids="$pids $!"
 	done
 	for i in $pids; do wait $i || rc=1; done
 	if [ $rc = 0 ]; then
-		t_pass "parallel: 3 fsx of 4000 operations at once (seeds $((seed + 1))..$((seed + 3)))"
+		t_pass "parallel: 3 fsx of $paro operations at once (seeds $((seed + 1))..$((seed + 3)))"
 	else
 		t_fail "parallel: 3 fsx at once (logs $T/par*.log)"
 		grep -h -A3 FAILED "$T"/par*.log | sed 's/^/          | /'

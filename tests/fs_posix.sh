@@ -3,6 +3,8 @@
 # local filesystem: create flags, rename, links, unlink while open, attributes,
 # errno of every refusal, sparse files and SEEK_DATA/SEEK_HOLE, O_DIRECT,
 # qemu-img, xattrs, persistence across remount, mount -t vcfs.
+# VCFS_BUILD picks the binaries (tests/sanitizers.sh: build-asan/);
+# VCFS_TEST_IO_TIMEOUT the volume's T in ms (200; slow sanitizer builds need more).
 
 # Mount in a private mount namespace: a namespace that other tests create
 # meanwhile would otherwise copy our FUSE mount, keep its connection alive
@@ -23,7 +25,7 @@ if [ ! -x "$B/vcfs-fuse" ] || [ ! -x "$B/mkfs.vcfs" ]; then
 	t_skip "POSIX tests (vcfs-fuse or mkfs.vcfs not built)"; exit 0
 fi
 rm -f "$img"; truncate -s 1G "$img"
-"$B/mkfs.vcfs" -q -H 8 -T 200 "$img" || { t_fail "mkfs"; exit 0; }
+"$B/mkfs.vcfs" -q -H 8 -T "${VCFS_TEST_IO_TIMEOUT:-200}" "$img" || { t_fail "mkfs"; exit 0; }
 
 mount_it() {
 	"$B/vcfs-fuse" -o host=posix "$img" "$M" > "$T/fuse.log" 2>&1 &&

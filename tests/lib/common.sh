@@ -6,7 +6,8 @@
 # nothing is left running, even when a test fails half way.
 
 VCFS_TOP=${VCFS_TOP:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
-VCFS_BUILD=$VCFS_TOP/build
+# the build the scripts test (tests/sanitizers.sh points it at build-asan/)
+VCFS_BUILD=${VCFS_BUILD:-$VCFS_TOP/build}
 VCFS_TEST_TMP=${VCFS_TEST_TMP:-/tmp/vcfs-test.$$}
 mkdir -p "$VCFS_TEST_TMP"
 # results file shared with the runner: one line per case, "pass|fail|skip name"
