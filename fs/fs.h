@@ -83,7 +83,8 @@ int vcfs_fs_unmount(struct vcfs_fs *fs);
  * Tests: a simulated crash of this host.  Writes nothing: the host fences
  * itself, its heartbeat stops without freeing the slot, opens and locks stay
  * as they are on disk (survivors or fsck recover the slot).  Frees fs and
- * closes its disk; no file handle of fs may be used afterwards.
+ * closes its disk and every file handle of fs still open: none may be used
+ * afterwards.
  */
 void vcfs_fs_crash(struct vcfs_fs *fs);
 uint64_t vcfs_fs_root(const struct vcfs_fs *fs);
