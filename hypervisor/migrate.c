@@ -421,6 +421,45 @@ out:
 
 /* ---- source ---- */
 
+/*
+ * The process that ran a vMotion from here died (killed CLI or agent): QEMU
+ * may wait paused in pre-switchover for ever.  Cancel its migration and run
+ * the guest again, but only while the shim still holds the guard: once it
+ * released it, the destination may run the VM.
+ */
+static int resume_orphan(const struct vcvm_env *e, struct mvm *m, struct vcvm_response *r)
+{
+	char path[VCVM_PATH_MAX + 80], st[32] = "";
+	struct vcvm_qmp *q = NULL;
+	json_t *j;
+	bool released;
+	int rc;
+
+	hv_fmt(path, sizeof(path), "%s/guard.json", m->rundir);
+	j = json_load_file(path, 0, NULL);
+	released = j && !strcmp(json_string_value(json_object_get(j, "state")) ?: "", "released");
+	json_decref(j);
+	rc = vcvm_vm_qmp(e, m->dir, &q);
+	if (rc == 0)
+		rc = qmp_str(q, "query-status", NULL, "status", st, sizeof(st));
+	if (rc < 0 || !strcmp(st, "running") || released || !strcmp(st, "postmigrate")) {
+		vcvm_qmp_close(q);
+		hv_fmt(r->why, sizeof(r->why), "no migration of %s in progress on host %s%s",
+		       m->c.name, e->host, released || !strcmp(st, "postmigrate") ?
+		       " (it was handed over: see vcvm status on the destination)" : "");
+		return -VCVM_ENOTRUNNING;
+	}
+	vcvm_qmp_execute(q, "migrate_cancel", NULL, VCVM_QMP_MS, NULL);
+	sleep_ms(200);
+	rc = qmp_do(q, "cont", NULL, r->why, sizeof(r->why));
+	vcvm_qmp_close(q);
+	if (rc == 0) {
+		vcvm_event(m->rundir, e->host, "orphaned migration cancelled: source resumed");
+		r->data = json_pack("{s:s, s:s}", "name", m->c.name, "state", "resumed");
+	}
+	return rc;
+}
+
 static int do_cancel(const struct vcvm_env *e, const struct vcvm_request *req,
 		     struct vcvm_response *r)
 {
@@ -437,7 +476,9 @@ static int do_cancel(const struct vcvm_env *e, const struct vcvm_request *req,
 	if (j)
 		pid = (int)json_integer_value(json_object_get(j, "pid"));
 	json_decref(j);
-	if (pid <= 0 || kill(pid, 0) < 0) {
+	if ((pid <= 0 || kill(pid, 0) < 0) && m.pid) {
+		rc = resume_orphan(e, &m, r);
+	} else if (pid <= 0 || kill(pid, 0) < 0) {
 		rc = -VCVM_ENOTRUNNING;
 		hv_fmt(r->why, sizeof(r->why), "no migration of %s in progress on host %s",
 		       m.c.name, e->host);

@@ -181,6 +181,9 @@ static int cmd_migrate(const struct vcvm_env *e, int argc, char **argv)
 	}
 	if (json_out)
 		print_data(r.data);
+	else if (req.type == VCVM_REQ_MIGRATE_CANCEL && !strcmp(jstr(r.data, "state"), "resumed"))
+		printf("%s: the process running its vMotion had died: migration cancelled, "
+		       "guest resumed\n", req.vm);
 	else if (req.type == VCVM_REQ_MIGRATE_CANCEL)
 		printf("%s: cancelling the migration\n", req.vm);
 	else

@@ -801,15 +801,19 @@ static int check_files(const char *dir, const struct vcvm_cfg *c, char *why, siz
  * Disks are shared writers on the datastore (user.vcfs.multiwriter): the
  * destination of a vMotion opens them while the source still runs.  QEMU's
  * image locking then guards them.  Best effort: a datastore without the
- * attribute ignores it.
+ * attribute ignores it.  Set only when missing, and only by the holder of
+ * the VM's datastore lock: setting it is a metadata operation that holds the
+ * file's lock record for a moment, and another host's open meanwhile fails.
  */
 static void mark_multiwriter(const char *dir, const struct vcvm_cfg *c)
 {
-	char path[VCVM_PATH_MAX + 64];
+	char path[VCVM_PATH_MAX + 64], v[8];
 	unsigned i;
 
 	for (i = 0; i < c->ndisks; i++) {
 		vcvm_cfg_path(dir, c->disks[i].file, path, sizeof(path));
+		if (getxattr(path, "user.vcfs.multiwriter", v, sizeof(v)) > 0)
+			continue;
 		if (setxattr(path, "user.vcfs.multiwriter", "1", 1, 0) < 0 && errno != ENOTSUP)
 			vcfs_debug("%s: user.vcfs.multiwriter: %s", path, strerror(errno));
 	}
@@ -869,7 +873,6 @@ int vcvm_vm_start_ex(const struct vcvm_env *e, const char *dir, unsigned flags, 
 	rc = check_files(dir, &c, why, whylen);
 	if (rc < 0)
 		goto out_lock;
-	mark_multiwriter(dir, &c);
 	/* the datastore lock before QEMU opens a disk; incoming: at commit */
 	if (!(flags & VCVM_START_INCOMING)) {
 		guardfd = vcvm_guard_take(dir, e->host, why, whylen);
@@ -877,6 +880,7 @@ int vcvm_vm_start_ex(const struct vcvm_env *e, const char *dir, unsigned flags, 
 			rc = guardfd;
 			goto out_lock;
 		}
+		mark_multiwriter(dir, &c);
 	}
 	rc = build_argv(e, dir, &c, rundir, &a, flags);
 	if (rc < 0) {

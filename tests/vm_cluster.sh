@@ -230,6 +230,25 @@ t_run "after the cut: running on $S, once ($D's agent killed its incoming QEMU)"
 n3=$(last_counter "$S")
 t_run "counter goes on on $S" wait_for 60 counter_at_least "$S" $((n3 + 5))
 
+# the process running the vMotion on the source dies while QEMU waits paused
+# at pre-switchover: the destination's agent drops its QEMU, and
+# `migrate --cancel` resumes the source (it still holds the lock)
+stalled() { local x; x=$(last_counter "$S"); sleep 3; [ "$(last_counter "$S")" = "$x" ]; }
+rc0=$(ready_count "$D")
+vc "$S" migrate "$VM" --to "$D" > "$T/mig5.out" 2>&1 & mp=$!
+if wait_for 60 incoming_qemu "$D" "$rc0"; then
+	mpid=$(sed -n 's/.*"pid": *\([0-9]*\).*/\1/p' "$T/$S"/run/*/migrate.json)
+	kill -STOP "$mpid"
+	t_run "source agent's vMotion process stopped: the guest pauses at pre-switchover" \
+		wait_for 90 stalled
+	kill -9 "$mpid"
+fi
+wait $mp
+t_run "migrate --cancel resumes the orphaned source" vc "$S" migrate "$VM" --cancel
+t_run "after the orphaned vMotion: running on $S, once" wait_for 90 once_on "$S" "$D"
+n3=$(last_counter "$S")
+t_run "counter goes on on $S" wait_for 60 counter_at_least "$S" $((n3 + 5))
+
 host_exec "$D" env VCVM_HOST="$D" VCVM_RUN_DIR="$T/$D/run" VCVM_STATE_DIR="$T/$D/state" \
 	VCVM_ACCEL=tcg "$B/vcvm-agent" --key "$KEY" --port 9078 --cpu-models kvm64 \
 	> "$T/$D/agent2.log" 2>&1 &
