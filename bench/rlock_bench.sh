@@ -36,7 +36,14 @@ mkdir -p "$d/m1" "$d/m2"
 head -c 1M /dev/zero > "$d/local"
 head -c 1M /dev/zero > "$d/m1/f"
 setfattr -n user.vcfs.multiwriter -v 1 "$d/m1/f" 2>/dev/null
-row() { printf '%-8s %s\n' "$1" "$("$RL" "$2" "bench:$N")"; }
+. "$TOP/bench/summary.sh"
+declare -A P50 P99
+row() {
+	local out; out=$("$RL" "$2" "bench:$N")
+	printf '%-8s %s\n' "$1" "$out"
+	P50[$1]=$(echo "$out" | sed -n 's/.*p50_us=\([0-9.]*\).*/\1/p')
+	P99[$1]=$(echo "$out" | sed -n 's/.*p99_us=\([0-9.]*\).*/\1/p')
+}
 echo "byte-range lock latency: F_OFD_SETLK write on one byte + unlock, $N pairs"
 row local "$d/local"
 row vcfs "$d/m1/f"
@@ -46,3 +53,10 @@ sleep 1.2
 pids+=($!)
 sleep 1
 row vcfs+2 "$d/m1/f"
+for r in vcfs vcfs+2; do
+	[ -n "${P50[$r]:-}" ] && [ -n "${P50[local]:-}" ] &&
+	bench_summary "byte-range locks" "F_OFD_SETLK+unlock p50/p99 ($r)" "${P50[$r]}/${P99[$r]} µs" \
+		"local filesystem" "${P50[local]}/${P99[local]} µs" \
+		"$(awk -v a="${P50[$r]}" -v b="${P50[local]}" 'BEGIN { printf "%.0f", a / b }')" "-"
+done
+exit 0

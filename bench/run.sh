@@ -70,6 +70,9 @@ done
 BENCH_DIR=$(mktemp -d /var/tmp/vcfs-bench.XXXXXX) || die "cannot create a directory in /var/tmp"
 export VCFS_TEST_TMP=$BENCH_DIR
 . "$TOP/tests/lib/common.sh"
+. "$TOP/bench/summary.sh"
+export VCFS_BENCH_SUMMARY=${VCFS_BENCH_SUMMARY:-$BENCH_DIR/summary}
+: > "$VCFS_BENCH_SUMMARY"
 . "$TOP/tests/lib/iscsi.sh"
 . "$TOP/tests/lib/nfs.sh"
 HAVE_CEPH_LIB=0
@@ -303,8 +306,32 @@ echo "start, $LOAD_END at the end): numbers are noisy; compare rows of one run."
 for s in "${SKIPPED[@]}"; do echo "$s"; done
 for f in "${FAILS[@]}"; do echo "failed: $f"; done
 echo "total $((SECONDS - START)) s"
+# headline figures of the disk layer for the one table at the end
+awk '
+function median(row, key,   n, i, j, t, a) {
+	n = 0
+	for (i = 1; i <= reps; i++) if ((row, i, key) in val) a[++n] = val[row, i, key] + 0
+	for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
+	return n ? (n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2) : ""
+}
+{ for (i = 4; i <= NF; i++) { split($i, kv, "="); val[$3, $1, kv[1]] = kv[2] }
+  if ($1 > reps) reps = $1; if (!($3 in seen)) { seen[$3] = 1; rows[++nr] = $3 } }
+END {
+	bri = median("raw", "rd_qd16_iops"); bwi = median("raw", "wr_qd16_iops")
+	for (k = 1; k <= nr; k++) {
+		r = rows[k]; if (r == "raw") continue
+		ri = median(r, "rd_qd16_iops"); wi = median(r, "wr_qd16_iops"); c = median(r, "cas_p50_us")
+		if (ri != "" && bri > 0)
+			printf "disk layer|%s: 4K QD16 read/write IOPS|%.0f/%.0f|raw O_DIRECT file|%.0f/%.0f|%.2f/%.2f|-\n", r, ri, wi, bri, bwi, ri / bri, wi / bwi
+		if (c != "" && c > 0)
+			printf "disk layer|%s: compare-and-write p50|%.0f µs|-|-|-|-\n", r, c
+	}
+}' "$RESULTS" >> "${VCFS_BENCH_SUMMARY:-/dev/null}" 2>/dev/null
 echo; bash "$TOP/bench/fs_bench.sh"	# the filesystem and the cluster: fs_bench.sh, its own tables
 echo; bash "$TOP/bench/rlock_bench.sh"	# byte-range lock latency through FUSE
 echo; bash "$TOP/bench/storage_bench.sh"	# Storage vMotion: move-storage, vcfs vs plain files
 echo; bash "$TOP/bench/vm_bench.sh"	# vMotion times and downtime: vm_bench.sh
+echo
+echo "== vcfs at a glance: every benchmark's headline figure beside its baseline, same run"
+bench_summary_print "$VCFS_BENCH_SUMMARY"
 exit 0
