@@ -81,7 +81,9 @@
  *        source: quits QEMU, records "migrated to HOST".
  *      Each step is logged with its time in <run_dir>/<uuid>/events.log.
  *   4. failure before "completed" (destination dies, its agent hangs up, link
- *      cut = no progress for 15 s, MIGRATE_CANCEL):
+ *      cut = no progress for 15 s, MIGRATE_CANCEL; MIGRATE_CANCEL also
+ *      resumes a source whose MIGRATE process died, if its shim still holds
+ *      the lock):
  *      migrate_cancel, the source "cont"s, it never gave up its lock; the
  *      destination's QEMU is killed (MIGRATE_ABORT).  After "completed", if
  *      the destination cannot take the lock, the source retakes it and
