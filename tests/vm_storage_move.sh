@@ -29,7 +29,7 @@ fi
 if [ ! -x "$B/vcfs-fuse" ] || [ ! -x "$B/mkfs.vcfs" ] || [ ! -x "$V" ]; then
 	t_skip "storage move: vcfs-fuse, mkfs.vcfs or vcvm not built"; exit 0
 fi
-need_pkgs attr >/dev/null 2>&1
+need_pkgs attr python3 >/dev/null 2>&1
 
 export VCVM_RUN_DIR=$T/run VCVM_STATE_DIR=$T/state VCVM_HOST=host-a
 export VCVM_ACCEL=${VCVM_TEST_ACCEL:-tcg}
