@@ -49,10 +49,22 @@
  *    unmount fsck -n is clean (OR01 and its follow-ups allowed, as
  *    tests/fs_crash.sh after recovery).
  *
- * What is not modelled (see also the report in tests/sim.sh): the fs's own
- * background threads (lock cache, orphan worker) run as real threads; a
- * host's operation runs to completion unless one of its requests stalls;
- * clocks of hosts do not drift (one sim_now); the network is not involved.
+ * Determinism: every choice comes from the seed's PRNG and every host step
+ * runs on the main thread; the fs's own background threads (lock cache,
+ * orphan worker) are real threads, parked in their backoff sleeps and let go
+ * only at the start of an iteration (or, inside an operation's wait, those
+ * of other hosts), the scheduler waiting until they park again.  A thread
+ * that does not park within 50 ms (the orphan worker waits on a condition
+ * variable instead) is counted as a timeout in the summary; each one is a
+ * point where a replay may diverge from the first run, so a failing seed
+ * usually, not always, fails again alone (run it in its batch: -s S -n N).
+ *
+ * Not modelled: clocks of hosts drifting apart (one sim_now); a request that
+ * lands after its timeout (the T assumption of docs/architecture.md: a
+ * stalled request here fails without landing); the network; a stall inside
+ * a heartbeat renewal of a host running nested (stalls do not nest); partial
+ * sector writes other than the power cut's tears; more than 16 hosts by
+ * default (-H up to 31).
  *
  * Output: one line per failing seed ("FAIL seed S: ..."), then a summary;
  * exit 0 if every seed passed, 1 otherwise, 2 on a setup error.
@@ -864,7 +876,8 @@ static void op_open(struct shost *h)
 	v->data = buf;
 	F[f].writer = h->id;
 	h->open[h->nopen++] = (struct ofile){ f, fh };
-	trace(f, "host %d opens it, reads %zd bytes (version %u)", h->id, got, F[f].nv - 1);
+	trace(f, "host %d opens it (inode %llu), reads %zd bytes (version %u)", h->id,
+	      (unsigned long long)a.ino, got, F[f].nv - 1);
 }
 
 static void op_write(struct shost *h, int sync)
@@ -944,6 +957,7 @@ static void op_unlink(struct shost *h)
 	rc = vcfs_fs_unlink(h->fs, vcfs_fs_root(h->fs), F[f].name);
 	if (!rc && vcfs_fs_sync)
 		rc = vcfs_fs_sync(h->fs);
+	trace(f, "host %d unlinks it: %s", h->id, rc ? vcfs_strerror(rc) : "ok");
 	if (!rc)
 		v->acked = 1;
 	else if (rc == -ENOENT)
