@@ -587,26 +587,30 @@ qerr:
 	return rc;
 }
 
-/* The first failed disk's story, for why. */
-static int failure_of(struct mv *m, char *why, size_t whylen)
+/*
+ * The first failed disk's story, for why.  npiv: how many disks did switch
+ * over (their move stands; vm.json names them).
+ */
+static int failure_of(struct mv *m, unsigned npiv, char *why, size_t whylen)
 {
+	const char *tail = npiv ? "this disk stays where it was; the disks that switched over "
+				  "moved (vm.json names them)"
+				: "the VM runs on its old disks, vm.json unchanged";
 	unsigned i;
 
 	for (i = 0; i < m->n; i++) {
 		struct mv_disk *d = &m->d[i];
 
-		if (d->st == MV_FAILED) {
+		if (d->st == MV_FAILED || (!d->pivoted && d->err[0])) {
 			bool full = strstr(d->err, "No space") != NULL;
 
-			say(why, whylen, "copying disks[%u] %s to %s failed: %s%s; the VM runs on "
-			    "its old disk, vm.json unchanged", d->idx, d->src, d->dst, d->err,
-			    full ? " (the target datastore is full: free space or choose another)"
-			    : "");
+			say(why, whylen, "copying disks[%u] %s to %s failed: %s%s; %s", d->idx,
+			    d->src, d->dst, d->err, full ? " (the target datastore is full: free "
+			    "space or choose another)" : "", tail);
 			return full ? -ENOSPC : -EIO;
 		}
 	}
-	say(why, whylen, "a block job ended without its disk switching over; the VM runs on its "
-	    "old disks, vm.json unchanged");
+	say(why, whylen, "a block job ended without its disk switching over; %s", tail);
 	return -EIO;
 }
 
@@ -704,10 +708,12 @@ static int move_live(struct mv *m, uint64_t speed, char *why, size_t whylen)
 				rc = vcvm_qmp_execute(q, "block-job-complete", a, VCVM_QMP_MS, NULL);
 				json_decref(a);
 				if (rc < 0) {
+					/* this disk stays behind: its job is cancelled */
 					m->d[i].st = MV_READY;
 					snprintf(m->d[i].err, sizeof(m->d[i].err),
 						 "block-job-complete: %s", vcvm_qmp_error_desc(q));
 					vcfs_warn("%s: %s", m->d[i].job, m->d[i].err);
+					job_cancel(q, m->d[i].job);
 				}
 			}
 		}
@@ -750,13 +756,13 @@ static int move_live(struct mv *m, uint64_t speed, char *why, size_t whylen)
 			say(why, whylen, "cancelled; %s runs on its old disks, vm.json unchanged",
 			    m->c.name);
 		} else if (rc == 0) {
-			rc = failure_of(m, why, whylen);
+			rc = failure_of(m, 0, why, whylen);
 		}
 		goto undo;
 	}
 	/* some switched, some not (a failed completion): keep what switched */
 	if (npiv < m->n)
-		rc = failure_of(m, why, whylen);
+		rc = failure_of(m, npiv, why, whylen);
 	else
 		rc = 0;
 	{

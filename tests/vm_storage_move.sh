@@ -197,7 +197,8 @@ t_run "stop" "$V" stop "$VM"
 t_run "disk after the moves: every acknowledged write there, no gap" check_disk "$M1/$VM/disk0.raw"
 sed -i 's/"append": "console=ttyS0 panic=-1 quiet"/"append": "console=ttyS0 panic=-1 quiet vcvm.interval=1"/' \
 	"$M1/$VM/vm.json"
-# a second disk: 64 MiB, data at 8 MiB and 40 MiB, the rest holes
+# a second disk, on SATA (the guest does not use it; QEMU's device naming
+# differs from virtio's): 64 MiB, data at 8 MiB and 40 MiB, the rest holes
 truncate -s 64M "$T/disk1.ref"
 dd if=/dev/urandom of="$T/disk1.ref" bs=1M count=2 seek=8 conv=notrunc status=none
 dd if=/dev/urandom of="$T/disk1.ref" bs=1M count=1 seek=40 conv=notrunc status=none
@@ -205,7 +206,7 @@ cp --sparse=always "$T/disk1.ref" "$M1/$VM/disk1.raw"
 python3 - "$M1/$VM/vm.json" <<'PY'
 import json, sys
 p = sys.argv[1]; c = json.load(open(p))
-d = dict(c["disks"][0]); d["file"] = "disk1.raw"; c["disks"].append(d)
+d = dict(c["disks"][0]); d["file"] = "disk1.raw"; d["bus"] = "sata"; c["disks"].append(d)
 json.dump(c, open(p, "w"), indent=2)
 PY
 t_run "start with vcvm.interval=1 (a write every millisecond, or as fast as TCG allows)" \
