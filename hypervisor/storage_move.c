@@ -147,10 +147,18 @@ static unsigned long long proc_start(int pid)
  */
 static int lock_run(const char *rundir, char *why, size_t whylen)
 {
-	char path[600];
+	char path[600], *p;
 	uint64_t deadline = mono_ms() + LOCK_WAIT_MS;
 	int fd, rc;
 
+	hv_fmt(path, sizeof(path), "%s", rundir);
+	for (p = path + 1; *p; p++) {		/* mkdir -p: the run dir may not exist yet */
+		if (*p != '/')
+			continue;
+		*p = 0;
+		mkdir(path, 0755);
+		*p = '/';
+	}
 	if (mkdir(rundir, 0755) < 0 && errno != EEXIST) {
 		rc = -errno;
 		say(why, whylen, "%s: %s", rundir, strerror(errno));
