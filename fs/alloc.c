@@ -107,8 +107,7 @@ static void drop_cluster_lock(struct vcfs_op *op, uint32_t c)
 		for (uint32_t k = 0; k < op->nbufs; k++)
 			if (op->bufs[k].blkno == bmp && op->bufs[k].dirty)
 				return;		/* changed earlier in this op: keep */
-		vcfs_lock_release(op->fs->hb, blk, 0);
-		op->locks[i] = op->locks[--op->nlocks];
+		op_drop_lock(op, i);	/* back to the lock cache if from there */
 		op->max_cluster_lock = 0;
 		for (uint32_t k = 0; k < op->nlocks; k++)
 			if (!op->locks[k].ino && op->locks[k].blkno > op->max_cluster_lock)
@@ -273,6 +272,8 @@ int free_small(struct vcfs_op *op, uint64_t blk)
 
 	if (blk < sb->small_start || blk >= sb->small_start + sb->nsmall)
 		return VCFS_CORRUPT("small block pointer outside the small-block region", blk);
+	op->freed_meta = 1;	/* maybe an indirect or directory block: op_end
+				 * checkpoints before it can be reused as data */
 	return free_entry(op, VCFS_CK_SMALL, blk - sb->small_start);
 }
 
@@ -320,6 +321,8 @@ int fs_statfs(struct vcfs_fs *fs, struct vcfs_statfs *out)
 			uint32_t kind;
 			if (idx % 2 == 0)
 				continue;
+			if (fs->j)	/* our own allocations not home yet */
+				vcfs_journal_lookup(fs->j, blk, buf + (size_t)i * VCFS_BLK);
 			if (vcfs_mhdr_check(b, VCFS_T_CBMP, blk, sb->volgen) != 0)
 				continue;	/* damaged: counts as full (fsck repairs) */
 			kind = le32_get(b->kind);

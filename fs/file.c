@@ -94,6 +94,7 @@ static int open_lock(struct vcfs_fs *fs, struct vcfs_inode *ip, enum vcfs_lock_m
 
 	if (!fs->hb)
 		return 0;	/* read-only mount: no locks */
+	lcache_drop(fs, blk);	/* our own ops may still cache it */
 	/* A holder that is another host's op goes within milliseconds; one
 	 * that is an open stays: wait one I/O timeout, not the op bound. */
 	rc = vcfs_lock_acquire(fs->hb, blk, mode, VCFS_LOCK_WAIT, fs->sb.io_timeout_ms, NULL,
@@ -127,8 +128,11 @@ static int open_unlock(struct vcfs_fs *fs, struct vcfs_inode *ip, int bump)
 static int load_body(struct vcfs_fs *fs, struct vcfs_inode *ip)
 {
 	uint64_t blk = vcfs_inode_blk(&fs->sb, ip->ino);
-	int rc = vcfs_disk_read(fs->d, blk * VCFS_BLK, ip->body, VCFS_BLK);
+	int rc = 0;
 
+	/* a body our journal holds newer than home (a create's) first */
+	if (!fs->j || !vcfs_journal_lookup(fs->j, blk, ip->body))
+		rc = vcfs_disk_read(fs->d, blk * VCFS_BLK, ip->body, VCFS_BLK);
 	if (!rc) {
 		rc = vcfs_mhdr_check(ip->body, VCFS_T_INODE, blk, fs->sb.volgen);
 		if (rc == 1 || (!rc && !le32_get(ip->body->mode)))

@@ -5,9 +5,11 @@
  *
  * One struct vcfs_fs is one mounted host: its disk, the decoded volume header,
  * its heartbeat (lock/) and journal (journal/), its slot, and a table of the
- * inodes that are OPEN on this host.  Nothing else is cached between calls:
- * every metadata change re-reads what it changes under the objects' lock
- * records, so another host's changes are always seen.
+ * inodes that are OPEN on this host.  Nothing else is cached between calls
+ * but what the lock cache keeps (below): every metadata change re-reads what
+ * it changes under the objects' lock records (through the journal's images
+ * of our own changes not yet home), so another host's changes are always
+ * seen.
  *
  * Operations ("ops", op.c).  Every metadata change runs as one struct vcfs_op:
  *   1. op_begin() takes fs->op_mu (one metadata op at a time per host: the
@@ -33,10 +35,40 @@
  *      waiting for a bounded time when a free needs that very cluster, so
  *      hosts cannot deadlock, at worst one op times out) and adds bitmap
  *      images;
- *   5. op_end() commits every dirty block in ONE journal transaction
- *      (vcfs_txn_commit writes the journal, then home, then checkpoints),
- *      unmaps freed data blocks, releases the locks with bump = 1 (obj_version
- *      + 1), and copies committed inode images back to the open-inode table.
+ *   5. op_end() puts every dirty block in ONE journal transaction and defers
+ *      it (vcfs_txn_defer: it joins the pending group, committed later as one
+ *      record with other ops' -- group commit), then either keeps its locks
+ *      in the lock cache (below) or checkpoints the journal (commit, home,
+ *      flush, header) and releases them with bump = 1 (obj_version + 1);
+ *      unmaps freed data blocks after a checkpoint, and copies committed inode
+ *      images back to the open-inode table.
+ *
+ * The lock cache (op.c).  A lock record an op took (OPL_OWN) stays held EXCL
+ * after the op, in fs->lc, so the next op on the same directory or cluster
+ * takes it with no I/O, and the op's blocks stay only in the journal (which
+ * op_read, op_new, load_body and statfs consult first: this host always sees
+ * its newest metadata).  Rule: every block our journal holds newer than home
+ * is protected by a record we hold, and before any such record is released
+ * the journal is checkpointed -- other hosts read home locations only.  Hence
+ * op_end checkpoints (and releases) when the op holds a lock that an open
+ * here owns or shares (OPL_OPEN, _DANCE, _CLAIM: the data path's ops stay
+ * synchronous, except a create handing its fresh inode to an open), when it
+ * changed the body of an existing non-directory inode (another host reads a
+ * body it finds held EXCL: close-to-open), freed small blocks (a journaled
+ * indirect or directory block must not be live in the log when it can be
+ * reused as data), freed data to unmap, or the cache is full
+ * (VCFS_LC_MAX).  Nothing tells us that another host waits for a record we
+ * cache; instead the cache gives everything back (checkpoint, release) after
+ * lc_idle_ns without an op (min(T/10, 20 ms)) and after lc_hold_ns of holding
+ * (T/4), and then caches nothing for lc_cool_ns (T/20) so that the waiter's
+ * polls find the record free between our ops: a waiter gets it within about
+ * T/4 + its poll interval.  An op about to WAIT for a record first gives
+ * back everything it caches, so cached records never join a wait cycle
+ * between hosts.  Opens (file.c open_lock) flush the cache when it holds
+ * the inode's record.  Lockless reads of a record we cache run under op_mu
+ * through the journal.  Metadata ops are durable at the next record: fsync
+ * of a file, fsync of a directory and vcfs_fs_sync commit the pending group;
+ * a crash loses at most the ops of the last T/4, never half of one.
  *   Large changes (truncating a big file) run as several ops, each below
  *   vcfs_journal_max_blocks(); the map stays consistent between them.
  *
@@ -144,6 +176,7 @@ struct vcfs_file {
 };
 
 #define VCFS_ITAB_SIZE 256
+#define VCFS_LC_MAX 64		/* lock records one host caches at most */
 
 /*
  * Versioned metadata cache for lockless reads.  Every metadata block belongs
@@ -194,6 +227,17 @@ struct vcfs_fs {
 
 	pthread_mutex_t vc_mu;
 	struct vcfs_vc_ent *vc;		/* VCFS_VC_SIZE entries, or NULL */
+
+	/* lock cache (op.c): records kept EXCL after the op that took them;
+	 * fields protected by op_mu, except the thread's own */
+	struct { uint64_t blkno; int bump; } lc[VCFS_LC_MAX];
+	uint32_t nlc;
+	uint64_t lc_since;		/* vcfs_now_ns when the cache last filled */
+	uint64_t lc_last;		/* ... when an op last used it */
+	uint64_t lc_cool_until;		/* no caching before (fairness) */
+	uint64_t lc_hold_ns, lc_idle_ns, lc_cool_ns;
+	pthread_t lc_thread;
+	int lc_started, lc_stop;	/* lc_stop: atomic */
 };
 
 /*
@@ -238,6 +282,11 @@ struct op_lock {
 	uint64_t ino;		/* 0 for a cluster lock */
 	int how;
 	struct vcfs_inode *ip;	/* an open inode (map_rw held exclusive) */
+	uint8_t cached;		/* taken from the lock cache: the journal may
+				 * hold blocks it protects */
+	uint8_t bump;		/* ... with a change to publish (obj_version
+				 * + 1 at release) */
+	uint8_t fresh;		/* a new inode, allocated by this op */
 	uint32_t others;	/* OPL_CLAIM: other hosts holding it MW */
 };
 
@@ -254,6 +303,8 @@ struct vcfs_op {
 	struct { uint64_t off, len; } *unmap;	/* freed data ranges (bytes) */
 	uint32_t nunmap, capunmap;
 	int bitmaps_changed;
+	int freed_meta;			/* freed small blocks (alloc.c): may have
+					 * been metadata, checkpoint at the end */
 	int data_written;		/* data for blocks this op maps: flush first */
 	/* lockless reads: the version of the lock record guarding every block
 	 * this op reads, when blocks may be served from fs->vc */
@@ -282,6 +333,20 @@ uint32_t op_mw_others(const struct vcfs_op *op, uint64_t ino);
 int op_lock_cluster(struct vcfs_op *op, uint32_t c, int may_wait);
 /* Release every lock of an op that changed nothing (retry after re-check). */
 void op_unlock_all(struct vcfs_op *op);
+/* Give back lock i of op (nothing changed under it in this op): to the lock
+ * cache when it came from there, else released. */
+void op_drop_lock(struct vcfs_op *op, uint32_t i);
+
+/* ---- the lock cache (op.c) ---- */
+int lcache_start(struct vcfs_fs *fs);
+/* Stop the thread; flush: checkpoint and release every cached record
+ * (unmount), else forget them (a crash). */
+void lcache_stop(struct vcfs_fs *fs, int flush);
+/* Checkpoint the journal and release every cached record (op_mu held). */
+int lcache_flush(struct vcfs_fs *fs);
+/* Before taking lock record blkno outside an op (opens; op_mu held): if the
+ * cache holds it, flush the cache. */
+void lcache_drop(struct vcfs_fs *fs, uint64_t blkno);
 
 /* Read a metadata block of type t: -VCFS_ECORRUPT if not initialised. */
 int op_read(struct vcfs_op *op, uint64_t blkno, enum vcfs_btype t, void **out);

@@ -33,7 +33,7 @@
 	X(P_GROW_SHORT,    "GR02", "large-block cluster was not extended by a grow",     "extend its bitmap to the whole cluster", 1) \
 	X(P_HB_BAD,        "HB01", "heartbeat slot is corrupt",                          "reset the slot to free",              1) \
 	X(P_HB_UNCLEAN,    "HB02", "host did not unmount cleanly (slot in use, not heartbeating)", "replay its journal and free the slot", 1) \
-	X(P_JOURNAL_PENDING,"JN01","journal holds a committed transaction not yet written home", "replay it",               1) \
+	X(P_JOURNAL_PENDING,"JN01","journal holds committed transactions not yet written home", "replay them",               1) \
 	X(P_JOURNAL_BAD,   "JN02", "journal header is damaged (what it held is unknown)", "reset the journal past any old record", 0) \
 	X(P_CBMP_BAD,      "CL01", "resource cluster bitmap block is damaged",           "rebuild it from the block maps",      0) \
 	X(P_LOCK_STALE,    "LK01", "lock record is held by a host that is gone (its slot was not cleaned)", "release it", 1) \
@@ -339,7 +339,8 @@ static int pass_hosts(struct fsck *fc)
 			}
 			continue;
 		}
-		if (js.pending && problem(fc, P_JOURNAL_PENDING, "slot %u, %u block(s)", s,
+		if (js.pending && problem(fc, P_JOURNAL_PENDING, "slot %u, %u transaction "
+					  "record(s), %u block image(s)", s, js.pending_txns,
 					  js.pending_blocks)) {
 			rc = vcfs_journal_replay(fc->d, sb, s, NULL, NULL);
 			if (rc)

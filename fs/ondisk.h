@@ -285,12 +285,14 @@ _Static_assert(VCFS_RLOCK_OFF + sizeof(struct vcfs_rlock_disk) <= VCFS_BLK, "rlo
 
 /* ---- journal (per host slot: journal_start + slot * journal_blocks) ----
  *
- * Block 0 is the journal header; a transaction is written at block 1 as one
- * contiguous write: descriptor, the new images of its blocks, commit record.
- * Transactions of one host are serialised and each is written home and marked
- * checkpointed (ckpt_seq) before its locks are released, so at most one
- * transaction is ever live: replay = apply the transaction at block 1 when its
- * seq is ckpt_seq + 1, its jgen matches and its commit crc verifies.
+ * Block 0 is the journal header; blocks 1 .. journal_blocks - 1 are a
+ * circular log of records, each one contiguous write: descriptor, the new
+ * images of its blocks, commit record.  A record never straddles the end of
+ * the log: one that does not fit before it starts at block 1.  The records
+ * live after a checkpoint are tseq ckpt_seq + 1, + 2, ... of the header's
+ * jgen, the first at block `tail` (or at block 1: a writer that found the log
+ * empty may restart there), each next one right after its predecessor (or at
+ * block 1).  Replay applies them in order while each is found and verifies.
  */
 struct vcfs_jhdr_disk {
 	struct vcfs_mhdr h;
@@ -298,7 +300,7 @@ struct vcfs_jhdr_disk {
 	le32	pad0;
 	le64	jgen;		/* +1 at every mount of the slot and every replay */
 /*50*/	le64	ckpt_seq;	/* every transaction up to this one is home */
-	le64	reserved0;
+	le64	tail;		/* log block of record ckpt_seq + 1 (0: 1) */
 /*60*/	uint8_t	reserved[VCFS_BLK - 0x60];
 };
 _Static_assert(sizeof(struct vcfs_jhdr_disk) == VCFS_BLK, "jhdr");

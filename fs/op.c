@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include "fs_int.h"
 #include "../common/clock.h"
 #include "../common/log.h"
@@ -165,6 +166,18 @@ int op_read_maybe(struct vcfs_op *op, uint64_t blkno, enum vcfs_btype t, void **
 	if (!ob)
 		return -ENOMEM;
 	ob->type = (uint16_t)t;
+	if (fs->j && vcfs_journal_lookup(fs->j, blkno, ob->b)) {
+		/* our own change, not home yet (we hold its lock) */
+		rc = vcfs_mhdr_check(ob->b, t, blkno, fs->sb.volgen);
+		if (rc) {
+			rc = VCFS_CORRUPT("journaled block read as another type", blkno);
+			goto fail;
+		}
+		if (uninit)
+			*uninit = 0;
+		*out = ob->b;
+		return 0;
+	}
 	if (op->vc_ok && vc_get(fs, op, blkno, t, ob)) {
 		if (ob->uninit && !uninit) {
 			rc = VCFS_CORRUPT("metadata block is not initialised", blkno);
@@ -224,7 +237,9 @@ int op_new(struct vcfs_op *op, uint64_t blkno, enum vcfs_btype t, void **out)
 		ob = add_buf(op, blkno);
 		if (!ob)
 			return -ENOMEM;
-		rc = vcfs_disk_read(fs->d, blkno * VCFS_BLK, ob->b, VCFS_BLK);
+		rc = 0;
+		if (!fs->j || !vcfs_journal_lookup(fs->j, blkno, ob->b))
+			rc = vcfs_disk_read(fs->d, blkno * VCFS_BLK, ob->b, VCFS_BLK);
 		if (rc) {
 			free(ob->b);
 			op->nbufs--;
@@ -343,6 +358,142 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* ---- the lock cache (fs_int.h DESIGN) ---- */
+
+static int lc_enabled(const struct vcfs_fs *fs)
+{
+	return fs->lc_started && fs->hb && fs->j;
+}
+
+static int lc_find(const struct vcfs_fs *fs, uint64_t blkno)
+{
+	for (uint32_t i = 0; i < fs->nlc; i++)
+		if (fs->lc[i].blkno == blkno)
+			return (int)i;
+	return -1;
+}
+
+/* Move blkno from the cache to lock l of an op: 1 if it was cached. */
+static int lc_take(struct vcfs_fs *fs, uint64_t blkno, struct op_lock *l)
+{
+	int i = lc_find(fs, blkno);
+
+	if (i < 0)
+		return 0;
+	l->cached = 1;
+	l->bump = (uint8_t)fs->lc[i].bump;
+	fs->lc[i] = fs->lc[--fs->nlc];
+	return 1;
+}
+
+static void lc_put(struct vcfs_fs *fs, uint64_t blkno, int bump)
+{
+	if (fs->nlc == 0)
+		fs->lc_since = vcfs_now_ns();
+	fs->lc[fs->nlc].blkno = blkno;
+	fs->lc[fs->nlc].bump = bump;
+	fs->nlc++;
+}
+
+int lcache_flush(struct vcfs_fs *fs)
+{
+	int rc;
+
+	if (!fs->j || !fs->nlc)
+		return 0;
+	/* everything the records protect goes home before they go */
+	rc = vcfs_journal_checkpoint(fs->j);
+	for (uint32_t i = 0; !rc && i < fs->nlc; i++) {
+		int r2 = vcfs_lock_release(fs->hb, fs->lc[i].blkno, fs->lc[i].bump);
+		if (r2 && r2 != -VCFS_EFENCED && r2 != -ESTALE)
+			vcfs_warn("releasing cached lock record %llu: %s",
+				  (unsigned long long)fs->lc[i].blkno, vcfs_strerror(r2));
+	}
+	/* on a failed checkpoint we are fenced: the records stay ours on disk
+	 * until a survivor replays the journal and recovers the slot */
+	fs->nlc = 0;
+	return rc;
+}
+
+void lcache_drop(struct vcfs_fs *fs, uint64_t blkno)
+{
+	if (lc_find(fs, blkno) >= 0)
+		lcache_flush(fs);
+}
+
+/*
+ * The cache's clock: every 10 ms, give everything back (checkpoint, release)
+ * when no op used the cache for lc_idle_ns, or when it has held records for
+ * lc_hold_ns -- another host waiting for one of them gets it within that --
+ * and then cache nothing for lc_cool_ns so that the waiter's polls find the
+ * record free between our ops.
+ */
+static void *lc_main(void *arg)
+{
+	struct vcfs_fs *fs = arg;
+
+	while (!__atomic_load_n(&fs->lc_stop, __ATOMIC_ACQUIRE)) {
+		vcfs_sleep_ns(10 * VCFS_NS_PER_MS);
+		if (!__atomic_load_n(&fs->nlc, __ATOMIC_RELAXED))
+			continue;
+		pthread_mutex_lock(&fs->op_mu);
+		if (fs->nlc) {
+			uint64_t now = vcfs_now_ns();
+			int held = now - fs->lc_since >= fs->lc_hold_ns;
+			if (held || now - fs->lc_last >= fs->lc_idle_ns) {
+				lcache_flush(fs);
+				if (held)
+					fs->lc_cool_until = now + fs->lc_cool_ns;
+			}
+		}
+		pthread_mutex_unlock(&fs->op_mu);
+	}
+	return NULL;
+}
+
+int lcache_start(struct vcfs_fs *fs)
+{
+	uint64_t t = (uint64_t)fs->sb.io_timeout_ms * VCFS_NS_PER_MS;
+	int rc;
+
+	if (!fs->hb || !fs->j)
+		return 0;
+	fs->lc_hold_ns = t / 4;
+	fs->lc_idle_ns = t / 10 < 20 * VCFS_NS_PER_MS ? t / 10 : 20 * VCFS_NS_PER_MS;
+	fs->lc_cool_ns = t / 20;
+	fs->lc_stop = 0;
+	fs->nlc = 0;
+	rc = pthread_create(&fs->lc_thread, NULL, lc_main, fs);
+	if (rc) {
+		vcfs_warn("lock cache thread: %s; metadata ops will not cache locks",
+			  strerror(rc));
+		return -rc;
+	}
+	fs->lc_started = 1;
+	return 0;
+}
+
+void lcache_stop(struct vcfs_fs *fs, int flush)
+{
+	if (!fs->lc_started)
+		return;
+	__atomic_store_n(&fs->lc_stop, 1, __ATOMIC_RELEASE);
+	pthread_join(fs->lc_thread, NULL);
+	pthread_mutex_lock(&fs->op_mu);
+	if (flush)
+		lcache_flush(fs);
+	fs->nlc = 0;
+	fs->lc_started = 0;
+	pthread_mutex_unlock(&fs->op_mu);
+}
+
+int vcfs_fs_sync(struct vcfs_fs *fs)
+{
+	if (!fs || fs->read_only || !fs->j)
+		return 0;
+	return vcfs_journal_commit(fs->j);
+}
+
 /* Take ino's lock for op (caller checked it is not held by op yet). */
 static int lock_one_inode(struct vcfs_op *op, uint64_t ino, int wait)
 {
@@ -415,8 +566,18 @@ static int lock_one_inode(struct vcfs_op *op, uint64_t ino, int wait)
 		pthread_rwlock_wrlock(&ip->map_rw);
 	l->ip = ip;
 	l->how = OPL_OWN;
-	rc = vcfs_lock_acquire(fs->hb, blk, VCFS_LOCK_EXCL, wait ? VCFS_LOCK_WAIT : 0,
-			       fs->lock_wait_ms, NULL, &busy);
+	if (lc_take(fs, blk, l)) {
+		op->nlocks++;
+		return 0;
+	}
+	rc = vcfs_lock_acquire(fs->hb, blk, VCFS_LOCK_EXCL, 0, 0, NULL, &busy);
+	if (rc == -EBUSY && wait) {
+		/* about to wait: first give back what we cache, so that no
+		 * host waits for us while we wait for it */
+		lcache_flush(fs);
+		rc = vcfs_lock_acquire(fs->hb, blk, VCFS_LOCK_EXCL, VCFS_LOCK_WAIT,
+				       fs->lock_wait_ms, NULL, &busy);
+	}
 	if (rc) {
 		if (rc == -EBUSY && wait)
 			warn_busy(fs, "inode", ino, &busy);
@@ -473,10 +634,15 @@ int op_trylock_inode(struct vcfs_op *op, uint64_t ino)
 
 	if (find_lock_ino(op, ino))
 		return -EBUSY;
+	int rc;
+
 	ip = itab_find(op->fs, ino);
 	if (ip)
 		return -EBUSY;	/* open here: not a free inode */
-	return lock_one_inode(op, ino, 0);
+	rc = lock_one_inode(op, ino, 0);
+	if (!rc)
+		op->locks[op->nlocks - 1].fresh = 1;
+	return rc;
 }
 
 int op_lock_cluster(struct vcfs_op *op, uint32_t c, int may_wait)
@@ -492,7 +658,17 @@ int op_lock_cluster(struct vcfs_op *op, uint32_t c, int may_wait)
 		return 0;
 	if (op->nlocks == OP_MAXLOCK)
 		return -EBUSY;	/* the caller tries another cluster or fails */
-	if (may_wait && blk > op->max_cluster_lock) {
+	l = &op->locks[op->nlocks];
+	memset(l, 0, sizeof(*l));
+	if (lc_take(fs, blk, l)) {
+		rc = 0;
+		goto got;
+	}
+	rc = vcfs_lock_acquire(fs->hb, blk, VCFS_LOCK_EXCL, 0, 0, NULL, &busy);
+	if (rc != -EBUSY || !may_wait) {
+		/* taken, or not to wait for */
+	} else if (lcache_flush(fs), blk > op->max_cluster_lock) {
+		/* (about to wait: our cached records went back first) */
 		rc = vcfs_lock_acquire(fs->hb, blk, VCFS_LOCK_EXCL, VCFS_LOCK_WAIT,
 				       fs->lock_wait_ms, NULL, &busy);
 	} else {
@@ -511,8 +687,8 @@ int op_lock_cluster(struct vcfs_op *op, uint32_t c, int may_wait)
 			warn_busy(fs, "resource cluster", c, &busy);
 		return rc;
 	}
-	l = &op->locks[op->nlocks++];
-	memset(l, 0, sizeof(*l));
+got:
+	op->nlocks++;
 	l->blkno = blk;
 	l->how = OPL_OWN;
 	if (blk > op->max_cluster_lock)
@@ -550,7 +726,11 @@ int op_inode(struct vcfs_op *op, uint64_t ino, struct vcfs_inode_disk **out)
 }
 
 /* Release every lock; committed: bump and refresh open inodes. */
-static void release_locks(struct vcfs_op *op, int committed)
+static int lock_keepable(struct vcfs_op *op, const struct op_lock *l);
+
+/* Release every lock (cache: OPL_OWN ones go to the lock cache; else the
+ * caller checkpointed the journal); committed: bump and refresh open inodes. */
+static void release_locks(struct vcfs_op *op, int committed, int cache)
 {
 	struct vcfs_fs *fs = op->fs;
 	int rc;
@@ -569,8 +749,10 @@ static void release_locks(struct vcfs_op *op, int committed)
 			}
 			ind_cache_clear(ip);
 		}
-		if (l->how == OPL_OWN) {
-			rc = vcfs_lock_release(fs->hb, l->blkno, committed);
+		if (l->how == OPL_OWN && cache && lock_keepable(op, l)) {
+			lc_put(fs, l->blkno, l->bump || committed);
+		} else if (l->how == OPL_OWN) {
+			rc = vcfs_lock_release(fs->hb, l->blkno, l->bump || committed);
 			if (rc && rc != -VCFS_EFENCED)
 				vcfs_warn("releasing lock record %llu: %s",
 					  (unsigned long long)l->blkno, vcfs_strerror(rc));
@@ -602,16 +784,83 @@ static void release_locks(struct vcfs_op *op, int committed)
 	op->max_cluster_lock = 0;
 }
 
+/*
+ * Whether lock l of op may stay cached with the op's change to what it
+ * protects still only in our journal.  Other hosts read an inode body they
+ * find held EXCL (a file open there: close-to-open), so a changed body of an
+ * existing file or symlink must be home when the op ends.  Directories are
+ * never read that way, a new inode is reached only through its (cached)
+ * directory, a freed one reads as free either way; clusters are only locked.
+ */
+static int lock_keepable(struct vcfs_op *op, const struct op_lock *l)
+{
+	const struct op_buf *ob;
+	uint32_t mode;
+
+	if (!l->ino || l->fresh)
+		return 1;
+	ob = find_buf(op, vcfs_inode_blk(&op->fs->sb, l->ino));
+	if (!ob || !ob->dirty)
+		return 1;
+	mode = le32_get(((const struct vcfs_inode_disk *)(const void *)ob->b)->mode);
+	return mode == 0 || S_ISDIR(mode);
+}
+
+/* Whether op's locks may go to the lock cache (else: checkpoint first). */
+static int op_may_cache(const struct vcfs_op *op)
+{
+	struct vcfs_fs *fs = op->fs;
+	uint32_t nown = 0;
+
+	if (!lc_enabled(fs) || vcfs_now_ns() < fs->lc_cool_until)
+		return 0;
+	for (uint32_t i = 0; i < op->nlocks; i++) {
+		const struct op_lock *l = &op->locks[i];
+		if (l->how == OPL_OPEN && l->fresh)
+			continue;	/* a create handing its new inode to an
+					 * open: reached only through the
+					 * directory, which stays cached */
+		if (l->how != OPL_OWN)
+			return 0;	/* opens here: their ops stay synchronous */
+		nown++;
+	}
+	return fs->nlc + nown <= VCFS_LC_MAX;
+}
+
 void op_unlock_all(struct vcfs_op *op)
 {
-	release_locks(op, 0);
+	int cache = op_may_cache(op);
+
+	if (!cache && op->fs->j)
+		vcfs_journal_checkpoint(op->fs->j);	/* error: fenced */
+	release_locks(op, 0, cache);
 	free_bufs(op);
+}
+
+void op_drop_lock(struct vcfs_op *op, uint32_t i)
+{
+	struct vcfs_fs *fs = op->fs;
+	struct op_lock *l = &op->locks[i];
+	int rc;
+
+	if (l->cached && fs->nlc < VCFS_LC_MAX) {
+		lc_put(fs, l->blkno, l->bump);
+	} else {
+		if (l->cached)
+			vcfs_journal_checkpoint(fs->j);	/* error: fenced */
+		rc = vcfs_lock_release(fs->hb, l->blkno, l->bump);
+		if (rc && rc != -VCFS_EFENCED)
+			vcfs_warn("releasing lock record %llu: %s",
+				  (unsigned long long)l->blkno, vcfs_strerror(rc));
+	}
+	op->locks[i] = op->locks[--op->nlocks];
 }
 
 int op_end(struct vcfs_op *op, int rc)
 {
 	struct vcfs_fs *fs = op->fs;
 	struct vcfs_txn *t = NULL;
+	int cache = op_may_cache(op), ckpt = 0;
 	uint32_t i;
 
 	if (!rc && op->ndirty && op->data_written) {
@@ -644,9 +893,28 @@ int op_end(struct vcfs_op *op, int rc)
 			if (t)
 				vcfs_txn_abort(t);
 		} else {
-			rc = vcfs_txn_commit(t);
+			/* the group commit: durable at the next record */
+			rc = vcfs_txn_defer(t);
 			if (rc)
 				vcfs_err("journal commit failed: %s", vcfs_strerror(rc));
+		}
+	}
+	/*
+	 * Checkpoint (commit, home, header) now unless every lock stays
+	 * cached, and also then when the op freed blocks that may have been
+	 * metadata (no live record may hold a block that could be reused as
+	 * data) or freed data to unmap (the free must be durable first).
+	 */
+	for (i = 0; cache && i < op->nlocks; i++)
+		if (!lock_keepable(op, &op->locks[i]))
+			ckpt = 1;	/* that one is released: home first */
+	if (fs->j && (!cache || ckpt ||
+		      (!rc && (op->freed_meta || op->nunmap || op->data_written)))) {
+		int r2 = vcfs_journal_checkpoint(fs->j);
+		if (r2) {
+			vcfs_err("journal commit failed: %s", vcfs_strerror(r2));
+			if (!rc)
+				rc = r2;
 		}
 	}
 	if (!rc) {
@@ -659,7 +927,9 @@ int op_end(struct vcfs_op *op, int rc)
 					   (unsigned long long)op->unmap[i].off, vcfs_strerror(r2));
 		}
 	}
-	release_locks(op, !rc);
+	release_locks(op, !rc, cache);
+	if (cache)
+		fs->lc_last = vcfs_now_ns();
 	if (op->bitmaps_changed) {
 		pthread_mutex_lock(&fs->misc_mu);
 		fs->statfs_at = 0;
@@ -702,6 +972,26 @@ int lockless_read(struct vcfs_fs *fs, uint64_t lockblk, int accept_held,
 		rc = vcfs_lock_read(fs->d, &fs->sb, fs->hb, lockblk, &a);
 		if (rc)
 			return rc;
+		if (a.mode == VCFS_LOCK_EXCL && lc_enabled(fs)) {
+			/* held by us: cached, or by an op that is about to end;
+			 * our journal may hold newer blocks than home */
+			int ours = 0;
+			for (uint32_t i = 0; i < a.nholders; i++)
+				ours |= a.holders[i].slot == fs->slot && !a.holders[i].stale;
+			if (ours) {
+				pthread_mutex_lock(&fs->op_mu);
+				if (lc_find(fs, lockblk) >= 0) {
+					op_begin_ro(fs, &op);
+					rc = fn(&op, arg);
+					op_end_ro(&op);
+					pthread_mutex_unlock(&fs->op_mu);
+					return rc;
+				}
+				pthread_mutex_unlock(&fs->op_mu);
+				/* not cached: an open here holds it (or it
+				 * was released meanwhile): as for any holder */
+			}
+		}
 		if (a.mode == VCFS_LOCK_EXCL && !accept_held && vcfs_now_ns() < deadline) {
 			int live = 0;
 			for (uint32_t i = 0; i < a.nholders; i++)

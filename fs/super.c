@@ -470,6 +470,7 @@ int vcfs_fs_mount_disk(struct vcfs_disk *d, const struct vcfs_mount_opts *o,
 		goto err_hb;
 	}
 	fs->worker_started = 1;
+	lcache_start(fs);	/* failure: ops just do not cache locks */
 done:
 	vcfs_info("mounted '%s' (%s)%s, host slot %d", fs->sb.label, uri,
 		  fs->read_only ? " read-only" : "", fs->read_only ? -1 : (int)fs->slot);
@@ -541,6 +542,8 @@ int vcfs_fs_unmount(struct vcfs_fs *fs)
 		if (r2 && !rc)
 			rc = r2;
 	}
+	/* cached lock records: everything home, then released */
+	lcache_stop(fs, 1);
 	if (fs->worker_started) {
 		pthread_mutex_lock(&fs->misc_mu);
 		fs->worker_stop = 1;
@@ -579,6 +582,7 @@ void vcfs_fs_crash(struct vcfs_fs *fs)
 		return;
 	if (fs->hb)
 		vcfs_hb_fence(fs->hb, -VCFS_ECRASHED);
+	lcache_stop(fs, 0);
 	if (fs->worker_started) {
 		pthread_mutex_lock(&fs->misc_mu);
 		fs->worker_stop = 1;

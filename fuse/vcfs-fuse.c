@@ -883,8 +883,21 @@ static void release_all_locks(void)
 
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
+	int rc = vcfs_file_fsync(fh(fi), datasync);
+
 	(void)ino;
-	fuse_reply_err(req, to_errno(vcfs_file_fsync(fh(fi), datasync), "fsync"));
+	if (!rc)	/* and the pending metadata group, as a journaling fs does */
+		rc = vcfs_fs_sync(g_fs);
+	fuse_reply_err(req, to_errno(rc, "fsync"));
+}
+
+/* fsync of a directory: its entries (every pending metadata change) durable */
+static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	(void)ino;
+	(void)datasync;
+	(void)fi;
+	fuse_reply_err(req, to_errno(vcfs_fs_sync(g_fs), "fsyncdir"));
 }
 
 static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
@@ -1050,6 +1063,7 @@ static const struct fuse_lowlevel_ops vcfs_ops = {
 	.flush		= op_flush,
 	.release	= op_release,
 	.fsync		= op_fsync,
+	.fsyncdir	= op_fsyncdir,
 	.fallocate	= op_fallocate,
 	.lseek		= op_lseek,
 	.readdir	= op_readdir,

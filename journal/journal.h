@@ -3,31 +3,41 @@
  *
  * Format in fs/ondisk.h (struct vcfs_jhdr_disk, vcfs_jdesc_disk,
  * vcfs_jcommit_disk); each host slot has journal_blocks blocks at
- * vcfs_journal_blk(sb, slot).
+ * vcfs_journal_blk(sb, slot): a header and a circular log of records.
  *
- * One transaction at a time per host (vcfs_txn_begin takes the journal mutex):
+ * Transactions (one being built at a time per host: vcfs_txn_begin takes the
+ * journal mutex):
  *   1. the caller adds the new images of the metadata blocks it changed
  *      (vcfs_txn_add), each with its mhdr type set; the journal stamps blkno,
  *      volume generation, seq = (seq the block had when read) + 1, the
  *      writer slot, and the crc;
- *   2. vcfs_txn_commit writes descriptor + images + commit record as ONE write
- *      at journal block 1 with FUA (a torn write fails the commit crc and is
- *      then simply not a transaction);
- *   3. writes every image home, flushes;
- *   4. writes the journal header with ckpt_seq = this transaction (FUA).
- * Only then does the caller release its locks.  So at most one transaction
- * (ckpt_seq + 1) is ever live, and a freed block can never be overwritten by
- * a replay of an old transaction after another host reused it.
+ *   2. vcfs_txn_defer merges it into the in-memory pending set: group commit,
+ *      no I/O (unless the group is full: then the group is committed first);
+ *      or vcfs_txn_commit, which also commits and checkpoints at once;
+ *   3. vcfs_journal_commit writes every pending image as ONE record at the
+ *      head of the log with FUA (durable: fsync); a torn write fails the
+ *      commit crc and is then simply not a transaction;
+ *   4. vcfs_journal_checkpoint commits, then writes every committed image
+ *      home, flushes, and writes the header with ckpt_seq = the last record
+ *      and tail = the head (FUA).  Automatic when the log is over half full
+ *      or has no room for the next record.
+ * The host reads its own metadata through vcfs_journal_lookup (pending or
+ * committed images newer than home).  Cluster rule (fs/op.c keeps it):
+ * every block the journal holds is protected by a lock record this host
+ * holds, and a checkpoint precedes the release of any such lock -- other
+ * hosts read home locations only.
  *
- * Replay (own journal at mount, a dead host's by its recoverer, fsck): if the
- * transaction at block 1 has tseq == ckpt_seq + 1, the journal's jgen and a
- * good commit crc, write each image home unless the home block already holds
- * a valid block of a seq >= the image's seq; flush; then write the header with
- * ckpt_seq = tseq and jgen + 1.  Idempotent.
+ * Replay (own journal at mount, a dead host's by its recoverer, fsck): from
+ * the header's tail, each record tseq ckpt_seq + 1, + 2, ... of the header's
+ * jgen whose commit crc verifies, found right after its predecessor or at
+ * log block 1 (wrap-around), until the first that is not there; each image
+ * is written home unless the home block already holds a valid block of a seq
+ * >= the image's seq; flush; then the header with ckpt_seq = the last one
+ * replayed, the tail after it, and jgen + 1.  Idempotent.
  *
  * Every write is guarded by the heartbeat lease (vcfs_hb_write_ok) when a hb is
- * given; a failed write during commit fences the host (never retried: the
- * journal then holds the truth and recovery replays it).
+ * given; a failed write fences the host (never retried: the journal then
+ * holds the truth and recovery replays it).
  */
 #ifndef VCFS_JOURNAL_H
 #define VCFS_JOURNAL_H
@@ -49,8 +59,9 @@ uint32_t vcfs_journal_max_blocks(const struct vcfs_sb *sb);
 
 /*
  * Open slot's journal for writing (after vcfs_journal_replay of the same
- * slot; open replays again, a no-op then, so a pending transaction can never
- * be overwritten).  Writes the header with jgen + 1 (a never used header
+ * slot; open replays again, a no-op then, so a live record can never be
+ * overwritten).  Close forgets what is not checkpointed (the caller
+ * checkpoints first at a clean unmount).  Writes the header with jgen + 1 (a never used header
  * starts the journal).  hb may be NULL for offline tools (no lease guard).
  * -VCFS_ECORRUPT if the header is damaged (vcfs_journal_reset).
  */
@@ -80,8 +91,9 @@ int vcfs_journal_reset(struct vcfs_disk *d, const struct vcfs_sb *sb, uint32_t s
 struct vcfs_journal_state {
 	int initialised;	/* header valid */
 	uint64_t jgen, ckpt_seq;
-	int pending;		/* a committed transaction awaits replay */
-	uint32_t pending_blocks;
+	int pending;		/* committed transactions await replay */
+	uint32_t pending_txns;	/* how many */
+	uint32_t pending_blocks;	/* block images in them */
 	int corrupt;		/* header has our signature but is damaged
 				 * (initialised = 0; replay and open refuse) */
 };
@@ -102,6 +114,22 @@ const void *vcfs_txn_image(struct vcfs_txn *t, uint64_t blkno);
 uint32_t vcfs_txn_nblocks(const struct vcfs_txn *t);
 /* Commit, write home, checkpoint; frees t.  Error => the host is fenced. */
 int vcfs_txn_commit(struct vcfs_txn *t);
+/* Join the pending group (committed later); frees t.  Error => fenced. */
+int vcfs_txn_defer(struct vcfs_txn *t);
+
+/* Write the pending group as one durable record.  Error => fenced. */
+int vcfs_journal_commit(struct vcfs_journal *j);
+/* Commit, then everything committed home, flush, header.  Error => fenced. */
+int vcfs_journal_checkpoint(struct vcfs_journal *j);
+/* 1 and the image in buf (4096 bytes) if the journal holds blkno newer than
+ * its home location (pending or committed), else 0. */
+int vcfs_journal_lookup(struct vcfs_journal *j, uint64_t blkno, void *buf);
+struct vcfs_journal_stats {
+	uint32_t pending, committed;	/* blocks not home, by state */
+	uint32_t log_used, log_blocks;
+	uint64_t commits, checkpoints;	/* records written, checkpoints done */
+};
+void vcfs_journal_stats(struct vcfs_journal *j, struct vcfs_journal_stats *out);
 /* Forget t (nothing was written); frees t. */
 void vcfs_txn_abort(struct vcfs_txn *t);
 

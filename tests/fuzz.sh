@@ -8,7 +8,7 @@
 #     into build-fuzz/fuzz/;
 #  2. every input in tests/fuzz/regress/<target>/ (crashes found before, and
 #     fixed) is replayed: each must run clean;
-#  3. each target fuzzes for VCFS_FUZZ_TIME seconds (default 15) from its
+#  3. each target fuzzes for VCFS_FUZZ_TIME seconds (default 12) from its
 #     seed corpus tests/fuzz/corpus/<target>/ (copied: the committed corpus
 #     is never changed).  A crash, leak, sanitizer report, timeout or
 #     out-of-memory fails the check and prints the reproducer's path:
@@ -19,7 +19,7 @@
 cd "$VCFS_TOP"
 T=$VCFS_TEST_TMP/fuzz
 F=$VCFS_TOP/build-fuzz/fuzz
-secs=${VCFS_FUZZ_TIME:-15}
+secs=${VCFS_FUZZ_TIME:-12}
 mkdir -p "$T"
 failed=0
 fz_fail() { failed=1; t_fail "$@"; }

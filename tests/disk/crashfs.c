@@ -11,7 +11,7 @@
  *    through the crash layer in LOG mode (vcfs_fs_mount_disk).  The workload
  *    runs single-threaded on that host while a model of the namespace and of
  *    every file's bytes follows it.  After each step has become durable (an
- *    fsync returned, or a metadata op returned: ops commit synchronously) the
+ *    fsync returned, or vcfs_fs_sync after a metadata op: ops commit in groups) the
  *    model is snapshotted as state S_k with w_k = the number of writes logged
  *    at that moment.  The clock is frozen (vcfs_clock_set) so the heartbeat
  *    never renews: the write log of a workload is the same in every run for
@@ -347,6 +347,9 @@ static void ckpt(struct rec *r, const char *fmt, ...)
 		if (!r->st)
 			die("out of memory");
 	}
+	/* ops commit in groups: the step is durable once the group is */
+	if (r->fs && vcfs_fs_sync(r->fs))
+		die("vcfs_fs_sync failed");
 	s = &r->st[r->nst++];
 	m_copy(&s->m, &r->m);
 	s->w = vcfs_crash_nwrites(r->crash);

@@ -1060,7 +1060,9 @@ START_TEST(dead_host_recovered)
 	}
 	ck_assert_int_eq(vcfs_fs_unlink(b, root(), "orph"), 0);
 	ck_assert_int_eq(vcfs_fs_open(fs, a.ino, O_RDONLY, 0, &fa), -EBUSY);
-	/* B crashes: no more heartbeats, nothing released */
+	/* B crashes: no more heartbeats, nothing released (its lock cache
+	 * thread stopped first: it would give cached records back) */
+	lcache_stop(b, 0);
 	vcfs_hb_abandon(b->hb);
 	/* A gets the file once B is declared dead (D = 7 T = 1.4 s) */
 	int rc = -EBUSY;
@@ -1846,6 +1848,7 @@ START_TEST(crash_every_write)
 	ck_assert_int_eq(vcfs_file_write(f, 0, data, 5000), 5000);
 	ck_assert_int_eq(vcfs_fs_unlink(fs, dir, "open"), 0);
 	/* the host dies here: no unmount, nothing more is written */
+	lcache_stop(fs, 0);
 	vcfs_hb_abandon(fs->hb);
 	fs = NULL;
 	nw = vcfs_crash_nwrites(c);

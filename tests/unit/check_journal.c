@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -400,10 +401,22 @@ END_TEST
 
 /* Commit {x, x+1} over valid blocks of seq 5, then un-checkpoint: the state
  * of a host that died between its home writes and the header write. */
-static void live_txn(struct vcfs_disk *d, uint64_t x, uint8_t **old, uint8_t **im)
+static uint64_t header_tail(struct vcfs_disk *d)
+{
+	struct vcfs_jhdr_disk *h = blk_alloc();
+	uint64_t t;
+
+	rd(d, jblk, h);
+	t = le64_get(h->tail);
+	free(h);
+	return t;
+}
+
+/* Returns the log block where the record starts (its 4 blocks follow). */
+static uint64_t live_txn(struct vcfs_disk *d, uint64_t x, uint8_t **old, uint8_t **im)
 {
 	struct vcfs_journal *j;
-	uint64_t blkno[2] = { x, x + 1 };
+	uint64_t blkno[2] = { x, x + 1 }, start;
 	uint8_t *blk[2] = { blk_alloc(), blk_alloc() };
 
 	for (int i = 0; i < 2; i++) {
@@ -412,11 +425,23 @@ static void live_txn(struct vcfs_disk *d, uint64_t x, uint8_t **old, uint8_t **i
 		fill(blk[i], VCFS_T_INODE, 5, 20 + i);
 	}
 	j = jopen(d);
+	start = header_tail(d);
 	ck_assert_int_eq(commit_blocks(j, blkno, blk, 2, im), 0);
 	vcfs_journal_close(j);
+	if (header_tail(d) != start + 4)
+		start = 1;	/* the log wrapped */
 	edit_header(d, -1, 0);
+	{	/* and the tail where it was before the commit */
+		struct vcfs_jhdr_disk *h = blk_alloc();
+		rd(d, jblk, h);
+		h->tail = le64_mk(start);
+		vcfs_mhdr_reseal(h);
+		wr(d, jblk, h);
+		free(h);
+	}
 	free(blk[0]);
 	free(blk[1]);
+	return start;
 }
 
 START_TEST(seq_guard)
@@ -442,7 +467,7 @@ START_TEST(seq_guard)
 	ck_assert_uint_eq(applied, 1);
 	expect_blk(d, x, newer);
 	expect_blk(d, x + 1, im[1]);
-	ck_assert_ptr_nonnull(strstr(logbuf, "replayed transaction 1"));
+	ck_assert_ptr_nonnull(strstr(logbuf, "replayed transactions 1..1 (1)"));
 	ck_assert_int_eq(vcfs_journal_inspect(d, &sb, SLOT, &js), 0);
 	ck_assert_int_eq(js.pending, 0);
 	ck_assert_uint_eq(js.ckpt_seq, 1);
@@ -562,13 +587,13 @@ START_TEST(corrupt_record)
 		struct vcfs_journal_state js;
 		unsigned applied = 9;
 
-		live_txn(d, x, old, im);
+		uint64_t start = live_txn(d, x, old, im);
 		wr(d, x, old[0]);
 		wr(d, x + 1, old[1]);
 		if (cases[c].dgen)
 			edit_header(d, 0, cases[c].dgen);
 		else
-			flip(d, cases[c].k, cases[c].at);
+			flip(d, start + cases[c].k - 1, cases[c].at);
 		log_reset();
 		ck_assert_int_eq(vcfs_journal_replay(d, &sb, SLOT, NULL, &applied), 0);
 		ck_assert_uint_eq(applied, 0);
@@ -950,6 +975,156 @@ START_TEST(crash_every_write)
 }
 END_TEST
 
+/*
+ * Group commit over a circular log: NG transactions, deferred, committed in
+ * groups (vcfs_journal_commit every third, a checkpoint every 29th, and
+ * the automatic ones when the log is half full), enough records to wrap the
+ * 63-block log several times.  Crash after every write (keep, drop, tear,
+ * random): the replayed home blocks must be exactly the state after some
+ * transaction j, with j at least the last one whose commit had returned.
+ */
+#define NG	60
+#define NHG	8
+
+START_TEST(group_commit_crash)
+{
+	static const struct { enum vcfs_crash_policy p; uint64_t seed; } pol[] = {
+		{ VCFS_CRASH_KEEP, 0 }, { VCFS_CRASH_DROP, 0 }, { VCFS_CRASH_TEAR, 0 },
+		{ VCFS_CRASH_RANDOM, 1 }, { VCFS_CRASH_RANDOM, 2 }, { VCFS_CRASH_RANDOM, 3 },
+	};
+	struct vcfs_disk *d = open_img(), *c, *tgt;
+	uint64_t home[NHG], seq[NHG], rng = 12345;
+	uint8_t *state[NG + 1][NHG], *cur[NHG], *jinit, *b = blk_alloc();
+	size_t durable_at[NG + 1], nw, points = 0, wraps = 0, last_rec = 0;
+	struct vcfs_journal_stats js;
+	struct vcfs_journal *j;
+	char tpath[200];
+	int fd;
+
+	for (int i = 0; i < NHG; i++) {
+		home[i] = i < 4 ? sb.inode_start + 301 + i : sb.small_start + 60 + 3 * i;
+		seq[i] = 2 + (uint64_t)i;
+		put_valid(d, home[i], i < 4 ? VCFS_T_INODE : VCFS_T_DIRB, seq[i], 200 + i);
+		state[0][i] = blk_alloc();
+		rd(d, home[i], state[0][i]);
+		cur[i] = blk_alloc();
+	}
+	jinit = vcfs_disk_buf_alloc((size_t)sb.journal_blocks * VCFS_BLK);
+	ck_assert_int_eq(vcfs_disk_read(d, jblk * VCFS_BLK, jinit,
+					(size_t)sb.journal_blocks * VCFS_BLK), 0);
+	ck_assert_int_eq(vcfs_crash_wrap(d, VCFS_CRASH_LOG, &c), 0);
+	j = jopen(c);
+	durable_at[0] = 0;
+	for (int k = 1; k <= NG; k++) {
+		struct vcfs_txn *t;
+		int touched[NHG] = { 0 }, n = 1 + (int)((rng >> 33) % 5);
+
+		ck_assert_int_eq(vcfs_txn_begin(j, &t), 0);
+		for (int m = 0; m < n; m++) {
+			int i;
+			rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+			i = (int)((rng >> 40) % NHG);
+			fill(b, i < 4 ? VCFS_T_INODE : VCFS_T_DIRB, seq[i], (unsigned)(k * 8 + m));
+			ck_assert_int_eq(vcfs_txn_add(t, home[i], b), 0);
+			touched[i] = 1;
+		}
+		for (int i = 0; i < NHG; i++) {
+			state[k][i] = blk_alloc();
+			memcpy(state[k][i], touched[i] ? vcfs_txn_image(t, home[i]) :
+			       state[k - 1][i], VCFS_BLK);
+			seq[i] = vcfs_mhdr_seq(state[k][i]);
+		}
+		ck_assert_int_eq(vcfs_txn_defer(t), 0);
+		/* our own reads see the newest image at once */
+		for (int i = 0; i < NHG; i++)
+			if (touched[i]) {
+				ck_assert_int_eq(vcfs_journal_lookup(j, home[i], cur[i]), 1);
+				ck_assert_mem_eq(cur[i], state[k][i], VCFS_BLK);
+			}
+		durable_at[k] = SIZE_MAX;
+		if (k % 29 == 0)
+			ck_assert_int_eq(vcfs_journal_checkpoint(j), 0);
+		else if (k % 3 == 0)
+			ck_assert_int_eq(vcfs_journal_commit(j), 0);
+		if (k % 3 == 0 || k % 29 == 0)
+			for (int q = k; q > 0 && durable_at[q] == SIZE_MAX; q--)
+				durable_at[q] = vcfs_crash_nwrites(c);
+	}
+	vcfs_journal_stats(j, &js);
+	ck_assert_uint_gt(js.commits, NG / 3 - 1);
+	ck_assert_uint_ge(js.checkpoints, 3);
+	vcfs_journal_close(j);
+	nw = vcfs_crash_nwrites(c);
+	/* the log went round: records written at block 1 after later ones */
+	for (size_t i = 0; i < nw; i++) {
+		uint64_t off, len, ep;
+		int dur;
+		ck_assert_int_eq(vcfs_crash_write_info(c, i, &off, &len, &ep, &dur), 0);
+		if (off / VCFS_BLK > jblk && off / VCFS_BLK < jblk + sb.journal_blocks) {
+			if (off / VCFS_BLK < last_rec)
+				wraps++;
+			last_rec = off / VCFS_BLK;
+		}
+	}
+	ck_assert_uint_ge(wraps, 2);
+
+	snprintf(tpath, sizeof(tpath), "%s.gtarget", img);
+	fd = open(tpath, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(ftruncate(fd, (off_t)(sb.volume_blocks * VCFS_BLK)), 0);
+	close(fd);
+	tgt = open_path(tpath, 0);
+	vcfs_log_set_level(VCFS_LOG_WARN);
+	for (size_t n = 0; n <= nw; n++) {
+		int want = 0;
+		for (int k = 1; k <= NG; k++)
+			if (durable_at[k] <= n)
+				want = k;
+		for (size_t p = 0; p < sizeof(pol) / sizeof(pol[0]); p++) {
+			unsigned applied, again;
+			int got = -1;
+
+			ck_assert_int_eq(vcfs_disk_write(tgt, jblk * VCFS_BLK, jinit,
+							 (size_t)sb.journal_blocks * VCFS_BLK, 0), 0);
+			for (int i = 0; i < NHG; i++)
+				wr(tgt, home[i], state[0][i]);
+			ck_assert_int_eq(vcfs_crash_replay(c, tgt, n, pol[p].p, pol[p].seed), 0);
+			ck_assert_int_eq(vcfs_journal_replay(tgt, &sb, SLOT, NULL, &applied), 0);
+			for (int i = 0; i < NHG; i++)
+				rd(tgt, home[i], cur[i]);
+			for (int k = NG; k >= 0 && got < 0; k--) {
+				int same = 1;
+				for (int i = 0; i < NHG && same; i++)
+					same = memcmp(cur[i], state[k][i], VCFS_BLK) == 0;
+				if (same)
+					got = k;
+			}
+			ck_assert_msg(got >= want, "crash after %zu of %zu writes (policy %d, "
+				      "seed %llu): home shows transaction %d, %d was durable", n,
+				      nw, (int)pol[p].p, (unsigned long long)pol[p].seed, got,
+				      want);
+			ck_assert_int_eq(vcfs_journal_replay(tgt, &sb, SLOT, NULL, &again), 0);
+			ck_assert_uint_eq(again, 0);
+			points++;
+		}
+	}
+	fprintf(stderr, "check_journal: group_commit_crash: %d transactions, %llu records, "
+		"%llu checkpoints, the log wrapped %zu times; %zu writes, %zu crash points "
+		"replayed and checked\n", NG, (unsigned long long)js.commits,
+		(unsigned long long)js.checkpoints, wraps, nw, points);
+	for (int i = 0; i < NHG; i++) {
+		free(cur[i]);
+		for (int k = 0; k <= NG; k++)
+			free(state[k][i]);
+	}
+	free(jinit);
+	free(b);
+	vcfs_disk_close(tgt);
+	unlink(tpath);
+	vcfs_disk_close(c);
+}
+END_TEST
+
 /* ---- the fault layer: a failed write during commit ---- */
 START_TEST(commit_write_fails)
 {
@@ -1091,6 +1266,7 @@ static Suite *suite(void)
 	tcase_add_checked_fixture(t, setup, teardown);
 	tcase_set_timeout(t, 300);
 	tcase_add_test(t, crash_every_write);
+	tcase_add_test(t, group_commit_crash);
 	tcase_add_test(t, commit_write_fails);
 	suite_add_tcase(s, t);
 	return s;
