@@ -20,7 +20,7 @@ t_section "installing what is missing"
 need_pkgs build-essential pkg-config libfuse3-dev fuse3 libiscsi-dev libnfs-dev libssl-dev check \
 	libsubunit-dev libjansson-dev uuid-dev iproute2 istgt tgt nfs-ganesha \
 	nfs-ganesha-vfs rpcbind librados-dev ceph-mon ceph-osd ceph-common fio spin \
-	qemu-system-x86 qemu-utils busybox-static attr || { echo "package install failed"; exit 1; }
+	qemu-system-x86 qemu-utils busybox-static attr clang libclang-rt-14-dev || { echo "package install failed"; exit 1; }
 
 t_section "build"
 if make -j2 WERROR=1 > "$VCFS_TEST_TMP/build.log" 2>&1; then
