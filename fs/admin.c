@@ -254,9 +254,10 @@ int vcfs_admin_inode_lock(struct vcfs_disk *d, uint64_t ino, FILE *out, int json
 		}
 		for (uint32_t i = 0; i < li.nholders; i++) {
 			uint32_t s = li.holders[i].slot;
-			json_array_append_new(h, json_pack("{s:i, s:s, s:I}", "slot", (int)s,
+			json_array_append_new(h, json_pack("{s:i, s:s, s:I, s:b}", "slot", (int)s,
 				"host", s < sb.max_hosts ? slots[s].host_name : "?",
-				"generation", (json_int_t)li.holders[i].gen));
+				"generation", (json_int_t)li.holders[i].gen,
+				"map_claim", li.holders[i].claim));
 		}
 		json_t *o = json_pack("{s:I, s:s, s:I, s:I, s:o}", "inode", (json_int_t)ino,
 				      "mode", vcfs_lock_mode_name(li.mode), "seq", (json_int_t)li.seq,
@@ -274,8 +275,9 @@ int vcfs_admin_inode_lock(struct vcfs_disk *d, uint64_t ino, FILE *out, int json
 		uint32_t s = li.holders[i].slot;
 		int stale = s >= sb.max_hosts || slots[s].state == VCFS_HB_FREE ||
 			    (uint32_t)slots[s].generation != li.holders[i].gen;
-		fprintf(out, "  holder: slot %u, host %s, generation %u%s\n", s,
+		fprintf(out, "  holder: slot %u, host %s, generation %u%s%s\n", s,
 			s < sb.max_hosts ? slots[s].host_name : "?", li.holders[i].gen,
+			li.holders[i].claim ? " (changing the block map)" : "",
 			stale ? " (stale: that host is gone)" : "");
 	}
 	for (uint32_t i = 0; i < rt.n; i++) {

@@ -18,10 +18,23 @@
  *    at stale data;
  *  - size and mtime changes are kept in the cached body (ip->dirty) and
  *    committed at fsync, release and with any allocation;
- *  - multi-writer opens (VCFS_OPEN_MULTIWRITER) write in place only inside
- *    the size; growing the file or filling a hole takes the inode EXCL for
- *    the op, which fails with -EBUSY while another host has it open too
- *    (as VMFS wants multi-writer disks preallocated).
+ *  - multi-writer (MW) opens: VCFS_OPEN_MULTIWRITER, or any open of a file
+ *    with VCFS_IF_MULTIWRITER (user.vcfs.multiwriter, readers too) -- see
+ *    "Multi-writer files" in docs/architecture.md.  They write in place only
+ *    inside the size.  A map change (hole filled, unwritten -> written, size
+ *    grown) runs as an op under the record's map-change claim (lock.h:
+ *    vcfs_lock_claim; op.c OPL_CLAIM): the op reads the body from disk,
+ *    allocates, zeroes, writes data, flushes, commits, writes home, and only
+ *    then unclaims (obj_version + 1), so another host sees a map change
+ *    whole or not at all.  While other hosts hold the file (the claim counts
+ *    them), maps only grow: truncate down, punch, zero-range, the
+ *    small -> large conversion and removing the last name fail with -EBUSY.
+ *    A holder whose cached map shows a hole, an unwritten block or an offset
+ *    past its size re-reads the body (mw_refresh: no valid claim, body, then
+ *    the record's seq unchanged) once before answering; an MW open waits for
+ *    claims that began before it joined (claim_wait) before loading the body;
+ *    the body under the lock decides the mode if the flag changed since the
+ *    lockless read that chose it.
  */
 #include <errno.h>
 #include <fcntl.h>

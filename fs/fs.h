@@ -17,7 +17,8 @@
  *    another host that takes the lock next always reads current metadata;
  *  - an open for writing takes the inode's lock exclusively for as long as the
  *    file stays open (another host's write open gets EBUSY and the log names the
- *    holder); read-only opens share; VCFS_OPEN_MULTIWRITER shares writers;
+ *    holder); read-only opens share; VCFS_OPEN_MULTIWRITER shares writers,
+ *    and so does every open of a file whose user.vcfs.multiwriter is set;
  *  - once fenced (lost heartbeat), every call fails with -VCFS_EFENCED.
  */
 #ifndef VCFS_FS_H

@@ -21,7 +21,8 @@
  *      an inode this host already holds EXCL because it is open for writing
  *      is used under that lock (its cached body is the truth); an inode this
  *      host holds RO for read opens is re-locked EXCL for the op and RO again
- *      after it ("RO dance");
+ *      after it ("RO dance"); one held MW takes the record's map-change claim
+ *      for the op (OPL_CLAIM, file.c) and reads the body from disk;
  *   3. blocks are read through op_read() (validated with vcfs_mhdr_check,
  *      corruption reported with VCFS_CORRUPT naming the block) into the op's
  *      block list; changed ones are marked dirty; new metadata blocks come

@@ -43,6 +43,10 @@
  *  - release CASes the record without our entry.
  *  - obj_version: a writer bumps it (vcfs_lock_bump) when it changed the
  *    protected object, so another host can keep a cache while it is unchanged.
+ *  - MW map-change claim: VCFS_LH_CLAIM on one MW holder's entry, set by CAS
+ *    when no valid entry has it (a dead claimer is recovered first), with
+ *    claim_seq = the seq of that CAS; dropped by CAS (vcfs_lock_unclaim) or
+ *    with the entry.  Modelled in tests/model/hb_lock.pml (-DMW).
  */
 #ifndef VCFS_LOCK_H
 #define VCFS_LOCK_H

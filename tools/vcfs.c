@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 #include <getopt.h>
 #include <jansson.h>
@@ -47,7 +48,7 @@ static void usage(FILE *f)
 		"        volume header, geometry, free space\n"
 		"  hosts [--json] [--watch-ms MS] URI\n"
 		"        heartbeat slots: host, generation, liveness, journal state\n"
-		"  disk create --thin|--zeroed|--eager SIZE PATH\n"
+		"  disk create --thin|--zeroed|--eager [--multiwriter] SIZE PATH\n"
 		"  disk clone SRC DST | disk extend PATH SIZE | disk inflate PATH | disk reclaim PATH\n"
 		"        VM disk files on a mounted datastore\n"
 		"  locks [--json] URI INODE | locks [--json] PATH\n"
@@ -502,7 +503,7 @@ static int write_zeros(int fd, uint64_t off, uint64_t len, uint64_t *done, uint6
 	return 0;
 }
 
-static int disk_create(const char *kind, uint64_t size, const char *path)
+static int disk_create(const char *kind, uint64_t size, const char *path, int mw)
 {
 	int fd, rc = 0;
 	uint64_t done = 0;
@@ -514,6 +515,8 @@ static int disk_create(const char *kind, uint64_t size, const char *path)
 	}
 	if (ftruncate(fd, (off_t)size))
 		rc = -errno;
+	else if (mw && fsetxattr(fd, "user.vcfs.multiwriter", "1", 1, 0))
+		rc = -errno;	/* not on vcfs (ENOTSUP), or an old daemon */
 	else if (!strcmp(kind, "zeroed") && fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, (off_t)size))
 		rc = -errno;
 	else if (!strcmp(kind, "eager")) {
@@ -531,7 +534,8 @@ static int disk_create(const char *kind, uint64_t size, const char *path)
 		unlink(path);
 		return EXIT_OPERR;
 	}
-	printf("created %s disk %s, %llu bytes\n", kind, path, (unsigned long long)size);
+	printf("created %s%s disk %s, %llu bytes\n", kind, mw ? " multi-writer" : "", path,
+	       (unsigned long long)size);
 	return 0;
 }
 
@@ -743,15 +747,22 @@ static int cmd_disk(int argc, char **argv)
 	const char *sub = argc > 1 ? argv[1] : "";
 	uint64_t size;
 
-	if (!strcmp(sub, "create") && argc == 5 &&
+	if (!strcmp(sub, "create") && argc == 6 && !strcmp(argv[2], "--multiwriter")) {
+		/* --multiwriter first: the same with the kind next */
+		char *k = argv[3];
+		argv[3] = argv[2];
+		argv[2] = k;
+	}
+	if (!strcmp(sub, "create") && (argc == 5 || (argc == 6 && !strcmp(argv[3], "--multiwriter"))) &&
 	    (!strcmp(argv[2], "--thin") || !strcmp(argv[2], "--zeroed") ||
 	     !strcmp(argv[2], "--eager"))) {
-		size = parse_size(argv[3]);
+		int mw = argc == 6;
+		size = parse_size(argv[3 + mw]);
 		if (!size) {
-			fprintf(stderr, "vcfs disk create: bad size '%s' (e.g. 10G)\n", argv[3]);
+			fprintf(stderr, "vcfs disk create: bad size '%s' (e.g. 10G)\n", argv[3 + mw]);
 			return EXIT_USAGE;
 		}
-		return disk_create(argv[2] + 2, size, argv[4]);
+		return disk_create(argv[2] + 2, size, argv[4 + mw], mw);
 	}
 	if (!strcmp(sub, "clone") && argc == 4)
 		return disk_clone(argv[2], argv[3]);
