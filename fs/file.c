@@ -293,8 +293,17 @@ static void file_free(struct vcfs_file *f)
 	free(f);
 }
 
-static int do_open(struct vcfs_fs *fs, uint64_t ino, int oflags, unsigned vflags,
-		   int fresh_excl, struct vcfs_file **out)
+/*
+ * gen: the generation the caller resolved ino to (0: any).  An inode number
+ * is reused once its inode is freed, and the caller's lookup (or the kernel's
+ * cached entry) is not atomic with the open: between them another host may
+ * unlink the name and create another file on the same number (create bumps
+ * the generation).  The open must then fail (-ESTALE: the kernel looks the
+ * name up again), never give the other file: checked on the lockless read,
+ * and again on the body read under the open's lock, before any O_TRUNC.
+ */
+static int do_open(struct vcfs_fs *fs, uint64_t ino, uint64_t gen, int oflags,
+		   unsigned vflags, int fresh_excl, struct vcfs_file **out)
 {
 	struct vcfs_inode_disk *di = NULL;
 	struct vcfs_file *f = NULL;
@@ -308,6 +317,8 @@ static int do_open(struct vcfs_fs *fs, uint64_t ino, int oflags, unsigned vflags
 	if (!fresh_excl) {
 		di = vcfs_disk_buf_alloc(VCFS_BLK);
 		rc = di ? inode_read_lockless(fs, ino, di) : -ENOMEM;
+		if (!rc && gen && le64_get(di->generation) != gen)
+			rc = -ESTALE;
 		if (rc)
 			goto err;
 		if (S_ISDIR(le32_get(di->mode))) {
@@ -332,6 +343,20 @@ static int do_open(struct vcfs_fs *fs, uint64_t ino, int oflags, unsigned vflags
 	pthread_mutex_unlock(&fs->op_mu);
 	if (rc)
 		goto err;
+	if (gen) {
+		uint64_t g;
+
+		pthread_mutex_lock(&f->ip->mu);
+		g = le64_get(f->ip->body->generation);
+		pthread_mutex_unlock(&f->ip->mu);
+		if (g != gen) {
+			/* reused while we waited for the lock */
+			vcfs_file_release(f);
+			f = NULL;
+			rc = -ESTALE;
+			goto err;
+		}
+	}
 	if ((oflags & O_TRUNC) && f->can_write) {
 		rc = file_set_size(fs, ino, 0);
 		if (rc) {
@@ -353,9 +378,15 @@ err:
 int vcfs_fs_open(struct vcfs_fs *fs, uint64_t ino, int oflags, unsigned vflags,
 		 struct vcfs_file **out)
 {
+	return vcfs_fs_open_gen(fs, ino, 0, oflags, vflags, out);
+}
+
+int vcfs_fs_open_gen(struct vcfs_fs *fs, uint64_t ino, uint64_t gen, int oflags,
+		     unsigned vflags, struct vcfs_file **out)
+{
 	if (!ino_valid(fs, ino))
 		return -ENOENT;
-	return do_open(fs, ino, oflags, vflags, 0, out);
+	return do_open(fs, ino, gen, oflags, vflags, 0, out);
 }
 
 int vcfs_fs_create(struct vcfs_fs *fs, uint64_t dir, const char *name, uint32_t mode,
@@ -379,14 +410,14 @@ int vcfs_fs_create(struct vcfs_fs *fs, uint64_t dir, const char *name, uint32_t 
 			return rc;
 		if (S_ISDIR(at.mode))
 			return -EISDIR;
-		rc = do_open(fs, at.ino, oflags, 0, 0, out);
+		rc = do_open(fs, at.ino, at.generation, oflags, 0, 0, out);
 		if (!rc && attr)
 			rc = vcfs_fs_getattr(fs, at.ino, attr);
 		return rc;
 	}
 	if (rc)
 		return rc;
-	return do_open(fs, ino, oflags & ~O_TRUNC, 0, a.keep_lock, out);
+	return do_open(fs, ino, 0, oflags & ~O_TRUNC, 0, a.keep_lock, out);
 }
 
 /* Commit ip's in-memory size/mtime (an op under the open's lock). */

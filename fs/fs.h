@@ -140,6 +140,16 @@ int vcfs_fs_readdir(struct vcfs_fs *fs, uint64_t dir, uint64_t cookie, vcfs_fill
 
 int vcfs_fs_open(struct vcfs_fs *fs, uint64_t ino, int oflags, unsigned vflags,
 		 struct vcfs_file **out);
+/*
+ * Open the inode a lookup returned, by number AND generation (attr.generation;
+ * 0: any, as vcfs_fs_open).  A lookup and the open that follows are not
+ * atomic: meanwhile another host may unlink the name and create another file
+ * that reuses the number (with the next generation).  That open fails with
+ * -ESTALE (the kernel then looks the name up again), checked under the open's
+ * lock before O_TRUNC; an inode freed meanwhile gives -ENOENT.
+ */
+int vcfs_fs_open_gen(struct vcfs_fs *fs, uint64_t ino, uint64_t gen, int oflags,
+		     unsigned vflags, struct vcfs_file **out);
 int vcfs_fs_create(struct vcfs_fs *fs, uint64_t dir, const char *name, uint32_t mode,
 		   uint32_t uid, uint32_t gid, int oflags, struct vcfs_attr *attr,
 		   struct vcfs_file **out);

@@ -5,10 +5,15 @@
  *
  *   vcfs-fuse [-f] [-d] [-o host=NAME,ro,io_timeout=MS,...] URI MOUNTPOINT
  *
- * Mapping.  FUSE node ids ARE vcfs inode numbers (root 1 == FUSE_ROOT_ID), so
- * the daemon keeps no table and lookup counts need no bookkeeping: forget
- * only acknowledges.  The fs layer keeps what must live while a file is open
- * (its lock record) in struct vcfs_file, carried in fi->fh.
+ * Mapping.  FUSE node ids ARE vcfs inode numbers (root 1 == FUSE_ROOT_ID).
+ * The fs layer keeps what must live while a file is open (its lock record)
+ * in struct vcfs_file, carried in fi->fh.  The one table the daemon keeps
+ * (gens, counted by lookups and forgets) is the generation of the inode each
+ * node id stands for in the kernel: another host may unlink a name and
+ * create a file that reuses its inode number while the kernel still has the
+ * old entry (entry_timeout, or between its lookup and open), so an open asks
+ * for that generation (vcfs_fs_open_gen) and gets ESTALE, on which the kernel
+ * looks the name up again, rather than the other file.
  *
  * Caching across hosts.  Attributes and entries are cached by the kernel for
  * VCFS_FUSE_TIMEOUT (1 s): another host's create, rename or unlink shows up
@@ -94,6 +99,72 @@ static void fill_stat(const struct vcfs_attr *a, struct stat *st)
 	st->st_ctim = a->ctime;
 }
 
+/* ---- node id -> generation the kernel has (see Mapping) ---- */
+
+struct gen_ent {
+	uint64_t ino, gen, nlookup;
+	struct gen_ent *next;
+};
+#define GEN_BUCKETS 4096
+static struct gen_ent *gens[GEN_BUCKETS];
+static pthread_mutex_t gens_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static struct gen_ent **gen_slot(uint64_t ino)
+{
+	struct gen_ent **p = &gens[ino % GEN_BUCKETS];
+
+	while (*p && (*p)->ino != ino)
+		p = &(*p)->next;
+	return p;
+}
+
+/* The kernel is told of ino at gen (one lookup more); before the reply. */
+static void gen_note(uint64_t ino, uint64_t gen)
+{
+	struct gen_ent **p, *e;
+
+	pthread_mutex_lock(&gens_mu);
+	p = gen_slot(ino);
+	e = *p;
+	if (!e && (e = calloc(1, sizeof(*e))) != NULL) {
+		e->ino = ino;
+		*p = e;
+	}
+	if (e) {
+		e->gen = gen;
+		e->nlookup++;
+	}
+	pthread_mutex_unlock(&gens_mu);
+	/* out of memory: no entry, the open checks nothing (as before) */
+}
+
+static void gen_forget(uint64_t ino, uint64_t n)
+{
+	struct gen_ent **p, *e;
+
+	pthread_mutex_lock(&gens_mu);
+	p = gen_slot(ino);
+	e = *p;
+	if (e && (e->nlookup <= n || !(e->nlookup -= n))) {
+		*p = e->next;
+		free(e);
+	}
+	pthread_mutex_unlock(&gens_mu);
+}
+
+/* The generation the kernel's node ino stands for; 0: not known (any). */
+static uint64_t gen_of(uint64_t ino)
+{
+	struct gen_ent *e;
+	uint64_t g;
+
+	pthread_mutex_lock(&gens_mu);
+	e = *gen_slot(ino);
+	g = e ? e->gen : 0;
+	pthread_mutex_unlock(&gens_mu);
+	return g;
+}
+
 static void reply_entry(fuse_req_t req, int rc, const struct vcfs_attr *a, const char *op)
 {
 	struct fuse_entry_param e;
@@ -108,7 +179,9 @@ static void reply_entry(fuse_req_t req, int rc, const struct vcfs_attr *a, const
 	fill_stat(a, &e.attr);
 	e.attr_timeout = VCFS_FUSE_TIMEOUT;
 	e.entry_timeout = VCFS_FUSE_TIMEOUT;
-	fuse_reply_entry(req, &e);
+	gen_note(a->ino, a->generation);
+	if (fuse_reply_entry(req, &e))
+		gen_forget(a->ino, 1);	/* the kernel did not take it */
 }
 
 /* The setgid-directory rule: new objects take the directory's group, and new
@@ -168,15 +241,14 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
-	(void)ino;
-	(void)nlookup;
+	gen_forget(ino, nlookup);
 	fuse_reply_none(req);
 }
 
 static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *f)
 {
-	(void)count;
-	(void)f;
+	for (size_t i = 0; i < count; i++)
+		gen_forget(f[i].ino, f[i].nlookup);
 	fuse_reply_none(req);
 }
 
@@ -385,7 +457,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct vcfs_file *f;
 	struct vcfs_attr a;
-	int rc = vcfs_fs_open(g_fs, ino, fi->flags, 0, &f);
+	int rc = vcfs_fs_open_gen(g_fs, ino, gen_of(ino), fi->flags, 0, &f);
 
 	if (rc) {
 		fuse_reply_err(req, to_errno(rc, "open"));
@@ -432,8 +504,11 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		return;
 	}
 	set_open_flags(fi);
-	if (fuse_reply_create(req, &e, fi) == -ENOENT)
+	gen_note(a.ino, a.generation);
+	if (fuse_reply_create(req, &e, fi) == -ENOENT) {
+		gen_forget(a.ino, 1);
 		release_handle(fi);
+	}
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,

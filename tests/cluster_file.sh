@@ -33,6 +33,25 @@ host_exec h3 sh -c "mv $(m h3)/coh $(m h3)/coh2"
 sleep 1.2
 t_run "a rename on h3 is seen on h1" sh -c "nsenter -t ${HOST_PID[h1]} -m sh -c '[ ! -e $(m h1)/coh ] && [ -e $(m h1)/coh2 ]'"
 
+# a name h2's kernel still has (entry_timeout 1 s) while h3 unlinks it and
+# creates another file on the same inode number: h2's open must not reach
+# the new file (the daemon's open asks for the generation: ESTALE, the
+# kernel looks the name up again and finds nothing)
+host_exec h3 sh -c "echo old > $(m h3)/reuse-a"
+sleep 1.2
+t0=$(date +%s%N)
+ino_a=$(nsenter -t "${HOST_PID[h2]}" -m stat -c %i "$(m h2)/reuse-a" 2>&1)
+ino_b=$(host_exec h3 sh -c "rm $(m h3)/reuse-a && echo NEW > $(m h3)/reuse-b && stat -c %i $(m h3)/reuse-b" 2>&1)
+got=$(nsenter -t "${HOST_PID[h2]}" -m cat "$(m h2)/reuse-a" 2>&1)
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+if [ "$got" = NEW ]; then
+	t_fail "h2 opened its cached name reuse-a and read h3's new file on the reused inode $ino_a"
+elif [ "$ino_a" = "$ino_b" ] && [ $ms -lt 900 ]; then
+	t_pass "h2's cached name of an inode h3 reused (inode $ino_a, ${ms} ms): not the new file (${got##*: })"
+else
+	t_skip "reused-inode open not exercised (inodes $ino_a/$ino_b, ${ms} ms for a 1 s entry cache)"
+fi
+
 # concurrent metadata storm from 4 hosts in one directory
 # (wait on the jobs by pid: a bare `wait` would also wait for the daemons)
 pids=()

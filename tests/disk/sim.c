@@ -19,7 +19,9 @@
  * then, in a PRNG order, runs the heartbeat renewals and monitor passes that
  * are due (every R, with jitter) of every running host, and a random host's
  * operation: create a file (write, fsync, close), open a file for writing
- * (EXCL lock; -EBUSY when held), write, fsync, close, unlink (then sync).
+ * (lookup, then open by number and generation: EXCL lock; -EBUSY when held,
+ * -ESTALE when the number was reused meanwhile), write, fsync, close, unlink
+ * (then sync).
  * Events, by the PRNG: a host crashes (vcfs_fs_crash; it remounts later), a
  * host pauses (no steps, no renewals for 2T..12T: a stalled host), a host's
  * request stalls mid-operation (the I/O hook runs the other hosts for the
@@ -848,7 +850,14 @@ static void op_open(struct shost *h)
 		op_failed(h, "lookup", rc);
 		return;
 	}
-	rc = vcfs_fs_open(h->fs, a.ino, O_RDWR, 0, &fh);
+	/* by number and generation: the open may wait (other hosts run
+	 * meanwhile), the name be unlinked and the number reused */
+	rc = vcfs_fs_open_gen(h->fs, a.ino, a.generation, O_RDWR, 0, &fh);
+	if (rc == -ESTALE) {
+		trace(f, "host %d: inode %llu was reused since its lookup: ESTALE", h->id,
+		      (unsigned long long)a.ino);
+		return;
+	}
 	if (rc) {
 		op_failed(h, "open", rc);
 		return;

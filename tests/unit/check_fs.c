@@ -935,6 +935,52 @@ START_TEST(two_hosts)
 }
 END_TEST
 
+/*
+ * A name looked up on host A, unlinked on B, its inode number reused by C
+ * for another file: A's lookup of the name must then say ENOENT, and A's
+ * open of the inode it had found (by number and generation, as the sim and
+ * a kernel's cached entry do) must fail -ESTALE, O_TRUNC or not, never give
+ * C's file (tests/sim.sh seed 439363: the open waited for the lock while the
+ * other hosts did exactly this).
+ */
+START_TEST(reused_inode_not_reopened)
+{
+	struct vcfs_fs *b = mount_as("hostB"), *c = mount_as("hostC");
+	struct vcfs_attr n, m, x;
+	struct vcfs_file *f;
+	uint8_t buf[16];
+
+	/* C creates N: its cursor's cluster, whose lowest free inode it reuses */
+	ck_assert_int_eq(vcfs_fs_mknod(c, root(), "N", S_IFREG | 0644, 0, 0, 0, &n), 0);
+	ck_assert_int_eq(vcfs_fs_lookup(fs, root(), "N", &x), 0);	/* A's lookup */
+	ck_assert_uint_eq(x.ino, n.ino);
+	ck_assert_uint_eq(x.generation, n.generation);
+	ck_assert_int_eq(vcfs_fs_unlink(b, root(), "N"), 0);
+	ck_assert_int_eq(vcfs_fs_sync(b), 0);
+	ck_assert_int_eq(vcfs_fs_create(c, root(), "M", 0644, 0, 0, O_RDWR | O_EXCL, &m, &f), 0);
+	ck_assert_int_eq(vcfs_file_write(f, 0, "M's data", 8), 8);
+	ck_assert_int_eq(vcfs_file_release(f), 0);
+	ck_assert_uint_eq(m.ino, n.ino);			/* the number was reused */
+	ck_assert_uint_ne(m.generation, n.generation);
+	/* A: the name is gone, the inode it found is not M */
+	ck_assert_int_eq(vcfs_fs_lookup(fs, root(), "N", &x), -ENOENT);
+	ck_assert_int_eq(vcfs_fs_open_gen(fs, n.ino, n.generation, O_RDONLY, 0, &f), -ESTALE);
+	ck_assert_int_eq(vcfs_fs_open_gen(fs, n.ino, n.generation, O_RDWR | O_TRUNC, 0, &f),
+			 -ESTALE);
+	/* M is intact, and opens by its own generation */
+	ck_assert_int_eq(vcfs_fs_lookup(fs, root(), "M", &x), 0);
+	ck_assert_uint_eq(x.ino, m.ino);
+	ck_assert_uint_eq(x.size, 8);
+	ck_assert_int_eq(vcfs_fs_open_gen(fs, x.ino, x.generation, O_RDONLY, 0, &f), 0);
+	ck_assert_int_eq(vcfs_file_read(f, 0, buf, sizeof(buf)), 8);
+	ck_assert_mem_eq(buf, "M's data", 8);
+	ck_assert_int_eq(vcfs_file_release(f), 0);
+	ck_assert_int_eq(vcfs_fs_unmount(c), 0);
+	ck_assert_int_eq(vcfs_fs_unmount(b), 0);
+	unmount_and_fsck();
+}
+END_TEST
+
 /* Both hosts create in one directory at once (from two threads). */
 struct th { struct vcfs_fs *f; uint64_t dir; int id; int errs; };
 
@@ -1987,6 +2033,7 @@ static Suite *suite(void)
 	tcase_add_test(t, unlink_open);
 	tcase_add_test(t, orphan_after_crash);
 	tcase_add_test(t, two_hosts);
+	tcase_add_test(t, reused_inode_not_reopened);
 	tcase_add_test(t, two_hosts_concurrent);
 	tcase_add_test(t, read_only_mount);
 	tcase_add_test(t, remount_persistence);
