@@ -878,9 +878,12 @@ static void op_open(struct shost *h)
 	}
 	if (between(f, 1, buf, (uint64_t)got, why, sizeof(why)))
 		fail("host %d opened %s: %s", h->id, F[f].name, why);
-	/* from here the file is what this host read (a version of its own) */
+	/* from here the file is what this host read (a version of its own);
+	 * it exists, whatever an unlink that failed (-EBUSY, unacknowledged)
+	 * left as the last version */
 	struct fver *v = fver_new(f);
 	free(v->data);
+	v->exists = 1;
 	v->size = (uint32_t)got;
 	v->data = buf;
 	F[f].writer = h->id;
