@@ -35,6 +35,22 @@ else
 	t_fail "spin: survivors race wrongly: $out"
 fi
 
+out=$(verify mw -DMW -DMAXT=11)
+rc=$?
+if [ $rc -eq 0 ]; then
+	t_pass "spin: multi-writer map-change claim: no map write of a host lands while another host holds the claim ($(echo "$out" | grep -oE '[0-9.e+]+ states, stored'))"
+else
+	t_fail "spin: multi-writer claim model: $out"
+fi
+
+out=$(verify mwbroken -DMW -DMAXT=11 -DD=4)
+rc=$?
+if [ $rc -eq 1 ] && echo "$out" | grep -qE "errors: [1-9]"; then
+	t_pass "spin: finds the claim taken over too early when D = F (the MW check can fail)"
+else
+	t_fail "spin: a broken timing rule (D = F) was not caught for the claim: $out"
+fi
+
 out=$(verify broken -DD=4)
 rc=$?
 if [ $rc -eq 1 ] && echo "$out" | grep -qE "errors: [1-9]"; then
