@@ -134,8 +134,12 @@ t_section "a fenced host's kernel cache"
 # esx4 reads a file through the page cache and keeps it open; its daemon is
 # stopped for longer than the dead threshold (7T = 3.5 s); esx3 recovers it,
 # takes the file and rewrites it; esx4 comes back, finds its slot taken and
-# fences: the fs layer must invalidate the kernel's cache of every open inode
-# (fence hook), or the open descriptor goes on serving the old bytes.
+# fences: its open descriptor must not go on serving the old bytes from the
+# page cache.  Two things see to it: the fence hook invalidates the kernel's
+# cache of every open inode, and the kernel revalidates attributes older than
+# 1 s (VCFS_FUSE_TIMEOUT < 7T) before a read -- this run passes with either
+# alone (checked by hand with the hook disabled); check_fs's
+# lock_loss_invalidates checks that the hook fires.
 host_start esx4 "$img" || t_fail "esx4 mount"
 hx esx3 sh -c "printf old-content > $(m esx3)/cached"
 sleep 1.2
