@@ -33,6 +33,9 @@
 
 #define BACKOFF_MIN_NS	(200 * 1000ull)		/* first wait for a live holder */
 #define BACKOFF_MAX_NS	(20 * VCFS_NS_PER_MS)	/* longest single wait */
+/* A waiter whose record keeps changing (busy, not stuck) waits at most this
+ * many times its wait_ms in all. */
+#define LOCK_WAIT_PROGRESS_MAX	6
 
 /* A record decoded to host order. */
 struct rec {
@@ -194,10 +197,11 @@ int vcfs_lock_acquire(struct vcfs_hb *hb, uint64_t blkno, enum vcfs_lock_mode mo
 	struct vcfs_disk *d = vcfs_hb_disk(hb);
 	const struct vcfs_sb *sb = vcfs_hb_sb(hb);
 	uint8_t *blk = vcfs_disk_buf_alloc(VCFS_BLK), *img = vcfs_disk_buf_alloc(VCFS_BLK);
-	uint64_t deadline = vcfs_now_ns() + (uint64_t)wait_ms * VCFS_NS_PER_MS;
-	uint64_t backoff = BACKOFF_MIN_NS;
-	unsigned misses = 0;
-	int rc;
+	uint64_t start = vcfs_now_ns(), wait_ns = (uint64_t)wait_ms * VCFS_NS_PER_MS;
+	uint64_t deadline = start + wait_ns, hard = start + LOCK_WAIT_PROGRESS_MAX * wait_ns;
+	uint64_t backoff = BACKOFF_MIN_NS, seen_seq = 0;
+	unsigned misses = 0, seed = (unsigned)(start ^ (blkno << 7) ^ (uintptr_t)&start);
+	int rc, seen = 0;
 
 	if (!blk || !img) {
 		rc = -ENOMEM;
@@ -259,8 +263,18 @@ int vcfs_lock_acquire(struct vcfs_hb *hb, uint64_t blkno, enum vcfs_lock_mode mo
 		}
 		if (conflict >= 0) {
 			now = vcfs_now_ns();
+			/* the record moved since we last looked (it changed hands or
+			 * holders): the lock is busy, not stuck -- wait on, up to a
+			 * hard bound, instead of failing a host that lost the race
+			 * to many others in a row */
+			if (seen && r.seq != seen_seq && now + wait_ns > deadline)
+				deadline = now + wait_ns < hard ? now + wait_ns : hard;
+			seen = 1;
+			seen_seq = r.seq;
 			if ((flags & VCFS_LOCK_WAIT) && now < deadline) {
 				uint64_t w = backoff < deadline - now ? backoff : deadline - now;
+				/* jitter: hosts that back off together retry apart */
+				w = w / 2 + (uint64_t)rand_r(&seed) % (w / 2 + 1);
 				vcfs_sleep_ns(w);
 				backoff = backoff * 2 < BACKOFF_MAX_NS ? backoff * 2 : BACKOFF_MAX_NS;
 				continue;

@@ -203,7 +203,10 @@ struct vcfs_lock_info {
 
 /*
  * Take the lock record at blkno in mode.  flags VCFS_LOCK_WAIT: wait up to
- * wait_ms for live holders.  On -EBUSY, *busy (if given) names a holder.
+ * wait_ms for live holders -- counted from the last time the record changed
+ * (a lock that keeps changing hands is busy, not stuck), at most 6 x wait_ms
+ * in all; waits back off with jitter.  On -EBUSY, *busy (if given) names a
+ * holder.
  * *obj_version receives the record's obj_version (cache validation).
  * -EDEADLK if this host (slot and generation) already holds the record in any
  * mode: callers count their own opens; there is no in-place upgrade.
