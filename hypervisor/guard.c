@@ -12,11 +12,13 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -163,11 +165,24 @@ void vcvm_guard_holder(const char *dir, char *out, size_t n)
 	}
 }
 
-int vcvm_guard_take(const char *dir, const char *host, char *why, size_t whylen)
+/* Write who holds it into the file, for whoever is refused on a datastore
+ * without lock records (after the answer: not on the hand-over's path). */
+static void note_holder(int fd, const char *dir, const char *host)
 {
-	char path[VCVM_PATH_MAX + 32], holder[256], txt[160];
+	char txt[160];
+	int n = snprintf(txt, sizeof(txt), "host %s (pid %d, since %lld)\n", host, (int)getpid(),
+			 (long long)time(NULL));
+
+	if (ftruncate(fd, 0) < 0 || write(fd, txt, (size_t)n) != n)
+		vcfs_warn("%s/%s: cannot record the holder: %s", dir, VCVM_GUARD_FILE,
+			  strerror(errno));
+}
+
+static int guard_open(const char *dir, char *why, size_t whylen)
+{
+	char path[VCVM_PATH_MAX + 32], holder[256];
 	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
-	int fd, rc, n;
+	int fd, rc;
 
 	if (hv_fmt(path, sizeof(path), "%s/%s", dir, VCVM_GUARD_FILE) < 0)
 		return -ENAMETOOLONG;
@@ -183,11 +198,6 @@ int vcvm_guard_take(const char *dir, const char *host, char *why, size_t whylen)
 			rc = -EBUSY;
 		goto refused;
 	}
-	/* for whoever is refused on a datastore without lock records */
-	n = snprintf(txt, sizeof(txt), "host %s (pid %d, since %lld)\n", host, (int)getpid(),
-		     (long long)time(NULL));
-	if (ftruncate(fd, 0) < 0 || write(fd, txt, (size_t)n) != n)
-		vcfs_warn("%s: cannot record the holder: %s", path, strerror(errno));
 	return fd;
 
 refused:
@@ -199,6 +209,15 @@ refused:
 	}
 	hv_fmt(why, whylen, "cannot take the VM's datastore lock %s: %s", path, strerror(-rc));
 	return rc;
+}
+
+int vcvm_guard_take(const char *dir, const char *host, char *why, size_t whylen)
+{
+	int fd = guard_open(dir, why, whylen);
+
+	if (fd >= 0)
+		note_holder(fd, dir, host);
+	return fd;
 }
 
 /* ---- the shim's side ---- */
@@ -220,6 +239,7 @@ void vcvm_guard_shim_wait(pid_t qemu, int *guardfd, const char *dir, const char 
 			  const char *rundir, int *wstatus)
 {
 	struct timespec one = { 1, 0 };
+	long long t0, t1;
 	char why[512];
 	sigset_t set;
 	int sig, fd;
@@ -233,25 +253,32 @@ void vcvm_guard_shim_wait(pid_t qemu, int *guardfd, const char *dir, const char 
 			break;
 		sig = sigtimedwait(&set, NULL, &one);
 		if (sig == SIGUSR1) {
+			t0 = real_us();
 			if (*guardfd >= 0) {
-				close(*guardfd);
+				close(*guardfd);	/* vcfs: the lock record's release CAS */
 				*guardfd = -1;
 			}
-			vcvm_event(rundir, host, "guard released");
 			answer(rundir, "released", NULL);
+			vcvm_event(rundir, host, "guard released (close %lld us)", real_us() - t0);
 		} else if (sig == SIGUSR2) {
-			if (*guardfd < 0) {
-				why[0] = 0;
-				fd = vcvm_guard_take(dir, host, why, sizeof(why));
-				if (fd >= 0) {
-					*guardfd = fd;
-				} else {
-					answer(rundir, "refused", why);
-					continue;
-				}
+			if (*guardfd >= 0) {
+				answer(rundir, "held", NULL);
+				vcvm_event(rundir, host, "guard taken (already held)");
+				continue;
 			}
-			vcvm_event(rundir, host, "guard taken");
-			answer(rundir, "held", NULL);
+			why[0] = 0;
+			t0 = real_us();
+			fd = guard_open(dir, why, sizeof(why));
+			t1 = real_us();
+			if (fd < 0) {
+				answer(rundir, "refused", why);
+				vcvm_event(rundir, host, "guard refused (%lld us): %s", t1 - t0, why);
+				continue;
+			}
+			*guardfd = fd;
+			answer(rundir, "held", NULL);	/* the requester may cont now */
+			vcvm_event(rundir, host, "guard taken (open %lld us)", t1 - t0);
+			note_holder(fd, dir, host);
 		}
 	}
 	if (*guardfd >= 0) {
@@ -283,13 +310,10 @@ static int ppid_of(int pid)
 	return ppid;
 }
 
-int vcvm_guard_ctl(const char *rundir, int qemu_pid, bool take, char *why, size_t whylen)
+int vcvm_guard_ask(const char *rundir, int qemu_pid, bool take, char *why, size_t whylen)
 {
 	char path[600];
-	uint64_t deadline = mono_ms() + VCVM_GUARD_WAIT_MS + 5000;
 	int shim = ppid_of(qemu_pid);
-	const char *want = take ? "held" : "released";
-	json_t *j;
 
 	if (shim <= 1) {
 		hv_fmt(why, whylen, "QEMU pid %d has no vcvm shim (gone?)", qemu_pid);
@@ -301,20 +325,68 @@ int vcvm_guard_ctl(const char *rundir, int qemu_pid, bool take, char *why, size_
 		hv_fmt(why, whylen, "shim pid %d: %s", shim, strerror(errno));
 		return -errno;
 	}
-	while (mono_ms() < deadline) {
-		j = json_load_file(path, 0, NULL);
-		if (j) {
-			const char *st = json_string_value(json_object_get(j, "state")) ?: "";
-			int rc = strcmp(st, want) == 0 ? 0 : -VCVM_ERUNNING;
+	return 0;
+}
 
-			if (rc)
-				hv_fmt(why, whylen, "%s", json_string_value(json_object_get(j, "why")) ?: st);
-			json_decref(j);
-			return rc;
-		}
-		usleep(5000);
+/* The shim's answer, if it is there: 0/-VCVM_ERUNNING, or -EAGAIN. */
+static int read_answer(const char *path, bool take, char *why, size_t whylen)
+{
+	json_t *j = json_load_file(path, 0, NULL);
+	const char *st;
+	int rc;
+
+	if (!j)
+		return -EAGAIN;
+	st = json_string_value(json_object_get(j, "state")) ?: "";
+	rc = strcmp(st, take ? "held" : "released") == 0 ? 0 : -VCVM_ERUNNING;
+	if (rc)
+		hv_fmt(why, whylen, "%s", json_string_value(json_object_get(j, "why")) ?: st);
+	json_decref(j);
+	return rc;
+}
+
+int vcvm_guard_wait(const char *rundir, int qemu_pid, bool take, char *why, size_t whylen)
+{
+	char path[600];
+	uint64_t deadline = mono_ms() + VCVM_GUARD_WAIT_MS + 5000;
+	int ino, rc;
+
+	hv_fmt(path, sizeof(path), "%s/guard.json", rundir);
+	/* the answer is renamed into place: wake on that, not on a timer */
+	ino = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+	if (ino >= 0 && inotify_add_watch(ino, rundir, IN_MOVED_TO | IN_CLOSE_WRITE) < 0) {
+		close(ino);
+		ino = -1;
 	}
-	hv_fmt(why, whylen, "the shim (pid %d) did not answer a guard %s", shim,
-	       take ? "take" : "release");
-	return -ETIMEDOUT;
+	for (;;) {
+		rc = read_answer(path, take, why, whylen);
+		if (rc != -EAGAIN)
+			break;
+		if (mono_ms() >= deadline || (qemu_pid > 0 && ppid_of(qemu_pid) <= 1)) {
+			hv_fmt(why, whylen, "the shim of QEMU pid %d did not answer a guard %s",
+			       qemu_pid, take ? "take" : "release");
+			rc = -ETIMEDOUT;
+			break;
+		}
+		if (ino >= 0) {
+			struct pollfd p = { .fd = ino, .events = POLLIN };
+			char buf[4096];
+
+			if (poll(&p, 1, 200) > 0)
+				while (read(ino, buf, sizeof(buf)) > 0)
+					;
+		} else {
+			usleep(2000);
+		}
+	}
+	if (ino >= 0)
+		close(ino);
+	return rc;
+}
+
+int vcvm_guard_ctl(const char *rundir, int qemu_pid, bool take, char *why, size_t whylen)
+{
+	int rc = vcvm_guard_ask(rundir, qemu_pid, take, why, whylen);
+
+	return rc < 0 ? rc : vcvm_guard_wait(rundir, qemu_pid, take, why, whylen);
 }

@@ -14,10 +14,17 @@
  * right after QEMU is reaped: a QEMU crash frees it (QEMU dies with its shim
  * too: PR_SET_PDEATHSIG), a host crash frees it with the host's heartbeat.
  * For vMotion the agent asks the shim to release it (SIGUSR1) or take it
- * (SIGUSR2); the shim answers in <run_dir>/<uuid>/guard.json.
+ * (SIGUSR2); the shim answers in <run_dir>/<uuid>/guard.json as soon as the
+ * lock file is closed or open (then writes the holder's name into it: that
+ * write is not on the hand-over's path).  On vcfs the release is the close
+ * (the lock record's release CAS, sent by the kernel after the close
+ * returns) and the take is the open (one read and one CAS of the record,
+ * waiting up to one I/O timeout for the release) plus the OFD lock.
  *
  * Events that prove the hand-over order are appended to
- * <run_dir>/<uuid>/events.log as "<unix time in us> <host> <event>".
+ * <run_dir>/<uuid>/events.log as "<unix time in us> <host> <event>"; the
+ * shim's "guard released (close N us)" and "guard taken (open N us)" time
+ * the datastore's part of the hand-over.
  */
 #ifndef VCVM_GUARD_H
 #define VCVM_GUARD_H
@@ -53,6 +60,15 @@ void vcvm_guard_shim_wait(pid_t qemu, int *guardfd, const char *dir, const char 
  * holder), -ESRCH (no shim), -ETIMEDOUT.
  */
 int vcvm_guard_ctl(const char *rundir, int qemu_pid, bool take, char *why, size_t whylen);
+
+/*
+ * The same in two halves, so that the caller can work while the shim opens
+ * or closes the lock file (vMotion switches the serial port meanwhile):
+ * _ask signals the shim (0, -ESRCH), _wait waits for its answer (woken by
+ * inotify on the run directory, not by a timer).
+ */
+int vcvm_guard_ask(const char *rundir, int qemu_pid, bool take, char *why, size_t whylen);
+int vcvm_guard_wait(const char *rundir, int qemu_pid, bool take, char *why, size_t whylen);
 
 /* Append an event line to <rundir>/events.log (best effort). */
 void vcvm_event(const char *rundir, const char *host, const char *fmt, ...)

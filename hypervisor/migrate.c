@@ -185,6 +185,128 @@ static void write_file_json(const char *path, json_t *j)
 
 /* ---- destination ---- */
 
+/*
+ * The destination's side of one incoming vMotion, kept by the agent's
+ * connection process from PREPARE to COMMIT/ABORT (or to the orphan
+ * handling when the source goes): the monitor stays open, so "completed"
+ * arrives as a MIGRATION event instead of being polled for, and COMMIT pays
+ * no QMP handshake.  QEMU's monitor serves one client at a time: vcvm status
+ * of the incoming VM waits meanwhile, as it does on the source.
+ */
+static struct {
+	char dir[VCVM_PATH_MAX];
+	struct vcvm_qmp *q;
+	uint64_t completed_at;		/* mono ms first seen completed, 0 */
+} in;
+
+static void in_drop(void)
+{
+	vcvm_qmp_close(in.q);
+	memset(&in, 0, sizeof(in));
+}
+
+/* The incoming QEMU's monitor for m (the kept one if it is m's). */
+static int in_qmp(const struct vcvm_env *e, const struct mvm *m, struct vcvm_qmp **q)
+{
+	int rc;
+
+	if (in.q && strcmp(in.dir, m->dir) == 0) {
+		*q = in.q;
+		return 0;
+	}
+	in_drop();
+	rc = vcvm_vm_qmp(e, m->dir, &in.q);
+	if (rc < 0)
+		return rc;
+	snprintf(in.dir, sizeof(in.dir), "%s", m->dir);
+	*q = in.q;
+	return 0;
+}
+
+/*
+ * Wait up to ms for the incoming migration to end (completed, failed,
+ * cancelled), woken by its MIGRATION events; its status in st.
+ */
+static int in_settle(struct vcvm_qmp *q, int ms, char *st, size_t n)
+{
+	uint64_t deadline = mono_ms() + (uint64_t)ms;
+	int rc;
+
+	for (;;) {
+		rc = qmp_str(q, "query-migrate", NULL, "status", st, n);
+		if (rc < 0)
+			return rc;
+		if (!strcmp(st, "completed") || !strcmp(st, "failed") || !strcmp(st, "cancelled") ||
+		    mono_ms() >= deadline)
+			return 0;
+		rc = vcvm_qmp_wait_event(q, "MIGRATION", (int)(deadline - mono_ms() < 500 ?
+							       deadline - mono_ms() : 500), NULL);
+		if (rc == -VCVM_EQMPCLOSED)
+			return rc;
+	}
+}
+
+/*
+ * Run the incoming VM here: take the guard through the shim, serial port to
+ * the log, cont.  overlap: switch the serial port while the shim opens the
+ * lock file (COMMIT: the source closed the log before it sent COMMIT); else
+ * only once the guard is ours (a source that died may still hold the log).
+ * The first write of the guest comes after the guard is ours.
+ */
+static int finish_here(const struct vcvm_env *e, struct mvm *m, struct vcvm_qmp *q, bool overlap,
+		       const char *how, char *why, size_t n)
+{
+	char w[256] = "";
+	int rc, ser = -EAGAIN;
+
+	rc = vcvm_guard_ask(m->rundir, m->pid, true, why, n);
+	if (rc < 0)
+		return rc;
+	if (overlap)
+		ser = serial_to(q, m->dir, &m->c, true, w, sizeof(w));
+	rc = vcvm_guard_wait(m->rundir, m->pid, true, why, n);
+	if (rc < 0) {
+		if (ser == 0)	/* the source may reopen it */
+			serial_to(q, m->dir, &m->c, false, w, sizeof(w));
+		return rc;
+	}
+	if (ser == -EAGAIN)
+		ser = serial_to(q, m->dir, &m->c, true, w, sizeof(w));
+	rc = ser < 0 ? ser : qmp_do(q, "cont", NULL, w, sizeof(w));
+	if (rc < 0) {
+		char w2[256];
+
+		hv_fmt(why, n, "%s", w);
+		serial_to(q, m->dir, &m->c, false, w2, sizeof(w2));
+		vcvm_guard_ctl(m->rundir, m->pid, false, w2, sizeof(w2));
+		return rc;
+	}
+	vcvm_event(m->rundir, e->host, "cont (%s; the guest's first write comes after this)", how);
+	return 0;
+}
+
+/* After cont: this host last ran it (HA), the incoming record goes. */
+static void finished_here(const struct vcvm_env *e, struct mvm *m, bool keep_record)
+{
+	char path[VCVM_PATH_MAX + 80], w[256];
+	json_t *j;
+
+	hv_fmt(path, sizeof(path), "%s/incoming.json", m->rundir);
+	if (keep_record) {	/* a COMMIT that comes late is answered "done" */
+		j = json_load_file(path, 0, NULL);
+		if (j) {
+			json_object_set_new(j, "finished", json_true());
+			write_file_json(path, j);
+		}
+	} else {
+		unlink(path);
+	}
+	snprintf(m->c.ha.last_host, sizeof(m->c.ha.last_host), "%s", e->host);
+	if (vcvm_cfg_save(m->dir, &m->c, w, sizeof(w)) < 0)
+		vcfs_warn("cannot record ha.last_host: %s", w);
+}
+
+
 /* Is word a CPU model (x86 lines of -cpu help) or machine (first column)? */
 static bool qemu_offers(const struct vcvm_env *e, bool cpu, const char *word)
 {
@@ -263,7 +385,7 @@ static int do_prepare(const struct vcvm_env *e, const struct vcvm_request *req,
 		goto out;
 	hv_fmt(path, sizeof(path), "%s/incoming.json", m.rundir);
 	write_file_json(path, json_pack("{s:s}", "from_host", a->from_host));
-	rc = vcvm_vm_qmp(e, m.dir, &q);
+	rc = in_qmp(e, &m, &q);
 	if (rc < 0) {
 		hv_fmt(r->why, sizeof(r->why), "incoming QEMU's monitor: %s", vcvm_strerror(rc));
 		goto out_kill;
@@ -292,20 +414,19 @@ static int do_prepare(const struct vcvm_env *e, const struct vcvm_request *req,
 			hv_fmt(r->why, sizeof(r->why), "incoming QEMU gave no listening port");
 		goto out_kill;
 	}
-	vcvm_qmp_close(q);
 	vcvm_event(m.rundir, e->host, "incoming QEMU ready on port %d (from %s)", port, a->from_host);
 	r->data = json_pack("{s:s, s:i, s:s}", "host", e->host, "port", port, "folder", m.dir);
 	rc = 0;
 	goto out;
 out_kill:
-	vcvm_qmp_close(q);
+	in_drop();
 	vcvm_vm_stop(e, m.dir, 0, true, NULL, 0);
 out:
 	mvm_free(&m);
 	return rc;
 }
 
-static bool from_matches(const struct mvm *m, const char *from)
+static bool from_matches(const struct mvm *m, const char *from, bool *finished)
 {
 	char path[VCVM_PATH_MAX + 80];
 	json_t *j;
@@ -314,69 +435,148 @@ static bool from_matches(const struct mvm *m, const char *from)
 	hv_fmt(path, sizeof(path), "%s/incoming.json", m->rundir);
 	j = json_load_file(path, 0, NULL);
 	ok = j && strcmp(json_string_value(json_object_get(j, "from_host")) ?: "", from) == 0;
+	if (finished)
+		*finished = ok && json_is_true(json_object_get(j, "finished"));
 	json_decref(j);
 	return ok;
 }
 
 static int do_commit(const struct vcvm_env *e, const struct vcvm_request *req,
-		     struct vcvm_response *r)
+		     vcvm_progress_fn progress_fn, void *arg, struct vcvm_response *r)
 {
-	char path[VCVM_PATH_MAX + 80], st[32] = "", w[256];
+	char path[VCVM_PATH_MAX + 80], st[32] = "";
+	struct vcvm_progress p = { "resumed", 0, 0 };
 	struct vcvm_qmp *q = NULL;
-	uint64_t deadline;
+	bool finished = false;
 	struct mvm m;
 	int rc;
 
 	rc = mvm_load(e, req->vm, &m, r->why, sizeof(r->why));
 	if (rc < 0)
 		return rc;
-	if (!m.pid || !from_matches(&m, req->u.migrate_commit.from_host)) {
+	if (!m.pid || !from_matches(&m, req->u.migrate_commit.from_host, &finished)) {
 		rc = -VCVM_ENOTRUNNING;
 		hv_fmt(r->why, sizeof(r->why), "no incoming migration of %s from %s on host %s",
 		       m.c.name, req->u.migrate_commit.from_host, e->host);
 		goto out;
 	}
+	if (finished) {		/* the source went quiet after its release: done already */
+		hv_fmt(path, sizeof(path), "%s/incoming.json", m.rundir);
+		unlink(path);
+		r->data = json_pack("{s:s, s:s, s:b}", "host", e->host, "state", "running",
+				    "finished_alone", 1);
+		goto out;
+	}
 	rc = mvm_runlock(&m, r->why, sizeof(r->why));
 	if (rc == 0)
-		rc = vcvm_vm_qmp(e, m.dir, &q);
-	if (rc < 0)
-		goto out;
-	deadline = mono_ms() + 10000;
-	while (mono_ms() < deadline) {
-		json_t *ret = NULL;
-
-		rc = vcvm_qmp_execute(q, "query-migrate", NULL, VCVM_QMP_MS, &ret);
-		snprintf(st, sizeof(st), "%s", json_string_value(json_object_get(ret, "status")) ?: "");
-		json_decref(ret);
-		if (rc < 0 || !strcmp(st, "completed") || !strcmp(st, "failed"))
-			break;
-		sleep_ms(10);
-	}
+		rc = in_qmp(e, &m, &q);
+	if (rc == 0)
+		rc = in_settle(q, 10000, st, sizeof(st));
 	if (rc < 0 || strcmp(st, "completed")) {
 		rc = rc < 0 ? rc : -VCVM_EMIGRATE;
 		hv_fmt(r->why, sizeof(r->why), "incoming migration on %s is \"%s\", not completed",
 		       e->host, st);
 		goto out;
 	}
-	rc = vcvm_guard_ctl(m.rundir, m.pid, true, r->why, sizeof(r->why));
+	rc = finish_here(e, &m, q, true, "commit", r->why, sizeof(r->why));
 	if (rc < 0)
 		goto out;
-	rc = serial_to(q, m.dir, &m.c, true, r->why, sizeof(r->why));
-	if (rc == 0)
-		rc = qmp_do(q, "cont", NULL, r->why, sizeof(r->why));
-	if (rc < 0) {
-		vcvm_guard_ctl(m.rundir, m.pid, false, w, sizeof(w));
-		goto out;
-	}
-	vcvm_event(m.rundir, e->host, "cont (the guest's first write comes after this)");
-	hv_fmt(path, sizeof(path), "%s/incoming.json", m.rundir);
-	unlink(path);
-	snprintf(m.c.ha.last_host, sizeof(m.c.ha.last_host), "%s", e->host);
-	if (vcvm_cfg_save(m.dir, &m.c, w, sizeof(w)) < 0)
-		vcfs_warn("cannot record ha.last_host: %s", w);
+	if (progress_fn)	/* the source times the switch-over by this frame */
+		progress_fn(&p, arg);
+	finished_here(e, &m, false);
 	r->data = json_pack("{s:s, s:s}", "host", e->host, "state", "running");
 out:
-	vcvm_qmp_close(q);
+	in_drop();
+	mvm_free(&m);
+	return rc;
+}
+
+/*
+ * The source of an incoming vMotion went away (lost: its connection ended)
+ * or stayed silent with the incoming migration completed.  The datastore
+ * lock decides who runs the VM:
+ *  - incoming not completed: the source never let go; lost -> kill ours;
+ *  - completed: our QEMU has the whole state and the source's disks are
+ *    inactive (QEMU flushes them before the end of the stream).  Try to take
+ *    the guard: it is free only if the source released it, which it does
+ *    after its last write and never takes back once we hold it.  Taken ->
+ *    cont here.  Refused (the source still holds it, so it may resume) ->
+ *    lost: kill ours; silent: wait more (its COMMIT may still come).
+ * When lost, the source host's agent is then asked (MIGRATE_CANCEL, best
+ * effort) to resume its orphaned QEMU or to stop a stale one.
+ */
+int vcvm_migrate_orphan(const struct vcvm_env *e, const char *folder, const char *from,
+			bool lost, char *why, size_t n)
+{
+	char st[32] = "", w[256] = "";
+	struct vcvm_qmp *q = NULL;
+	struct mvm m;
+	int rc, res;
+
+	rc = mvm_load(e, folder, &m, why, n);
+	if (rc < 0)
+		return rc;
+	if (!m.pid || !from_matches(&m, from, NULL)) {
+		rc = 0;			/* nothing of it left here */
+		hv_fmt(why, n, "no incoming QEMU left");
+		goto out;
+	}
+	rc = in_qmp(e, &m, &q);
+	if (rc == 0)
+		rc = in_settle(q, lost ? 10000 : 0, st, sizeof(st));
+	if (rc == 0 && !lost && strcmp(st, "completed")) {
+		in.completed_at = 0;
+		rc = -EAGAIN;		/* still streaming: silence is normal */
+		goto out_keep;
+	}
+	if (rc == 0 && !lost) {
+		if (!in.completed_at)
+			in.completed_at = mono_ms();
+		if (mono_ms() - in.completed_at < VCVM_MIGRATE_COMMIT_MS) {
+			rc = -EAGAIN;
+			goto out_keep;
+		}
+	}
+	res = -VCVM_EMIGRATE;
+	if (rc == 0 && !strcmp(st, "completed")) {
+		vcvm_event(m.rundir, e->host, "source %s %s after the incoming migration completed: "
+			   "trying the VM's lock", from, lost ? "lost" : "silent");
+		res = finish_here(e, &m, q, false, lost ? "source lost" : "source silent", w, sizeof(w));
+	}
+	if (res == 0) {
+		finished_here(e, &m, !lost);
+		hv_fmt(why, n, "%s runs here: the source released its lock and went %s", m.c.name,
+		       lost ? "away" : "silent");
+		rc = 1;
+	} else if (!lost) {
+		rc = -EAGAIN;		/* it still holds the lock: its COMMIT may come */
+		in.completed_at = mono_ms();
+		goto out_keep;
+	} else {
+		in_drop();
+		vcvm_vm_stop(e, m.dir, 0, true, NULL, 0);
+		hv_fmt(w, sizeof(w), "%s", st);
+		vcvm_event(m.rundir, e->host, "source %s lost (incoming %s%s): incoming QEMU killed",
+			   from, w, res == -VCVM_ERUNNING ? ", its lock still held" : "");
+		hv_fmt(why, n, "incoming migration \"%s\"%s: incoming QEMU killed", st,
+		       res == -VCVM_ERUNNING ? ", the source still holds the lock" : "");
+		rc = 0;
+	}
+	if (lost) {
+		struct vcvm_request cr = { .type = VCVM_REQ_MIGRATE_CANCEL };
+		struct vcvm_response cresp;
+
+		snprintf(cr.vm, sizeof(cr.vm), "%s", m.dir);
+		if (vcvm_remote(from, &cr, NULL, NULL, &cresp) == 0)
+			vcvm_event(m.rundir, e->host, "asked %s to resume or stop its QEMU: done", from);
+		else
+			vcvm_event(m.rundir, e->host, "asked %s to resume or stop its QEMU: %s", from,
+				   cresp.why);
+		vcvm_response_free(&cresp);
+	}
+out:
+	in_drop();
+out_keep:
 	mvm_free(&m);
 	return rc;
 }
@@ -392,15 +592,15 @@ static int do_abort(const struct vcvm_env *e, const struct vcvm_request *req,
 	rc = mvm_load(e, req->vm, &m, r->why, sizeof(r->why));
 	if (rc < 0)
 		return rc;
-	if (!from_matches(&m, req->u.migrate_commit.from_host)) {
+	if (!from_matches(&m, req->u.migrate_commit.from_host, NULL)) {
 		rc = -VCVM_ENOTRUNNING;
 		hv_fmt(r->why, sizeof(r->why), "no incoming migration of %s from %s on host %s",
 		       m.c.name, req->u.migrate_commit.from_host, e->host);
 		goto out;
 	}
-	if (m.pid && vcvm_vm_qmp(e, m.dir, &q) == 0) {
+	if (m.pid && in_qmp(e, &m, &q) == 0) {
 		qmp_str(q, "query-status", NULL, "status", st, sizeof(st));
-		vcvm_qmp_close(q);
+		in_drop();
 		if (!strcmp(st, "running")) {
 			rc = -VCVM_ERUNNING;
 			hv_fmt(r->why, sizeof(r->why), "%s already runs on %s (committed)", m.c.name,
@@ -421,18 +621,55 @@ out:
 
 /* ---- source ---- */
 
+/* The source's QEMU after the VM went to host to: quit, "migrated to" record. */
+static void source_quit(struct mvm *m, struct vcvm_qmp **q, const char *to)
+{
+	char path[VCVM_PATH_MAX + 80], reason[160];
+
+	vcvm_qmp_execute(*q, "quit", NULL, VCVM_QMP_MS, NULL);
+	vcvm_qmp_close(*q);
+	*q = NULL;
+	for (int i = 0; i < 250 && kill(m->pid, 0) == 0; i++)
+		sleep_ms(20);
+	hv_fmt(path, sizeof(path), "%s/exit.json", m->rundir);
+	for (int i = 0; i < 100 && access(path, F_OK) < 0; i++)
+		sleep_ms(10);
+	hv_fmt(reason, sizeof(reason), "migrated to %s", to);
+	write_file_json(path, json_pack("{s:s, s:b, s:I}", "reason", reason, "abnormal", 0,
+					"time", (json_int_t)time(NULL)));
+	hv_fmt(path, sizeof(path), "%s/state.json", m->rundir);
+	unlink(path);
+}
+
+/* "host esx2 (...)" -> "esx2"; "" if holder names no host. */
+static void holder_host(const char *holder, char *out, size_t n)
+{
+	out[0] = 0;
+	if (sscanf(holder, "host %63s", out) != 1)
+		out[0] = 0;
+	(void)n;
+}
+
 /*
  * The process that ran a vMotion from here died (killed CLI or agent): QEMU
- * may wait paused in pre-switchover for ever.  Cancel its migration and run
- * the guest again, but only while the shim still holds the guard: once it
- * released it, the destination may run the VM.
+ * may wait paused in pre-switchover, or in postmigrate if it died after
+ * "completed", for ever.  The guard decides:
+ *  - the shim still holds it (never released): cancel the migration, serial
+ *    port back to the log, cont (from postmigrate QEMU re-activates the
+ *    disks); the destination cannot have run the VM, it never had the lock;
+ *  - released: the destination may run it, and once it did our state is
+ *    stale: never resume.  If another host holds the lock now, our QEMU is
+ *    stopped ("migrated to" it).
+ * The destination's agent sends MIGRATE_CANCEL here itself when it loses
+ * its source, so this usually runs without a user.
  */
 static int resume_orphan(const struct vcvm_env *e, struct mvm *m, struct vcvm_response *r)
 {
-	char path[VCVM_PATH_MAX + 80], st[32] = "";
+	char path[VCVM_PATH_MAX + 80], st[32] = "", holder[256], hh[64], w[256];
 	struct vcvm_qmp *q = NULL;
-	json_t *j;
-	bool released;
+	json_t *j, *ret = NULL, *cd;
+	bool released, serial_null = false;
+	size_t i;
 	int rc;
 
 	hv_fmt(path, sizeof(path), "%s/guard.json", m->rundir);
@@ -442,19 +679,48 @@ static int resume_orphan(const struct vcvm_env *e, struct mvm *m, struct vcvm_re
 	rc = vcvm_vm_qmp(e, m->dir, &q);
 	if (rc == 0)
 		rc = qmp_str(q, "query-status", NULL, "status", st, sizeof(st));
-	if (rc < 0 || !strcmp(st, "running") || released || !strcmp(st, "postmigrate")) {
+	if (rc == 0 && released) {
+		vcvm_guard_holder(m->dir, holder, sizeof(holder));
+		holder_host(holder, hh, sizeof(hh));
+		if (hh[0] && strcmp(hh, e->host) && strcmp(st, "running")) {
+			source_quit(m, &q, hh);
+			vcvm_event(m->rundir, e->host, "orphaned migration: %s holds the lock, "
+				   "stale source QEMU stopped", hh);
+			r->data = json_pack("{s:s, s:s, s:s}", "name", m->c.name, "state", "migrated",
+					    "host", hh);
+			return 0;
+		}
+	}
+	if (rc < 0 || !strcmp(st, "running") || released) {
 		vcvm_qmp_close(q);
 		hv_fmt(r->why, sizeof(r->why), "no migration of %s in progress on host %s%s",
-		       m->c.name, e->host, released || !strcmp(st, "postmigrate") ?
+		       m->c.name, e->host, released ?
 		       " (it was handed over: see vcvm status on the destination)" : "");
 		return -VCVM_ENOTRUNNING;
 	}
+	/* the lock decides: the shim answers "held" at once if it never let go */
+	rc = vcvm_guard_ctl(m->rundir, m->pid, true, r->why, sizeof(r->why));
+	if (rc < 0) {
+		vcvm_qmp_close(q);
+		return rc;
+	}
 	vcvm_qmp_execute(q, "migrate_cancel", NULL, VCVM_QMP_MS, NULL);
-	sleep_ms(200);
+	for (int k = 0; k < 50 && qmp_str(q, "query-status", NULL, "status", st, sizeof(st)) == 0 &&
+	     !strcmp(st, "finish-migrate"); k++)
+		sleep_ms(20);
+	if (vcvm_qmp_execute(q, "query-chardev", NULL, VCVM_QMP_MS, &ret) == 0)
+		json_array_foreach(ret, i, cd)
+			if (!strcmp(json_string_value(json_object_get(cd, "label")) ?: "", "serial0"))
+				serial_null = !strcmp(json_string_value(json_object_get(cd,
+						      "filename")) ?: "", "null");
+	json_decref(ret);
+	if (serial_null && serial_to(q, m->dir, &m->c, true, w, sizeof(w)) < 0)
+		vcfs_warn("%s: serial port stays off: %s", m->c.name, w);
 	rc = qmp_do(q, "cont", NULL, r->why, sizeof(r->why));
 	vcvm_qmp_close(q);
 	if (rc == 0) {
-		vcvm_event(m->rundir, e->host, "orphaned migration cancelled: source resumed");
+		vcvm_event(m->rundir, e->host, "orphaned migration cancelled: source resumed (from %s)",
+			   st);
 		r->data = json_pack("{s:s, s:s}", "name", m->c.name, "state", "resumed");
 	}
 	return rc;
@@ -500,7 +766,32 @@ struct mig {
 	void *arg;
 	char to[VCVM_HOST_MAX];
 	char st[32];			/* outgoing status, from MIGRATION events */
+	uint64_t t_resumed;		/* mono ms the destination said "resumed" */
 };
+
+/* COMMIT's progress frame "resumed": the destination's guest runs. */
+static void commit_progress(const struct vcvm_progress *p, void *arg)
+{
+	struct mig *g = arg;
+
+	if (!strcmp(p->phase, "resumed") && !g->t_resumed)
+		g->t_resumed = mono_ms();
+}
+
+/*
+ * Test hook (VCVM_TEST_DIE_AFTER=completed|lock-released, migrate.h): the
+ * vMotion process dies at that point, as a crash would, for the tests of
+ * what the destination and --cancel do then.
+ */
+static void test_die(struct mig *g, const char *at)
+{
+	const char *h = getenv("VCVM_TEST_DIE_AFTER");
+
+	if (h && !strcmp(h, at)) {
+		vcvm_event(g->m.rundir, g->e->host, "test hook VCVM_TEST_DIE_AFTER=%s: dying", at);
+		_exit(99);
+	}
+}
 
 static bool st_busy(const char *st)
 {
@@ -590,6 +881,7 @@ static int do_migrate(const struct vcvm_env *e, const struct vcvm_request *req,
 	char path[VCVM_PATH_MAX + 80], *st = g.st, uri[128], w[256], err[256] = "";
 	uint8_t key[VCVM_KEY_LEN];
 	uint64_t t0 = mono_ms(), t_pause = 0, last_bytes = 0, last_move = mono_ms(), ram_total = 0;
+	uint64_t t_completed = 0, t_released = 0;
 	int64_t downtime = -1, total_time = -1;
 	bool cancelled = false;
 	int rc, port;
@@ -679,6 +971,23 @@ static int do_migrate(const struct vcvm_env *e, const struct vcvm_request *req,
 		json_t *ret = NULL, *ram;
 		uint64_t moved;
 
+		if (!strcmp(st, "pre-switchover")) {
+			/* the guest is stopped: continue at once, then block on the
+			 * MIGRATION events until the end (no query, no polling) */
+			t_pause = mono_ms();
+			rc = qmp_do(g.q, "migrate-continue", json_pack("{s:s}", "state", "pre-switchover"),
+				    err, sizeof(err));
+			if (rc < 0)
+				break;
+			vcvm_event(g.m.rundir, e->host, "pre-switchover: guest paused, continued");
+			progress(&g, "switch-over", last_bytes, ram_total);
+			snprintf(g.st, sizeof(g.st), "device");
+			while (st_busy(st) && mono_ms() - t_pause < VCVM_MIGRATE_STALL_MS)
+				mig_wait(&g, 1000);
+			continue;
+		}
+		if (!strcmp(st, "completed") || !strcmp(st, "failed") || !strcmp(st, "cancelled"))
+			break;
 		rc = vcvm_qmp_execute(g.q, "query-migrate", NULL, VCVM_QMP_MS, &ret);
 		if (rc < 0) {
 			hv_fmt(err, sizeof(err), "source QEMU: %s", vcvm_strerror(rc));
@@ -687,32 +996,7 @@ static int do_migrate(const struct vcvm_env *e, const struct vcvm_request *req,
 		ram = json_object_get(ret, "ram");
 		moved = (uint64_t)json_integer_value(json_object_get(ram, "transferred"));
 		ram_total = (uint64_t)json_integer_value(json_object_get(ram, "total"));
-		if (!strcmp(st, "completed")) {
-			char *dump = json_dumps(ret, JSON_COMPACT);
-
-			downtime = json_integer_value(json_object_get(ret, "downtime"));
-			total_time = json_integer_value(json_object_get(ret, "total-time"));
-			vcfs_debug("query-migrate: %s", dump ? dump : "?");
-			free(dump);
-		}
-		if (!strcmp(st, "failed"))
-			hv_fmt(err, sizeof(err), "QEMU: %s",
-			       json_string_value(json_object_get(ret, "error-desc")) ?: "failed");
 		json_decref(ret);
-		if (!strcmp(st, "completed") || !strcmp(st, "failed") || !strcmp(st, "cancelled"))
-			break;
-		if (!strcmp(st, "pre-switchover")) {
-			t_pause = mono_ms();
-			vcvm_event(g.m.rundir, e->host, "pre-switchover: guest paused");
-			progress(&g, "switch-over", moved, ram_total);
-			rc = qmp_do(g.q, "migrate-continue", json_pack("{s:s}", "state", "pre-switchover"),
-				    err, sizeof(err));
-			if (rc < 0)
-				break;
-			snprintf(g.st, sizeof(g.st), "device");
-			mig_wait(&g, VCVM_MIGRATE_POLL_MS);
-			continue;
-		}
 		if (moved != last_bytes) {
 			last_bytes = moved;
 			last_move = mono_ms();
@@ -738,6 +1022,14 @@ static int do_migrate(const struct vcvm_env *e, const struct vcvm_request *req,
 		mig_wait(&g, VCVM_MIGRATE_POLL_MS);
 	}
 	if (strcmp(st, "completed")) {
+		if (!err[0] && !strcmp(st, "failed")) {
+			json_t *ret = NULL;
+
+			if (vcvm_qmp_execute(g.q, "query-migrate", NULL, VCVM_QMP_MS, &ret) == 0)
+				hv_fmt(err, sizeof(err), "QEMU: %s", json_string_value(json_object_get(
+				       ret, "error-desc")) ?: "failed");
+			json_decref(ret);
+		}
 		resume_source(&g);
 		if (!dest_gone(&g))
 			dest_abort(&g);
@@ -746,63 +1038,85 @@ static int do_migrate(const struct vcvm_env *e, const struct vcvm_request *req,
 		       g.m.c.name, g.to, cancelled ? "cancelled" : "failed", err[0] ? err : st, e->host);
 		goto out;
 	}
+	t_completed = mono_ms();
 	vcvm_event(g.m.rundir, e->host, "completed: source disks flushed and inactive");
+	test_die(&g, "completed");
 
 	/* 4. switch-over: guard from us to the destination, then its cont */
-	progress(&g, "commit", ram_total, ram_total);
 	rc = serial_to(g.q, g.m.dir, &g.m.c, false, w, sizeof(w));
 	if (rc == 0)
 		rc = vcvm_guard_ctl(g.m.rundir, g.m.pid, false, w, sizeof(w));
 	if (rc == 0) {
 		struct vcvm_request cr = { .type = VCVM_REQ_MIGRATE_COMMIT };
 
+		t_released = mono_ms();
+		test_die(&g, "lock-released");
 		snprintf(cr.vm, sizeof(cr.vm), "%s", g.m.dir);
 		snprintf(cr.u.migrate_commit.from_host, sizeof(cr.u.migrate_commit.from_host), "%s",
 			 e->host);
-		rc = vcvm_call(g.dest, &cr, NULL, NULL, &cresp);
+		rc = vcvm_call(g.dest, &cr, commit_progress, &g, &cresp);
 		hv_fmt(w, sizeof(w), "%s", cresp.why);
 	}
 	if (rc < 0) {
-		char w2[256] = "";
+		char w2[256] = "", hh[64] = "";
+		int rc2;
 
-		/* take it back and run here; if the destination has it, it runs there */
-		if (vcvm_guard_ctl(g.m.rundir, g.m.pid, true, w2, sizeof(w2)) == 0 &&
-		    serial_to(g.q, g.m.dir, &g.m.c, true, w2, sizeof(w2)) == 0 &&
+		/* take it back and run here; if another host has it, it runs there */
+		rc2 = vcvm_guard_ctl(g.m.rundir, g.m.pid, true, w2, sizeof(w2));
+		if (rc2 == 0 && serial_to(g.q, g.m.dir, &g.m.c, true, w2, sizeof(w2)) == 0 &&
 		    qmp_do(g.q, "cont", NULL, w2, sizeof(w2)) == 0) {
 			dest_abort(&g);
 			vcvm_event(g.m.rundir, e->host, "commit failed: source resumed");
 			hv_fmt(r->why, sizeof(r->why), "commit on %s failed (%s); %s keeps running on %s",
 			       g.to, w, g.m.c.name, e->host);
-		} else {
+			rc = -VCVM_EMIGRATE;
+			goto out;
+		}
+		if (rc2 == -VCVM_ERUNNING) {
+			char holder[256];
+
+			vcvm_guard_holder(g.m.dir, holder, sizeof(holder));
+			holder_host(holder, hh, sizeof(hh));
+		}
+		if (!hh[0] || strcmp(hh, g.to)) {
 			hv_fmt(r->why, sizeof(r->why), "commit on %s failed (%s) and the source cannot "
 			       "resume (%s): check vcvm status on %s", g.to, w, w2, g.to);
+			rc = -VCVM_EMIGRATE;
+			goto out;
 		}
-		rc = -VCVM_EMIGRATE;
-		goto out;
+		/* the destination took the lock itself (finished alone): done */
+		vcvm_event(g.m.rundir, e->host, "commit failed (%s) but %s holds the lock: it runs there",
+			   w, g.to);
 	}
 	{
 		uint64_t t_done = mono_ms();
-		char reason[160];
+		json_t *ret = NULL;
 
-		vcvm_event(g.m.rundir, e->host, "commit acknowledged by %s", g.to);
-		vcvm_qmp_execute(g.q, "quit", NULL, VCVM_QMP_MS, NULL);
-		vcvm_qmp_close(g.q);
-		g.q = NULL;
-		for (int i = 0; i < 250 && kill(g.m.pid, 0) == 0; i++)
-			sleep_ms(20);
-		hv_fmt(path, sizeof(path), "%s/exit.json", g.m.rundir);
-		for (int i = 0; i < 100 && access(path, F_OK) < 0; i++)
-			sleep_ms(10);
-		hv_fmt(reason, sizeof(reason), "migrated to %s", g.to);
-		write_file_json(path, json_pack("{s:s, s:b, s:I}", "reason", reason, "abnormal", 0,
-						"time", (json_int_t)time(NULL)));
-		hv_fmt(path, sizeof(path), "%s/state.json", g.m.rundir);
-		unlink(path);
-		r->data = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I}", "name", g.m.c.name,
-				    "state", "running", "host", g.to, "from", e->host,
+		if (!g.t_resumed)
+			g.t_resumed = t_done;
+		vcvm_event(g.m.rundir, e->host, "commit acknowledged by %s (paused -> running %llu ms: "
+			   "completed +%llu, released +%llu, resumed +%llu)", g.to,
+			   (unsigned long long)(g.t_resumed - t_pause),
+			   (unsigned long long)(t_completed - t_pause),
+			   (unsigned long long)(t_released ? t_released - t_pause : 0),
+			   (unsigned long long)(g.t_resumed - t_pause));
+		/* QEMU's own figures, now that the guest runs again */
+		if (vcvm_qmp_execute(g.q, "query-migrate", NULL, VCVM_QMP_MS, &ret) == 0) {
+			char *dump = json_dumps(ret, JSON_COMPACT);
+
+			downtime = json_integer_value(json_object_get(ret, "downtime"));
+			total_time = json_integer_value(json_object_get(ret, "total-time"));
+			vcfs_debug("query-migrate: %s", dump ? dump : "?");
+			free(dump);
+		}
+		json_decref(ret);
+		source_quit(&g.m, &g.q, g.to);
+		r->data = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "name",
+				    g.m.c.name, "state", "running", "host", g.to, "from", e->host,
 				    "downtime_ms", (json_int_t)downtime,
 				    "total_ms", (json_int_t)total_time,
-				    "switchover_ms", (json_int_t)(t_pause ? t_done - t_pause : 0),
+				    "switchover_ms", (json_int_t)(t_pause ? g.t_resumed - t_pause : 0),
+				    "commit_ms", (json_int_t)(t_pause ? t_done - t_pause : 0),
 				    "elapsed_ms", (json_int_t)(t_done - t0),
 				    "ram_bytes", (json_int_t)ram_total);
 		rc = 0;
@@ -835,7 +1149,7 @@ int vcvm_migrate_handle(const struct vcvm_env *e, const struct vcvm_request *req
 	case VCVM_REQ_MIGRATE_PREPARE:
 		return do_prepare(e, req, r);
 	case VCVM_REQ_MIGRATE_COMMIT:
-		return do_commit(e, req, r);
+		return do_commit(e, req, progress_fn, arg, r);
 	case VCVM_REQ_MIGRATE_ABORT:
 		return do_abort(e, req, r);
 	case VCVM_REQ_MIGRATE_CANCEL:

@@ -15,7 +15,8 @@
 
 #include "hypervisor/agent.h"
 
-#define VCVM_MIGRATE_POLL_MS	100	/* query-migrate period */
+#define VCVM_MIGRATE_POLL_MS	100	/* query-migrate period (progress only) */
+#define VCVM_MIGRATE_COMMIT_MS	10000	/* destination: completed, no COMMIT that long */
 #define VCVM_MIGRATE_STALL_MS	15000	/* no byte moved that long: link cut, cancel */
 #define VCVM_MIGRATE_BW		(10ull << 30)	/* default max-bandwidth, bytes/s */
 #define VCVM_MIGRATE_DOWNTIME	50	/* default downtime-limit, ms */
@@ -23,5 +24,24 @@
 /* One MIGRATE* request (vcvm_handle dispatches them here). */
 int vcvm_migrate_handle(const struct vcvm_env *e, const struct vcvm_request *req,
 			vcvm_progress_fn progress, void *arg, struct vcvm_response *r);
+
+/*
+ * Destination, from the agent's connection process: the source of the
+ * incoming vMotion of folder (PREPAREd from host from) went away (lost: its
+ * connection ended) or has been silent (lost = false: called about once a
+ * second while no frame comes).  The datastore lock decides (agent.h,
+ * switch-over): 1 = the VM now runs here; 0 = the incoming QEMU is gone
+ * (the source keeps the VM); -EAGAIN = nothing to do yet, call again.
+ * why says what happened.
+ */
+int vcvm_migrate_orphan(const struct vcvm_env *e, const char *folder, const char *from,
+			bool lost, char *why, size_t n);
+
+/*
+ * Test hook: VCVM_TEST_DIE_AFTER=completed (the source saw "completed") or
+ * =lock-released (its shim released the VM's lock, COMMIT not sent) makes
+ * the process running a MIGRATE _exit(99) there, as a crash would.  For
+ * tests/vm_migrate_fail.sh only.
+ */
 
 #endif

@@ -10,13 +10,19 @@
  * datastore (guard.h).  So the agent can be restarted while VMs run.
  *
  * A connection that ends while this host has prepared an incoming vMotion
- * that was neither committed nor aborted aborts it: the source is gone, the
- * half-started QEMU must not stay.
+ * that was neither committed nor aborted hands it to vcvm_migrate_orphan():
+ * if the incoming migration completed and the source released the VM's
+ * datastore lock, the VM runs here (the source died in the switch-over);
+ * otherwise the incoming QEMU is killed and the source keeps the VM.  While
+ * such a connection is silent, the same check runs once a second: a source
+ * that released the lock and then hangs is not waited for beyond
+ * VCVM_MIGRATE_COMMIT_MS.  The lock decides every case (agent.h).
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <netdb.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +32,7 @@
 #include "common/log.h"
 #include "hypervisor/agent.h"
 #include "hypervisor/hv_err.h"
+#include "hypervisor/migrate.h"
 #include "hypervisor/wire.h"
 
 static void usage(FILE *f)
@@ -69,6 +76,19 @@ static void serve(const struct vcvm_env *e, int fd, const uint8_t key[VCVM_KEY_L
 	}
 	s.c = c;
 	for (;;) {
+		if (incoming[0]) {
+			struct pollfd p = { .fd = vcvm_conn_fd(c), .events = POLLIN };
+
+			if (poll(&p, 1, 1000) == 0) {
+				rc = vcvm_migrate_orphan(e, incoming, from, false, why, sizeof(why));
+				if (rc != -EAGAIN) {
+					vcfs_warn("%s: source %s silent after the vMotion of %s: %s",
+						  peer_ip, from, incoming, why);
+					incoming[0] = 0;
+				}
+				continue;
+			}
+		}
 		rc = vcvm_conn_recv(c, 24 * 3600 * 1000, &f);
 		if (rc < 0) {
 			if (rc != -ECONNRESET)
@@ -101,14 +121,10 @@ static void serve(const struct vcvm_env *e, int fd, const uint8_t key[VCVM_KEY_L
 			break;
 	}
 	if (incoming[0]) {
-		memset(&req, 0, sizeof(req));
-		req.type = VCVM_REQ_MIGRATE_ABORT;
-		snprintf(req.vm, sizeof(req.vm), "%s", incoming);
-		snprintf(req.u.migrate_commit.from_host, sizeof(req.u.migrate_commit.from_host), "%s", from);
-		vcvm_handle(e, &req, NULL, NULL, &r);
-		vcfs_warn("%s: source %s hung up during the vMotion of %s: incoming QEMU %s", peer_ip,
-			  from, incoming, r.rc ? r.why : "killed");
-		vcvm_response_free(&r);
+		why[0] = 0;
+		rc = vcvm_migrate_orphan(e, incoming, from, true, why, sizeof(why));
+		vcfs_warn("%s: source %s hung up during the vMotion of %s: %s%s", peer_ip, from,
+			  incoming, rc < 0 ? "error: " : "", why);
 	}
 	vcvm_conn_close(c);
 }

@@ -232,7 +232,8 @@ t_run "counter goes on on $S" wait_for 60 counter_at_least "$S" $((n3 + 5))
 
 # the process running the vMotion on the source dies while QEMU waits paused
 # at pre-switchover: the destination's agent drops its QEMU, and
-# `migrate --cancel` resumes the source (it still holds the lock)
+# `migrate --cancel` resumes the source (it still holds the lock); deaths
+# inside the switch-over itself: tests/vm_migrate_fail.sh
 stalled() { local x; x=$(last_counter "$S"); sleep 3; [ "$(last_counter "$S")" = "$x" ]; }
 rc0=$(ready_count "$D")
 vc "$S" migrate "$VM" --to "$D" > "$T/mig5.out" 2>&1 & mp=$!
@@ -244,7 +245,14 @@ if wait_for 60 incoming_qemu "$D" "$rc0"; then
 	kill -9 "$mpid"
 fi
 wait $mp
-t_run "migrate --cancel resumes the orphaned source" vc "$S" migrate "$VM" --cancel
+# the destination's agent, which lost its source, kills its incoming QEMU and
+# asks $S's agent to resume (MIGRATE_CANCEL) by itself; the user's --cancel
+# does the same: whichever comes second finds nothing to do
+cancel_or_resumed() {
+	vc "$S" migrate "$VM" --cancel > "$T/cancel5.out" 2>&1 ||
+		{ grep -q "no migration of $VM in progress" "$T/cancel5.out" && running_on "$S"; }
+}
+t_run "migrate --cancel resumes the orphaned source (or $D's agent did)" cancel_or_resumed
 t_run "after the orphaned vMotion: running on $S, once" wait_for 90 once_on "$S" "$D"
 n3=$(last_counter "$S")
 t_run "counter goes on on $S" wait_for 60 counter_at_least "$S" $((n3 + 5))
