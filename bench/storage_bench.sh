@@ -141,6 +141,11 @@ ratio=$(awk -v a="$v" -v b="$p" 'BEGIN {printf "%.2f", a / b}')
 met=$(awk -v r="$ratio" 'BEGIN {print (r <= 1.3) ? "met" : "NOT met"}')
 echo
 echo "ratio vcfs/plain (median time): $ratio (target <= 1.3: $met)"
+. "$TOP/bench/summary.sh"
+bench_summary "storage vMotion" "move a filled ${MB} MiB disk of a running VM (median)" \
+	"$(awk -v a="$v" 'BEGIN { printf "%.1f s", a / 1000 }')" "plain-file mirror" \
+	"$(awk -v a="$p" 'BEGIN { printf "%.1f s", a / 1000 }')" "$ratio" "<= 1.3"
+
 v=$(sed -n 3p "$W/rows" | awk '{print $3}'); p=$(sed -n 4p "$W/rows" | awk '{print $3}')
 echo "ceiling: dd writing the same ${MB} MiB (O_DIRECT, 1 MiB) into a new file, vcfs/plain:" \
 	"$(awk -v a="$v" -v b="$p" 'BEGIN {printf "%.2f", a / b}') (the mirror's target writes go the same way)"
