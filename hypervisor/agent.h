@@ -61,39 +61,75 @@
  *      the destination checks it can see the folder and runs the CPU model,
  *      starts QEMU with the same device layout and "-incoming defer"
  *      (serial port on a null backend until commit), late-block-activate,
- *      migrate-incoming on tcp:0.0.0.0:0, answers the port; the source
- *      connects to the address it reached the agent on.  Its disks stay
+ *      migrate-incoming on tcp:<its address>:0 (below), answers the port;
+ *      the source connects to the address it reached the agent on.  Its disks stay
  *      inactive (QEMU does not write an incoming VM's disks).
  *   2. source: migrate-set-capabilities pause-before-switchover=on (+ events),
  *      migrate-set-parameters max-bandwidth (high on fast links),
  *      downtime-limit (target 50 ms); migrate tcp:dest:port; progress from
  *      query-migrate / MIGRATION events; auto-converge if the dirty rate wins.
  *   3. switch-over, in this order (no moment with two writers):
- *        source: status "pre-switchover": the guest is stopped;
- *        source: migrate-continue -> QEMU sends the device state, flushes and
- *                inactivates its disks: its last write has landed;
- *        source: status "completed" -> serial port to null, releases the
- *                VM's datastore lock (its shim closes .vcvm.lock);
- *        source -> destination: MIGRATE_COMMIT;
- *        destination: takes the lock (its shim opens .vcvm.lock; vcfs waits
- *                for the release) -> serial port to the log -> "cont": its
- *                first write comes after the lock is its own;
- *        source: quits QEMU, records "migrated to HOST".
- *      Each step is logged with its time in <run_dir>/<uuid>/events.log.
+ *        source: MIGRATION event "pre-switchover": the guest is stopped;
+ *        source: migrate-continue at once -> QEMU sends the device state,
+ *                flushes and inactivates its disks (before the end of the
+ *                stream): its last write has landed;
+ *        source: MIGRATION event "completed" (blocking on the monitor, no
+ *                polling) -> serial port to null, releases the VM's
+ *                datastore lock (its shim closes .vcvm.lock: on vcfs the
+ *                lock record's release CAS);
+ *        source -> destination: MIGRATE_COMMIT on the connection of PREPARE;
+ *        destination: incoming "completed" (MIGRATION event on the monitor
+ *                it kept open since PREPARE) -> its shim opens .vcvm.lock
+ *                (one read + CAS of the record; vcfs waits for the release)
+ *                while the serial port is pointed at the log -> "cont" at
+ *                once: its first write comes after the lock is its own ->
+ *                progress frame "resumed" (the source's switch-over time
+ *                ends there) -> bookkeeping (ha.last_host) -> response;
+ *        source: query-migrate (QEMU's figures), quits QEMU, records
+ *                "migrated to HOST".
+ *      Each step is logged with its time in <run_dir>/<uuid>/events.log
+ *      (the shims time their close/open of the lock file there).
  *   4. failure before "completed" (destination dies, its agent hangs up, link
  *      cut = no progress for 15 s, MIGRATE_CANCEL; MIGRATE_CANCEL also
  *      resumes a source whose MIGRATE process died, if its shim still holds
- *      the lock):
- *      migrate_cancel, the source "cont"s, it never gave up its lock; the
- *      destination's QEMU is killed (MIGRATE_ABORT).  After "completed", if
- *      the destination cannot take the lock, the source retakes it and
- *      resumes (disks re-activate on cont).  Either way: running exactly once.
+ *      the lock): migrate_cancel, the source "cont"s, it never gave up its
+ *      lock; the destination's QEMU is killed (MIGRATE_ABORT).
+ *   5. failure after "completed": the lock decides, and a QEMU runs the guest
+ *      only while its shim holds it.  The source releases it only while
+ *      paused after its last write, and never resumes once it let go unless
+ *      its own shim takes it back; the destination conts only after its shim
+ *      took it.  So:
+ *      - COMMIT fails: the source asks its shim to retake the lock; taken ->
+ *        it resumes and aborts the destination; held by the destination (it
+ *        finished alone, below) -> the VM runs there, the source quits QEMU.
+ *      - the source's MIGRATE process dies (or its host): the destination's
+ *        agent sees the connection end (at once; a dead host: TCP keepalive,
+ *        ~25 s).  If its incoming migration completed (the destination QEMU
+ *        holds the whole state, paused), it tries the lock: free means the
+ *        source released it after its last write -> cont there; held means
+ *        the source never let go and may resume -> it kills its QEMU.  An
+ *        incoming migration that did not complete -> it kills its QEMU.
+ *        Then it sends MIGRATE_CANCEL to the source's agent (best effort),
+ *        which resumes an orphaned source whose shim still holds the lock
+ *        (from pre-switchover or postmigrate) or quits a stale one whose
+ *        lock another host holds now (`vcvm migrate --cancel` does the same).
+ *      - the source stays silent with the lock released (a hung process):
+ *        the destination tries the lock after VCVM_MIGRATE_COMMIT_MS with
+ *        its incoming migration completed, and retries while it is refused;
+ *        a COMMIT that arrives after it finished alone is answered "done".
+ *      Either way: running exactly once, where the lock is.  Not covered: a
+ *      source that released the lock and died, and a destination whose
+ *      incoming migration failed to load: the VM then runs nowhere until a
+ *      `vcvm start` (disks consistent: the source's last write landed).
+ *   The destination's incoming QEMU listens on this host's address from the
+ *   hosts file (VCVM_HOSTS_FILE) when it has one, else on every address.
  *   The cluster's CPU model (the lowest common one, EVC-like) is in each
  *   vm.json's cpu_model; MIGRATE_PREPARE refuses a model the host lacks
  *   (vcvm-agent --cpu-models, else QEMU's -cpu help).  An agent whose
- *   connection from a source ends between PREPARE and COMMIT/ABORT kills the
- *   incoming QEMU.  MIGRATE runs in direct mode too (the CLI is the source);
- *   PREPARE/COMMIT/ABORT need the destination's agent.
+ *   connection from a source ends between PREPARE and COMMIT/ABORT runs
+ *   step 5's check (vcvm_migrate_orphan, migrate.h).  MIGRATE runs in direct
+ *   mode too (the CLI is the source); PREPARE/COMMIT/ABORT need the
+ *   destination's agent.
  *
  * Storage vMotion (MOVE_STORAGE, on the running host; storage_move.c):
  *   per disk: create the target file (same size, sparse) under the new

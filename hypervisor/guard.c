@@ -50,21 +50,41 @@ static long long real_us(void)
 	return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-void vcvm_event(const char *rundir, const char *host, const char *fmt, ...)
+__attribute__((format(printf, 4, 0)))
+static void event_v(const char *rundir, const char *host, long long us, const char *fmt,
+		    va_list ap)
 {
 	char path[600], msg[400];
-	va_list ap;
 	FILE *f;
 
-	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
 	hv_fmt(path, sizeof(path), "%s/events.log", rundir);
 	f = fopen(path, "a");
 	if (!f)
 		return;
-	fprintf(f, "%lld %s %s\n", real_us(), host, msg);
+	fprintf(f, "%lld %s %s\n", us, host, msg);
 	fclose(f);
+}
+
+void vcvm_event(const char *rundir, const char *host, const char *fmt, ...)
+{
+	long long us = real_us();
+	va_list ap;
+
+	va_start(ap, fmt);
+	event_v(rundir, host, us, fmt, ap);
+	va_end(ap);
+}
+
+/* An event stamped with an earlier time (the moment it happened). */
+__attribute__((format(printf, 4, 5)))
+static void event_at(const char *rundir, const char *host, long long us, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	event_v(rundir, host, us, fmt, ap);
+	va_end(ap);
 }
 
 /* Holder from the lock record on the datastore the mount came from. */
@@ -178,7 +198,7 @@ static void note_holder(int fd, const char *dir, const char *host)
 			  strerror(errno));
 }
 
-static int guard_open(const char *dir, char *why, size_t whylen)
+static int guard_open(const char *dir, char *why, size_t whylen, long long *open_us)
 {
 	char path[VCVM_PATH_MAX + 32], holder[256];
 	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
@@ -186,7 +206,9 @@ static int guard_open(const char *dir, char *why, size_t whylen)
 
 	if (hv_fmt(path, sizeof(path), "%s/%s", dir, VCVM_GUARD_FILE) < 0)
 		return -ENAMETOOLONG;
+	*open_us = real_us();
 	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	*open_us = real_us() - *open_us;
 	if (fd < 0) {
 		rc = -errno;
 		goto refused;
@@ -213,7 +235,8 @@ refused:
 
 int vcvm_guard_take(const char *dir, const char *host, char *why, size_t whylen)
 {
-	int fd = guard_open(dir, why, whylen);
+	long long us;
+	int fd = guard_open(dir, why, whylen, &us);
 
 	if (fd >= 0)
 		note_holder(fd, dir, host);
@@ -239,7 +262,7 @@ void vcvm_guard_shim_wait(pid_t qemu, int *guardfd, const char *dir, const char 
 			  const char *rundir, int *wstatus)
 {
 	struct timespec one = { 1, 0 };
-	long long t0, t1;
+	long long t0, t1, open_us = 0;
 	char why[512];
 	sigset_t set;
 	int sig, fd;
@@ -259,7 +282,8 @@ void vcvm_guard_shim_wait(pid_t qemu, int *guardfd, const char *dir, const char 
 				*guardfd = -1;
 			}
 			answer(rundir, "released", NULL);
-			vcvm_event(rundir, host, "guard released (close %lld us)", real_us() - t0);
+			/* stamped before the close: the release cannot come earlier */
+			event_at(rundir, host, t0, "guard released (close %lld us)", real_us() - t0);
 		} else if (sig == SIGUSR2) {
 			if (*guardfd >= 0) {
 				answer(rundir, "held", NULL);
@@ -268,7 +292,7 @@ void vcvm_guard_shim_wait(pid_t qemu, int *guardfd, const char *dir, const char 
 			}
 			why[0] = 0;
 			t0 = real_us();
-			fd = guard_open(dir, why, sizeof(why));
+			fd = guard_open(dir, why, sizeof(why), &open_us);
 			t1 = real_us();
 			if (fd < 0) {
 				answer(rundir, "refused", why);
@@ -277,7 +301,8 @@ void vcvm_guard_shim_wait(pid_t qemu, int *guardfd, const char *dir, const char 
 			}
 			*guardfd = fd;
 			answer(rundir, "held", NULL);	/* the requester may cont now */
-			vcvm_event(rundir, host, "guard taken (open %lld us)", t1 - t0);
+			vcvm_event(rundir, host, "guard taken (open %lld us: open(2) %lld, OFD lock %lld)",
+				   t1 - t0, open_us, t1 - t0 - open_us);
 			note_holder(fd, dir, host);
 		}
 	}

@@ -1,39 +1,60 @@
 /*
  * migrate.c - vMotion between hosts that mount one datastore (see agent.h
- * for the protocol and migrate.h for the entry point).
+ * for the protocol and migrate.h for the entry points).
  *
  * Source (MIGRATE), holding the VM's run lock on this host throughout:
  *
  *   source agent                          destination agent
  *   ------------                          -----------------
- *   PREPARE {folder, cpu, machine} ---->  checks, QEMU -incoming defer,
- *                                         late-block-activate,
- *                                  <----  migrate-incoming tcp:0.0.0.0:0 -> port
+ *   machine = QOM type of /machine
+ *   (q35 -> pc-q35-7.2)
+ *   PREPARE {folder, cpu, machine} ---->  checks, QEMU -incoming defer with
+ *                                         that machine, late-block-activate;
+ *                                         keeps vm.json and the monitor open
+ *                                  <----  migrate-incoming tcp:<own addr>:0 -> port
  *   caps: pause-before-switchover,
  *   auto-converge, events; params:
  *   max-bandwidth, downtime-limit;
  *   migrate tcp:<dest>:<port>
  *   ... "active" (progress frames) ...
- *   "pre-switchover": guest stopped
- *   migrate-continue
- *   "completed": disks flushed and
- *   inactive, the source's last write
- *   has landed
+ *   event "pre-switchover": guest
+ *   stopped; migrate-continue at once
+ *   event "completed": disks flushed
+ *   and inactive, the source's last
+ *   write has landed
  *   serial -> null; shim closes the
  *   guard (.vcvm.lock)
- *   COMMIT ---------------------------->  incoming "completed"; shim opens the
- *                                         guard (waits for our release on
- *                                         vcfs); serial -> the log; cont
+ *   COMMIT ---------------------------->  incoming "completed" (event); shim
+ *                                         opens the guard (waits for our
+ *                                         release on vcfs) while serial -> the
+ *                                         log; cont
+ *                                  <----  progress "resumed" (switchover_ms)
+ *                                         ha.last_host
  *                                  <----  ok
- *   quit QEMU, exit record "migrated"
+ *   query-migrate (downtime), quit
+ *   QEMU, exit record "migrated"
  *
  * Before "completed" any failure (destination QEMU or agent gone, link cut:
  * no progress for VCVM_MIGRATE_STALL_MS, MIGRATE_CANCEL) ends in
  * migrate_cancel, cont on the source if it was paused, ABORT to the
- * destination (kills its QEMU): the source never gave up its guard.  After
- * "completed", if COMMIT fails, the source retakes the guard and conts (its
- * disks re-activate); if even that fails (the destination holds the guard)
- * the VM runs there.  Either way it runs exactly once.
+ * destination (kills its QEMU): the source never gave up its guard.
+ *
+ * After "completed" the guard decides, and nothing else: a QEMU runs the
+ * guest only while its shim holds it.  The source lets it go only while
+ * paused after its last write; it resumes only if its shim takes it back.
+ * The destination conts only after its shim took it.
+ *  - COMMIT fails: the source retakes the guard and conts (its disks
+ *    re-activate); if the destination holds it (it finished alone), the VM
+ *    runs there and the source quits its QEMU.
+ *  - the source's process dies (window: after its release, before COMMIT
+ *    reached the destination) or goes silent: the destination's agent calls
+ *    vcvm_migrate_orphan(): incoming completed and the guard free -> it
+ *    takes it and conts; the guard held by the source -> it kills its QEMU
+ *    (lost connection) or waits (silent).  Then it asks the source's agent
+ *    (MIGRATE_CANCEL) to resume its orphaned QEMU if its shim still holds
+ *    the guard (resume_orphan), or to quit it if another host holds it now.
+ * Two QEMUs never run: each needs the one lock, and a source that released
+ * it never resumes without taking it back.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -196,13 +217,35 @@ static void write_file_json(const char *path, json_t *j)
 static struct {
 	char dir[VCVM_PATH_MAX];
 	struct vcvm_qmp *q;
+	struct mvm m;			/* as PREPARE loaded it (vm.json read then) */
+	bool have_m;
 	uint64_t completed_at;		/* mono ms first seen completed, 0 */
 } in;
 
 static void in_drop(void)
 {
 	vcvm_qmp_close(in.q);
+	if (in.have_m)
+		mvm_free(&in.m);
 	memset(&in, 0, sizeof(in));
+}
+
+/*
+ * The VM of folder vm as PREPARE loaded it, if this process prepared it and
+ * its QEMU still runs (COMMIT then reads nothing from the datastore: a read
+ * of vm.json on vcfs takes its lock record), else loaded now into *own.
+ */
+static int in_mvm(const struct vcvm_env *e, const char *vm, struct mvm *own, struct mvm **m,
+		  char *why, size_t n)
+{
+	if (in.have_m && !strcmp(in.m.dir, vm) && in.m.pid > 0 && kill(in.m.pid, 0) == 0) {
+		*m = &in.m;
+		memset(own, 0, sizeof(*own));
+		own->runlock = -1;
+		return 0;
+	}
+	*m = own;
+	return mvm_load(e, vm, own, why, n);
 }
 
 /* The incoming QEMU's monitor for m (the kept one if it is m's). */
@@ -230,8 +273,22 @@ static int in_qmp(const struct vcvm_env *e, const struct mvm *m, struct vcvm_qmp
 static int in_settle(struct vcvm_qmp *q, int ms, char *st, size_t n)
 {
 	uint64_t deadline = mono_ms() + (uint64_t)ms;
+	json_t *ev = NULL;
 	int rc;
 
+	/* the events already sent tell it without a round trip */
+	vcvm_qmp_read_ready(q);
+	while (vcvm_qmp_wait_event(q, "MIGRATION", 0, &ev) == 0) {
+		const char *s = json_string_value(json_object_get(json_object_get(ev, "data"),
+								  "status"));
+
+		if (s && (!strcmp(s, "completed") || !strcmp(s, "failed"))) {
+			snprintf(st, n, "%s", s);
+			json_decref(ev);
+			return 0;
+		}
+		json_decref(ev);
+	}
 	for (;;) {
 		rc = qmp_str(q, "query-migrate", NULL, "status", st, n);
 		if (rc < 0)
@@ -346,7 +403,7 @@ static int do_prepare(const struct vcvm_env *e, const struct vcvm_request *req,
 		      struct vcvm_response *r)
 {
 	const __typeof__(req->u.migrate_prepare) *a = &req->u.migrate_prepare;
-	char path[VCVM_PATH_MAX + 80];
+	char path[VCVM_PATH_MAX + 80], addr[64], uri[96];
 	struct vcvm_qmp *q = NULL;
 	struct mvm m;
 	json_t *ret = NULL, *sa;
@@ -380,7 +437,7 @@ static int do_prepare(const struct vcvm_env *e, const struct vcvm_request *req,
 		goto out;
 	}
 	vcvm_inv_add(e, m.dir, NULL, 0);	/* known here from now on (same folder: no-op) */
-	rc = vcvm_vm_start_ex(e, m.dir, VCVM_START_INCOMING, r->why, sizeof(r->why));
+	rc = vcvm_vm_start_ex(e, m.dir, VCVM_START_INCOMING, a->machine, r->why, sizeof(r->why));
 	if (rc < 0)
 		goto out;
 	hv_fmt(path, sizeof(path), "%s/incoming.json", m.rundir);
@@ -394,8 +451,12 @@ static int do_prepare(const struct vcvm_env *e, const struct vcvm_request *req,
 	rc = qmp_do(q, "migrate-set-capabilities", json_pack("{s:[{s:s, s:b}, {s:s, s:b}]}",
 		    "capabilities", "capability", "late-block-activate", "state", 1,
 		    "capability", "events", "state", 1), r->why, sizeof(r->why));
+	/* listen on this host's own address (the hosts file's), else on all */
+	if (vcvm_host_address(e->host, addr, sizeof(addr)) < 0)
+		snprintf(addr, sizeof(addr), "0.0.0.0");
+	hv_fmt(uri, sizeof(uri), strchr(addr, ':') ? "tcp:[%s]:0" : "tcp:%s:0", addr);
 	if (rc == 0)
-		rc = qmp_do(q, "migrate-incoming", json_pack("{s:s}", "uri", "tcp:0.0.0.0:0"),
+		rc = qmp_do(q, "migrate-incoming", json_pack("{s:s}", "uri", uri),
 			    r->why, sizeof(r->why));
 	deadline = mono_ms() + VCVM_QMP_MS;
 	while (rc == 0 && !port && mono_ms() < deadline) {
@@ -414,8 +475,12 @@ static int do_prepare(const struct vcvm_env *e, const struct vcvm_request *req,
 			hv_fmt(r->why, sizeof(r->why), "incoming QEMU gave no listening port");
 		goto out_kill;
 	}
-	vcvm_event(m.rundir, e->host, "incoming QEMU ready on port %d (from %s)", port, a->from_host);
+	vcvm_event(m.rundir, e->host, "incoming QEMU ready on %s port %d (from %s)", addr, port,
+		   a->from_host);
 	r->data = json_pack("{s:s, s:i, s:s}", "host", e->host, "port", port, "folder", m.dir);
+	if (mvm_load(e, m.dir, &in.m, r->why, sizeof(r->why)) == 0)	/* the pid, now */
+		in.have_m = in.m.pid > 0;
+	r->why[0] = 0;
 	rc = 0;
 	goto out;
 out_kill:
@@ -448,28 +513,28 @@ static int do_commit(const struct vcvm_env *e, const struct vcvm_request *req,
 	struct vcvm_progress p = { "resumed", 0, 0 };
 	struct vcvm_qmp *q = NULL;
 	bool finished = false;
-	struct mvm m;
+	struct mvm own, *m;
 	int rc;
 
-	rc = mvm_load(e, req->vm, &m, r->why, sizeof(r->why));
+	rc = in_mvm(e, req->vm, &own, &m, r->why, sizeof(r->why));
 	if (rc < 0)
 		return rc;
-	if (!m.pid || !from_matches(&m, req->u.migrate_commit.from_host, &finished)) {
+	if (!m->pid || !from_matches(m, req->u.migrate_commit.from_host, &finished)) {
 		rc = -VCVM_ENOTRUNNING;
 		hv_fmt(r->why, sizeof(r->why), "no incoming migration of %s from %s on host %s",
-		       m.c.name, req->u.migrate_commit.from_host, e->host);
+		       m->c.name, req->u.migrate_commit.from_host, e->host);
 		goto out;
 	}
 	if (finished) {		/* the source went quiet after its release: done already */
-		hv_fmt(path, sizeof(path), "%s/incoming.json", m.rundir);
+		hv_fmt(path, sizeof(path), "%s/incoming.json", m->rundir);
 		unlink(path);
 		r->data = json_pack("{s:s, s:s, s:b}", "host", e->host, "state", "running",
 				    "finished_alone", 1);
 		goto out;
 	}
-	rc = mvm_runlock(&m, r->why, sizeof(r->why));
+	rc = mvm_runlock(m, r->why, sizeof(r->why));
 	if (rc == 0)
-		rc = in_qmp(e, &m, &q);
+		rc = in_qmp(e, m, &q);
 	if (rc == 0)
 		rc = in_settle(q, 10000, st, sizeof(st));
 	if (rc < 0 || strcmp(st, "completed")) {
@@ -478,16 +543,16 @@ static int do_commit(const struct vcvm_env *e, const struct vcvm_request *req,
 		       e->host, st);
 		goto out;
 	}
-	rc = finish_here(e, &m, q, true, "commit", r->why, sizeof(r->why));
+	rc = finish_here(e, m, q, true, "commit", r->why, sizeof(r->why));
 	if (rc < 0)
 		goto out;
 	if (progress_fn)	/* the source times the switch-over by this frame */
 		progress_fn(&p, arg);
-	finished_here(e, &m, false);
+	finished_here(e, m, false);
 	r->data = json_pack("{s:s, s:s}", "host", e->host, "state", "running");
 out:
 	in_drop();
-	mvm_free(&m);
+	mvm_free(&own);
 	return rc;
 }
 
@@ -510,18 +575,19 @@ int vcvm_migrate_orphan(const struct vcvm_env *e, const char *folder, const char
 {
 	char st[32] = "", w[256] = "";
 	struct vcvm_qmp *q = NULL;
-	struct mvm m;
+	char dir[VCVM_PATH_MAX];
+	struct mvm own, *m;
 	int rc, res;
 
-	rc = mvm_load(e, folder, &m, why, n);
+	rc = in_mvm(e, folder, &own, &m, why, n);	/* once a second: no vm.json read */
 	if (rc < 0)
 		return rc;
-	if (!m.pid || !from_matches(&m, from, NULL)) {
+	if (!m->pid || !from_matches(m, from, NULL)) {
 		rc = 0;			/* nothing of it left here */
 		hv_fmt(why, n, "no incoming QEMU left");
 		goto out;
 	}
-	rc = in_qmp(e, &m, &q);
+	rc = in_qmp(e, m, &q);
 	if (rc == 0)
 		rc = in_settle(q, lost ? 10000 : 0, st, sizeof(st));
 	if (rc == 0 && !lost && strcmp(st, "completed")) {
@@ -539,13 +605,13 @@ int vcvm_migrate_orphan(const struct vcvm_env *e, const char *folder, const char
 	}
 	res = -VCVM_EMIGRATE;
 	if (rc == 0 && !strcmp(st, "completed")) {
-		vcvm_event(m.rundir, e->host, "source %s %s after the incoming migration completed: "
+		vcvm_event(m->rundir, e->host, "source %s %s after the incoming migration completed: "
 			   "trying the VM's lock", from, lost ? "lost" : "silent");
-		res = finish_here(e, &m, q, false, lost ? "source lost" : "source silent", w, sizeof(w));
+		res = finish_here(e, m, q, false, lost ? "source lost" : "source silent", w, sizeof(w));
 	}
 	if (res == 0) {
-		finished_here(e, &m, !lost);
-		hv_fmt(why, n, "%s runs here: the source released its lock and went %s", m.c.name,
+		finished_here(e, m, !lost);
+		hv_fmt(why, n, "%s runs here: the source released its lock and went %s", m->c.name,
 		       lost ? "away" : "silent");
 		rc = 1;
 	} else if (!lost) {
@@ -553,11 +619,11 @@ int vcvm_migrate_orphan(const struct vcvm_env *e, const char *folder, const char
 		in.completed_at = mono_ms();
 		goto out_keep;
 	} else {
-		in_drop();
-		vcvm_vm_stop(e, m.dir, 0, true, NULL, 0);
-		hv_fmt(w, sizeof(w), "%s", st);
-		vcvm_event(m.rundir, e->host, "source %s lost (incoming %s%s): incoming QEMU killed",
-			   from, w, res == -VCVM_ERUNNING ? ", its lock still held" : "");
+		snprintf(dir, sizeof(dir), "%s", m->dir);
+		vcvm_event(m->rundir, e->host, "source %s lost (incoming %s%s): killing the incoming "
+			   "QEMU", from, st, res == -VCVM_ERUNNING ? ", its lock still held" : "");
+		in_drop();	/* m may point into it: not used below */
+		vcvm_vm_stop(e, dir, 0, true, NULL, 0);
 		hv_fmt(why, n, "incoming migration \"%s\"%s: incoming QEMU killed", st,
 		       res == -VCVM_ERUNNING ? ", the source still holds the lock" : "");
 		rc = 0;
@@ -566,18 +632,18 @@ int vcvm_migrate_orphan(const struct vcvm_env *e, const char *folder, const char
 		struct vcvm_request cr = { .type = VCVM_REQ_MIGRATE_CANCEL };
 		struct vcvm_response cresp;
 
-		snprintf(cr.vm, sizeof(cr.vm), "%s", m.dir);
+		snprintf(cr.vm, sizeof(cr.vm), "%s", folder);
 		if (vcvm_remote(from, &cr, NULL, NULL, &cresp) == 0)
-			vcvm_event(m.rundir, e->host, "asked %s to resume or stop its QEMU: done", from);
+			vcfs_info("asked %s to resume or stop its QEMU of %s: done", from, folder);
 		else
-			vcvm_event(m.rundir, e->host, "asked %s to resume or stop its QEMU: %s", from,
-				   cresp.why);
+			vcfs_warn("asked %s to resume or stop its QEMU of %s: %s", from, folder,
+				  cresp.why);
 		vcvm_response_free(&cresp);
 	}
 out:
 	in_drop();
 out_keep:
-	mvm_free(&m);
+	mvm_free(&own);
 	return rc;
 }
 
@@ -757,6 +823,39 @@ static int do_cancel(const struct vcvm_env *e, const struct vcvm_request *req,
 	return rc;
 }
 
+/*
+ * The versioned machine type the source QEMU runs ("q35" is an alias whose
+ * target changes with QEMU versions; both ends must agree): the QOM type of
+ * /machine ("pc-q35-7.2-machine"), else query-machines' entry aliased by
+ * cfg, else cfg as it is.
+ */
+static void source_machine(struct vcvm_qmp *q, const char *cfg, char *out, size_t n)
+{
+	json_t *ret = NULL, *mc, *args = json_pack("{s:s, s:s}", "path", "/machine",
+						   "property", "type");
+	const char *t;
+	size_t i, l;
+	int rc;
+
+	snprintf(out, n, "%s", cfg);
+	rc = vcvm_qmp_execute(q, "qom-get", args, VCVM_QMP_MS, &ret);
+	json_decref(args);
+	if (rc == 0 &&
+	    (t = json_string_value(ret)) && (l = strlen(t)) > 8 &&
+	    !strcmp(t + l - 8, "-machine") && l - 8 < n) {
+		snprintf(out, n, "%.*s", (int)(l - 8), t);
+		json_decref(ret);
+		return;
+	}
+	json_decref(ret);
+	ret = NULL;
+	if (vcvm_qmp_execute(q, "query-machines", NULL, VCVM_QMP_MS, &ret) == 0)
+		json_array_foreach(ret, i, mc)
+			if (!strcmp(json_string_value(json_object_get(mc, "alias")) ?: "", cfg))
+				snprintf(out, n, "%s", json_string_value(json_object_get(mc, "name")) ?: cfg);
+	json_decref(ret);
+}
+
 struct mig {
 	const struct vcvm_env *e;
 	struct mvm m;
@@ -881,7 +980,9 @@ static int do_migrate(const struct vcvm_env *e, const struct vcvm_request *req,
 	char path[VCVM_PATH_MAX + 80], *st = g.st, uri[128], w[256], err[256] = "";
 	uint8_t key[VCVM_KEY_LEN];
 	uint64_t t0 = mono_ms(), t_pause = 0, last_bytes = 0, last_move = mono_ms(), ram_total = 0;
-	uint64_t t_completed = 0, t_released = 0;
+	uint64_t t_completed = 0;
+	char w2[256] = "";
+	bool asked;
 	int64_t downtime = -1, total_time = -1;
 	bool cancelled = false;
 	int rc, port;
@@ -920,14 +1021,19 @@ static int do_migrate(const struct vcvm_env *e, const struct vcvm_request *req,
 	hv_fmt(path, sizeof(path), "%s/migrate.json", g.m.rundir);
 	write_file_json(path, json_pack("{s:i, s:s}", "pid", (int)getpid(), "to", g.to));
 
-	/* 1. the destination gets ready */
+	/* 1. the destination gets ready, with the machine type we really run */
 	progress(&g, "prepare", 0, 0);
+	rc = vcvm_qmp_connect(g.m.qmp, VCVM_QMP_MS, &g.q);
+	if (rc < 0) {
+		hv_fmt(r->why, sizeof(r->why), "monitor %s: %s", g.m.qmp, vcvm_strerror(rc));
+		goto out_nodest;
+	}
 	snprintf(pr.vm, sizeof(pr.vm), "%s", g.m.dir);
 	snprintf(pr.u.migrate_prepare.folder, sizeof(pr.u.migrate_prepare.folder), "%s", g.m.dir);
 	snprintf(pr.u.migrate_prepare.cpu_model, sizeof(pr.u.migrate_prepare.cpu_model), "%s",
 		 g.m.c.cpu_model);
-	snprintf(pr.u.migrate_prepare.machine, sizeof(pr.u.migrate_prepare.machine), "%s",
-		 g.m.c.machine);
+	source_machine(g.q, g.m.c.machine, pr.u.migrate_prepare.machine,
+		       sizeof(pr.u.migrate_prepare.machine));
 	snprintf(pr.u.migrate_prepare.from_host, sizeof(pr.u.migrate_prepare.from_host), "%s", e->host);
 	rc = vcvm_call(g.dest, &pr, NULL, NULL, &presp);
 	if (rc < 0) {
@@ -937,11 +1043,6 @@ static int do_migrate(const struct vcvm_env *e, const struct vcvm_request *req,
 	port = (int)json_integer_value(json_object_get(presp.data, "port"));
 
 	/* 2. the stream */
-	rc = vcvm_qmp_connect(g.m.qmp, VCVM_QMP_MS, &g.q);
-	if (rc < 0) {
-		hv_fmt(r->why, sizeof(r->why), "monitor %s: %s", g.m.qmp, vcvm_strerror(rc));
-		goto out_abort;
-	}
 	rc = qmp_do(g.q, "migrate-set-capabilities", json_pack(
 		    "{s:[{s:s, s:b}, {s:s, s:b}, {s:s, s:b}]}", "capabilities",
 		    "capability", "pause-before-switchover", "state", 1,
@@ -1042,23 +1143,36 @@ static int do_migrate(const struct vcvm_env *e, const struct vcvm_request *req,
 	vcvm_event(g.m.rundir, e->host, "completed: source disks flushed and inactive");
 	test_die(&g, "completed");
 
-	/* 4. switch-over: guard from us to the destination, then its cont */
-	rc = serial_to(g.q, g.m.dir, &g.m.c, false, w, sizeof(w));
+	/*
+	 * 4. switch-over: guard from us to the destination, then its cont.  The
+	 * shim closes the lock file while we switch the serial port off and send
+	 * COMMIT: the destination's open waits for the release on the datastore
+	 * (vcfs), so nothing here needs to wait for it first.
+	 */
+	rc = vcvm_guard_ask(g.m.rundir, g.m.pid, false, w, sizeof(w));
+	asked = rc == 0;
 	if (rc == 0)
-		rc = vcvm_guard_ctl(g.m.rundir, g.m.pid, false, w, sizeof(w));
+		rc = serial_to(g.q, g.m.dir, &g.m.c, false, w, sizeof(w));
+	if (rc == 0 && getenv("VCVM_TEST_DIE_AFTER")) {
+		rc = vcvm_guard_wait(g.m.rundir, g.m.pid, false, w, sizeof(w));
+		asked = false;
+		if (rc == 0)
+			test_die(&g, "lock-released");
+	}
 	if (rc == 0) {
 		struct vcvm_request cr = { .type = VCVM_REQ_MIGRATE_COMMIT };
 
-		t_released = mono_ms();
-		test_die(&g, "lock-released");
 		snprintf(cr.vm, sizeof(cr.vm), "%s", g.m.dir);
 		snprintf(cr.u.migrate_commit.from_host, sizeof(cr.u.migrate_commit.from_host), "%s",
 			 e->host);
 		rc = vcvm_call(g.dest, &cr, commit_progress, &g, &cresp);
 		hv_fmt(w, sizeof(w), "%s", cresp.why);
 	}
+	/* the shim's answer, before any other request to it */
+	if (asked && vcvm_guard_wait(g.m.rundir, g.m.pid, false, w2, sizeof(w2)) < 0)
+		vcfs_warn("%s: guard release: %s", g.m.c.name, w2);
 	if (rc < 0) {
-		char w2[256] = "", hh[64] = "";
+		char hh[64] = "";
 		int rc2;
 
 		/* take it back and run here; if another host has it, it runs there */
@@ -1095,10 +1209,9 @@ static int do_migrate(const struct vcvm_env *e, const struct vcvm_request *req,
 		if (!g.t_resumed)
 			g.t_resumed = t_done;
 		vcvm_event(g.m.rundir, e->host, "commit acknowledged by %s (paused -> running %llu ms: "
-			   "completed +%llu, released +%llu, resumed +%llu)", g.to,
+			   "completed +%llu, destination resumed +%llu)", g.to,
 			   (unsigned long long)(g.t_resumed - t_pause),
 			   (unsigned long long)(t_completed - t_pause),
-			   (unsigned long long)(t_released ? t_released - t_pause : 0),
 			   (unsigned long long)(g.t_resumed - t_pause));
 		/* QEMU's own figures, now that the guest runs again */
 		if (vcvm_qmp_execute(g.q, "query-migrate", NULL, VCVM_QMP_MS, &ret) == 0) {

@@ -832,11 +832,11 @@ static void rotate_serial(const char *dir, const struct vcvm_cfg *c)
 
 int vcvm_vm_start(const struct vcvm_env *e, const char *dir, char *why, size_t whylen)
 {
-	return vcvm_vm_start_ex(e, dir, 0, why, whylen);
+	return vcvm_vm_start_ex(e, dir, 0, NULL, why, whylen);
 }
 
-int vcvm_vm_start_ex(const struct vcvm_env *e, const char *dir, unsigned flags, char *why,
-		     size_t whylen)
+int vcvm_vm_start_ex(const struct vcvm_env *e, const char *dir, unsigned flags,
+		     const char *machine, char *why, size_t whylen)
 {
 	char rundir[512], sock[600], logp[600], tail[400];
 	int guardfd = -1;
@@ -852,6 +852,8 @@ int vcvm_vm_start_ex(const struct vcvm_env *e, const char *dir, unsigned flags, 
 	rc = vcvm_cfg_load(dir, &c, why, whylen);
 	if (rc < 0)
 		return rc;
+	if (machine && machine[0])	/* not saved: vm.json keeps its own */
+		snprintf(c.machine, sizeof(c.machine), "%s", machine);
 	if (!have_prog(e->qemu)) {
 		rc = -VCVM_ENOQEMU;
 		say(why, whylen, "%s: %s", e->qemu, vcvm_strerror(rc));

@@ -86,11 +86,12 @@ int vcvm_vm_start(const struct vcvm_env *e, const char *dir, char *why, size_t w
  * vcvm_vm_start with flags.  VCVM_START_INCOMING: the destination of a
  * vMotion (migrate.c): QEMU with "-incoming defer", the serial port on a null
  * backend (the source still writes the log), no datastore lock yet, left
- * paused for migrate-incoming.
+ * paused for migrate-incoming.  machine: the machine type to use instead of
+ * vm.json's (the source's versioned one, e.g. pc-q35-7.2 for q35), or NULL.
  */
 #define VCVM_START_INCOMING	(1u << 0)
-int vcvm_vm_start_ex(const struct vcvm_env *e, const char *dir, unsigned flags, char *why,
-		     size_t whylen);
+int vcvm_vm_start_ex(const struct vcvm_env *e, const char *dir, unsigned flags,
+		     const char *machine, char *why, size_t whylen);
 
 /*
  * Stop: ACPI power button, wait up to timeout_ms for the guest to power off,

@@ -517,6 +517,32 @@ static void resolve_name(const char *addr, char *host, size_t hn, char *port, si
 		snprintf(port, pn, "%d", VCVM_AGENT_PORT);
 }
 
+int vcvm_host_address(const char *name, char *out, size_t n)
+{
+	char line[512], hn[256], val[256];
+	const char *file = getenv("VCVM_HOSTS_FILE");
+	struct in6_addr a6;
+	struct in_addr a4;
+	FILE *f;
+	int rc = -ENOENT;
+
+	f = fopen(file && *file ? file : VCVM_HOSTS_DEFAULT, "r");
+	while (f && fgets(line, sizeof(line), f)) {
+		if (line[0] == '#' || sscanf(line, "%255s %255s", hn, val) != 2 || strcmp(hn, name))
+			continue;
+		split_port(val);
+		/* an address, not a name: binding must not depend on DNS */
+		if (inet_pton(AF_INET, val, &a4) == 1 || inet_pton(AF_INET6, val, &a6) == 1) {
+			snprintf(out, n, "%s", val);
+			rc = 0;
+		}
+		break;
+	}
+	if (f)
+		fclose(f);
+	return rc;
+}
+
 int vcvm_conn_connect(const char *addr, const uint8_t key[VCVM_KEY_LEN],
 		      struct vcvm_conn **out, char *why, size_t whylen)
 {

@@ -72,6 +72,13 @@ int vcvm_conn_fd(const struct vcvm_conn *c);
 void vcvm_conn_set_call_ms(struct vcvm_conn *c, int ms);	/* default VCVM_CALL_MS */
 void vcvm_conn_close(struct vcvm_conn *c);
 
+/*
+ * The address the hosts file gives for host name (an IP address, without
+ * the port): 0, or -ENOENT (no line, or a DNS name there).  vMotion's
+ * incoming QEMU listens on it.
+ */
+int vcvm_host_address(const char *name, char *out, size_t n);
+
 /* A request as its JSON frame (without seq/mac), and back. */
 json_t *vcvm_req_to_json(const struct vcvm_request *req);
 int vcvm_req_from_json(json_t *j, struct vcvm_request *req, char *why, size_t whylen);
