@@ -178,6 +178,8 @@ struct vcfs_file {
 
 #define VCFS_ITAB_SIZE 256
 #define VCFS_LC_MAX 64		/* lock records one host caches at most */
+#define VCFS_LC_BUSY 16		/* contended records it remembers */
+#define VCFS_LC_HIST 128	/* released records whose version it remembers */
 
 /*
  * Versioned metadata cache for lockless reads.  Every metadata block belongs
@@ -231,12 +233,19 @@ struct vcfs_fs {
 
 	/* lock cache (op.c): records kept EXCL after the op that took them;
 	 * fields protected by op_mu, except the thread's own */
-	struct { uint64_t blkno; int bump; } lc[VCFS_LC_MAX];
+	struct { uint64_t blkno, ver; int bump; } lc[VCFS_LC_MAX];
 	uint32_t nlc;
 	uint64_t lc_since;		/* vcfs_now_ns when the cache last filled */
 	uint64_t lc_last;		/* ... when an op last used it */
 	uint64_t lc_cool_until;		/* no caching before (fairness) */
 	uint64_t lc_hold_ns, lc_idle_ns, lc_cool_ns;
+	struct { uint64_t blkno, ver; } lc_hist[VCFS_LC_HIST];	/* obj_version
+					 * each record had when we last released
+					 * it (op_mu, round robin) */
+	uint32_t lc_hist_next;
+	struct { uint64_t blkno, until; } lc_busy[VCFS_LC_BUSY];	/* records
+					 * another host held when we wanted them
+					 * lately: not cached (op_mu) */
 	pthread_t lc_thread;
 	int lc_started, lc_stop;	/* lc_stop: atomic */
 };
@@ -288,6 +297,8 @@ struct op_lock {
 	uint8_t bump;		/* ... with a change to publish (obj_version
 				 * + 1 at release) */
 	uint8_t fresh;		/* a new inode, allocated by this op */
+	uint8_t again;		/* we had it last: nobody changed it since */
+	uint64_t ver;		/* obj_version when acquired */
 	uint32_t others;	/* OPL_CLAIM: other hosts holding it MW */
 };
 

@@ -365,6 +365,13 @@ static int lc_enabled(const struct vcfs_fs *fs)
 	return fs->lc_started && fs->hb && fs->j;
 }
 
+/* nlc changes under op_mu, but lc_main peeks at it without: store atomically
+ * (ThreadSanitizer: plain writes racing with that relaxed load) */
+static void lc_set_n(struct vcfs_fs *fs, uint32_t n)
+{
+	__atomic_store_n(&fs->nlc, n, __ATOMIC_RELAXED);
+}
+
 static int lc_find(const struct vcfs_fs *fs, uint64_t blkno)
 {
 	for (uint32_t i = 0; i < fs->nlc; i++)
@@ -382,17 +389,59 @@ static int lc_take(struct vcfs_fs *fs, uint64_t blkno, struct op_lock *l)
 		return 0;
 	l->cached = 1;
 	l->bump = (uint8_t)fs->lc[i].bump;
-	fs->lc[i] = fs->lc[--fs->nlc];
+	l->ver = fs->lc[i].ver;
+	fs->lc[i] = fs->lc[fs->nlc - 1];
+	lc_set_n(fs, fs->nlc - 1);
 	return 1;
 }
 
-static void lc_put(struct vcfs_fs *fs, uint64_t blkno, int bump)
+static void lc_put(struct vcfs_fs *fs, uint64_t blkno, uint64_t ver, int bump)
 {
 	if (fs->nlc == 0)
 		fs->lc_since = vcfs_now_ns();
 	fs->lc[fs->nlc].blkno = blkno;
+	fs->lc[fs->nlc].ver = ver;
 	fs->lc[fs->nlc].bump = bump;
-	fs->nlc++;
+	lc_set_n(fs, fs->nlc + 1);
+}
+
+/*
+ * Release history: a record is cached only from the second op in a row that
+ * finds it as we left it (obj_version unchanged since our release), so a
+ * directory several hosts work in is handed on after every op, as without
+ * the cache, and one host's own directory is kept.
+ */
+static void lc_hist_put(struct vcfs_fs *fs, uint64_t blkno, uint64_t ver)
+{
+	uint32_t at = fs->lc_hist_next;
+
+	for (uint32_t i = 0; i < VCFS_LC_HIST; i++)
+		if (fs->lc_hist[i].blkno == blkno) {
+			at = i;
+			break;
+		}
+	if (at == fs->lc_hist_next)
+		fs->lc_hist_next = (fs->lc_hist_next + 1) % VCFS_LC_HIST;
+	fs->lc_hist[at].blkno = blkno;
+	fs->lc_hist[at].ver = ver;
+}
+
+static int lc_hist_same(const struct vcfs_fs *fs, uint64_t blkno, uint64_t ver)
+{
+	for (uint32_t i = 0; i < VCFS_LC_HIST; i++)
+		if (fs->lc_hist[i].blkno == blkno)
+			return fs->lc_hist[i].ver == ver;
+	return 0;
+}
+
+/* Release an OPL_OWN record (the journal holds nothing it protects). */
+static int lc_release(struct vcfs_fs *fs, uint64_t blkno, uint64_t ver, int bump)
+{
+	int rc = vcfs_lock_release(fs->hb, blkno, bump);
+
+	if (!rc)
+		lc_hist_put(fs, blkno, ver + (bump ? 1 : 0));
+	return rc;
 }
 
 int lcache_flush(struct vcfs_fs *fs)
@@ -404,15 +453,49 @@ int lcache_flush(struct vcfs_fs *fs)
 	/* everything the records protect goes home before they go */
 	rc = vcfs_journal_checkpoint(fs->j);
 	for (uint32_t i = 0; !rc && i < fs->nlc; i++) {
-		int r2 = vcfs_lock_release(fs->hb, fs->lc[i].blkno, fs->lc[i].bump);
+		int r2 = lc_release(fs, fs->lc[i].blkno, fs->lc[i].ver, fs->lc[i].bump);
 		if (r2 && r2 != -VCFS_EFENCED && r2 != -ESTALE)
 			vcfs_warn("releasing cached lock record %llu: %s",
 				  (unsigned long long)fs->lc[i].blkno, vcfs_strerror(r2));
 	}
 	/* on a failed checkpoint we are fenced: the records stay ours on disk
 	 * until a survivor replays the journal and recovers the slot */
-	fs->nlc = 0;
+	lc_set_n(fs, 0);
 	return rc;
+}
+
+/*
+ * A record we found held by another host is contended: for the next T we do
+ * not cache it, so that under contention hosts take turns op by op (as
+ * without the cache) instead of each keeping it for up to lc_hold_ns.
+ */
+static void lc_mark_busy(struct vcfs_fs *fs, uint64_t blkno)
+{
+	uint64_t now = vcfs_now_ns(), oldest = UINT64_MAX;
+	unsigned at = 0;
+
+	for (unsigned i = 0; i < VCFS_LC_BUSY; i++) {
+		if (fs->lc_busy[i].blkno == blkno || fs->lc_busy[i].until <= now) {
+			at = i;
+			break;
+		}
+		if (fs->lc_busy[i].until < oldest) {
+			oldest = fs->lc_busy[i].until;
+			at = i;
+		}
+	}
+	fs->lc_busy[at].blkno = blkno;
+	fs->lc_busy[at].until = now + (uint64_t)fs->sb.io_timeout_ms * VCFS_NS_PER_MS;
+}
+
+static int lc_is_busy(const struct vcfs_fs *fs, uint64_t blkno)
+{
+	uint64_t now = vcfs_now_ns();
+
+	for (unsigned i = 0; i < VCFS_LC_BUSY; i++)
+		if (fs->lc_busy[i].blkno == blkno && fs->lc_busy[i].until > now)
+			return 1;
+	return 0;
 }
 
 void lcache_drop(struct vcfs_fs *fs, uint64_t blkno)
@@ -462,7 +545,7 @@ int lcache_start(struct vcfs_fs *fs)
 	fs->lc_idle_ns = t / 10 < 20 * VCFS_NS_PER_MS ? t / 10 : 20 * VCFS_NS_PER_MS;
 	fs->lc_cool_ns = t / 20;
 	fs->lc_stop = 0;
-	fs->nlc = 0;
+	lc_set_n(fs, 0);
 	rc = pthread_create(&fs->lc_thread, NULL, lc_main, fs);
 	if (rc) {
 		vcfs_warn("lock cache thread: %s; metadata ops will not cache locks",
@@ -480,9 +563,15 @@ void lcache_stop(struct vcfs_fs *fs, int flush)
 	__atomic_store_n(&fs->lc_stop, 1, __ATOMIC_RELEASE);
 	pthread_join(fs->lc_thread, NULL);
 	pthread_mutex_lock(&fs->op_mu);
-	if (flush)
+	if (flush) {
+		struct vcfs_journal_stats js;
 		lcache_flush(fs);
-	fs->nlc = 0;
+		vcfs_journal_stats(fs->j, &js);
+		vcfs_info("journal of slot %u: %llu records written, %llu checkpoints",
+			  fs->slot, (unsigned long long)js.commits,
+			  (unsigned long long)js.checkpoints);
+	}
+	lc_set_n(fs, 0);
 	fs->lc_started = 0;
 	pthread_mutex_unlock(&fs->op_mu);
 }
@@ -570,14 +659,18 @@ static int lock_one_inode(struct vcfs_op *op, uint64_t ino, int wait)
 		op->nlocks++;
 		return 0;
 	}
-	rc = vcfs_lock_acquire(fs->hb, blk, VCFS_LOCK_EXCL, 0, 0, NULL, &busy);
+	rc = vcfs_lock_acquire(fs->hb, blk, VCFS_LOCK_EXCL, 0, 0, &l->ver, &busy);
+	if (rc == -EBUSY)
+		lc_mark_busy(fs, blk);
 	if (rc == -EBUSY && wait) {
 		/* about to wait: first give back what we cache, so that no
 		 * host waits for us while we wait for it */
 		lcache_flush(fs);
 		rc = vcfs_lock_acquire(fs->hb, blk, VCFS_LOCK_EXCL, VCFS_LOCK_WAIT,
-				       fs->lock_wait_ms, NULL, &busy);
+				       fs->lock_wait_ms, &l->ver, &busy);
 	}
+	if (!rc)
+		l->again = (uint8_t)lc_hist_same(fs, blk, l->ver);
 	if (rc) {
 		if (rc == -EBUSY && wait)
 			warn_busy(fs, "inode", ino, &busy);
@@ -664,17 +757,19 @@ int op_lock_cluster(struct vcfs_op *op, uint32_t c, int may_wait)
 		rc = 0;
 		goto got;
 	}
-	rc = vcfs_lock_acquire(fs->hb, blk, VCFS_LOCK_EXCL, 0, 0, NULL, &busy);
+	rc = vcfs_lock_acquire(fs->hb, blk, VCFS_LOCK_EXCL, 0, 0, &l->ver, &busy);
+	if (rc == -EBUSY)
+		lc_mark_busy(fs, blk);
 	if (rc != -EBUSY || !may_wait) {
 		/* taken, or not to wait for */
 	} else if (lcache_flush(fs), blk > op->max_cluster_lock) {
 		/* (about to wait: our cached records went back first) */
 		rc = vcfs_lock_acquire(fs->hb, blk, VCFS_LOCK_EXCL, VCFS_LOCK_WAIT,
-				       fs->lock_wait_ms, NULL, &busy);
+				       fs->lock_wait_ms, &l->ver, &busy);
 	} else {
 		deadline = vcfs_now_ns() + (uint64_t)fs->lock_wait_ms * VCFS_NS_PER_MS;
 		for (;;) {
-			rc = vcfs_lock_acquire(fs->hb, blk, VCFS_LOCK_EXCL, 0, 0, NULL, &busy);
+			rc = vcfs_lock_acquire(fs->hb, blk, VCFS_LOCK_EXCL, 0, 0, &l->ver, &busy);
 			if (rc != -EBUSY || !may_wait || vcfs_now_ns() > deadline)
 				break;
 			vcfs_sleep_ns(backoff);
@@ -687,6 +782,8 @@ int op_lock_cluster(struct vcfs_op *op, uint32_t c, int may_wait)
 			warn_busy(fs, "resource cluster", c, &busy);
 		return rc;
 	}
+	if (!l->cached)
+		l->again = (uint8_t)lc_hist_same(fs, blk, l->ver);
 got:
 	op->nlocks++;
 	l->blkno = blk;
@@ -750,9 +847,9 @@ static void release_locks(struct vcfs_op *op, int committed, int cache)
 			ind_cache_clear(ip);
 		}
 		if (l->how == OPL_OWN && cache && lock_keepable(op, l)) {
-			lc_put(fs, l->blkno, l->bump || committed);
+			lc_put(fs, l->blkno, l->ver, l->bump || committed);
 		} else if (l->how == OPL_OWN) {
-			rc = vcfs_lock_release(fs->hb, l->blkno, l->bump || committed);
+			rc = lc_release(fs, l->blkno, l->ver, l->bump || committed);
 			if (rc && rc != -VCFS_EFENCED)
 				vcfs_warn("releasing lock record %llu: %s",
 					  (unsigned long long)l->blkno, vcfs_strerror(rc));
@@ -797,6 +894,9 @@ static int lock_keepable(struct vcfs_op *op, const struct op_lock *l)
 	const struct op_buf *ob;
 	uint32_t mode;
 
+	if (lc_is_busy(op->fs, l->blkno) || (!l->cached && !l->again && !l->fresh))
+		return 0;	/* others want it, or changed it since we had
+				 * it: hand it on after the op */
 	if (!l->ino || l->fresh)
 		return 1;
 	ob = find_buf(op, vcfs_inode_blk(&op->fs->sb, l->ino));
@@ -807,7 +907,7 @@ static int lock_keepable(struct vcfs_op *op, const struct op_lock *l)
 }
 
 /* Whether op's locks may go to the lock cache (else: checkpoint first). */
-static int op_may_cache(const struct vcfs_op *op)
+static int op_may_cache(struct vcfs_op *op)
 {
 	struct vcfs_fs *fs = op->fs;
 	uint32_t nown = 0;
@@ -824,6 +924,8 @@ static int op_may_cache(const struct vcfs_op *op)
 			return 0;	/* opens here: their ops stay synchronous */
 		nown++;
 	}
+	if (fs->nlc + nown > VCFS_LC_MAX)
+		lcache_flush(fs);	/* full: give it all back, start again */
 	return fs->nlc + nown <= VCFS_LC_MAX;
 }
 
@@ -844,11 +946,11 @@ void op_drop_lock(struct vcfs_op *op, uint32_t i)
 	int rc;
 
 	if (l->cached && fs->nlc < VCFS_LC_MAX) {
-		lc_put(fs, l->blkno, l->bump);
+		lc_put(fs, l->blkno, l->ver, l->bump);
 	} else {
 		if (l->cached)
 			vcfs_journal_checkpoint(fs->j);	/* error: fenced */
-		rc = vcfs_lock_release(fs->hb, l->blkno, l->bump);
+		rc = lc_release(fs, l->blkno, l->ver, l->bump);
 		if (rc && rc != -VCFS_EFENCED)
 			vcfs_warn("releasing lock record %llu: %s",
 				  (unsigned long long)l->blkno, vcfs_strerror(rc));
