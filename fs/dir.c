@@ -423,6 +423,113 @@ uint64_t dir_nbuckets(const struct vcfs_inode_disk *dir)
 	return (1ull << level) + split;
 }
 
+static uint32_t rev32(uint32_t x)
+{
+	x = (x >> 1 & 0x55555555u) | (x & 0x55555555u) << 1;
+	x = (x >> 2 & 0x33333333u) | (x & 0x33333333u) << 2;
+	x = (x >> 4 & 0x0f0f0f0fu) | (x & 0x0f0f0f0fu) << 4;
+	x = (x >> 8 & 0x00ff00ffu) | (x & 0x00ff00ffu) << 8;
+	return x >> 16 | x << 16;
+}
+
+struct rd_item {
+	uint32_t rev;
+	const struct vcfs_dirent_disk *e;
+};
+
+static int rd_item_cmp(const void *a, const void *b)
+{
+	const struct rd_item *x = a, *y = b;
+	int c;
+
+	if (x->rev != y->rev)
+		return x->rev < y->rev ? -1 : 1;
+	c = memcmp(x->e->name, y->e->name,
+		   x->e->namelen < y->e->namelen ? x->e->namelen : y->e->namelen);
+	return c ? c : (int)x->e->namelen - (int)y->e->namelen;
+}
+
+/*
+ * readdir order and cookies.  Entries come in increasing order of their
+ * bit-reversed hash r = rev32(hash) (names break ties).  In that order the
+ * buckets of a linear-hashing directory are contiguous intervals -- bucket b
+ * of depth d (d low hash bits) holds exactly the r whose top d bits are
+ * b's low d bits reversed -- and a split cuts one interval in two halves
+ * without moving anything else.  So a position in this order names the same
+ * place before and after any split or removal: the cookie after an entry is
+ * 3 + (r << 16 | k) with k its rank + 1 among entries of the same r, and the
+ * next call resumes at the first entry past it, in whatever bucket holds r
+ * now.  Every entry present throughout a listing is returned exactly once.
+ */
+int dir_iterate_from(struct vcfs_op *op, const struct vcfs_inode_disk *dir, uint64_t cookie,
+		     dir_iter_fn fn, void *arg, uint64_t *next)
+{
+	uint64_t pos = cookie <= 3 ? 0 : (cookie - 3) >> 16, start, end, lb, blk = 0;
+	uint32_t k = cookie <= 3 ? 0 : (uint32_t)((cookie - 3) & 0xffff);
+	uint32_t level, split, b, d, n = 0, cap = 0, hops = 0, rank = 0;
+	struct rd_item *v = NULL;
+	struct vcfs_dirb_disk *db;
+	int rc;
+
+	*next = UINT64_MAX;
+	if (pos >> 32)
+		return 0;
+	if (dir_geom(dir, &level, &split))
+		return VCFS_CORRUPT("directory geometry", le64_get(dir->h.blkno));
+	b = bucket_of(rev32((uint32_t)pos), level, split);
+	d = (b < split || b >= (1u << level)) ? level + 1 : level;
+	start = d ? (uint64_t)(rev32(b) >> (32 - d)) << (32 - d) : 0;
+	end = start + (1ull << (32 - d));
+	if (end >> 32 == 0)
+		*next = 3 + (end << 16);
+	for (lb = b;;) {
+		rc = read_dirb(op, dir, lb, &db, &blk);
+		if (rc || !db)
+			break;
+		for (uint32_t off = 0; off < le16_get(db->used); ) {
+			struct vcfs_dirent_disk *e = entry_at(db, off, blk, &rc);
+			if (!e)
+				goto out;
+			if (n == cap) {
+				struct rd_item *nv;
+				cap = cap ? 2 * cap : 128;
+				nv = realloc(v, cap * sizeof(*v));
+				if (!nv) {
+					rc = -ENOMEM;
+					goto out;
+				}
+				v = nv;
+			}
+			v[n].rev = rev32(le32_get(e->hash));
+			v[n++].e = e;
+			off += VCFS_DIRENT_LEN(e->namelen);
+		}
+		lb = le64_get(db->next);
+		if (!lb)
+			break;
+		if (lb < VCFS_DIR_OVF_BASE || ++hops > le32_get(dir->dir_novf) + 1) {
+			rc = VCFS_CORRUPT("directory overflow chain is broken", blk);
+			goto out;
+		}
+	}
+	if (rc)
+		goto out;
+	if (n > 1)	/* v is NULL for an empty chain: qsort's pointer must not be */
+		qsort(v, n, sizeof(*v), rd_item_cmp);
+	for (uint32_t i = 0; i < n; i++) {
+		rank = i && v[i].rev == v[i - 1].rev ? rank + 1 : 0;
+		if (v[i].rev < pos || (v[i].rev == pos && rank < k))
+			continue;
+		rc = fn(arg, v[i].e, 3 + ((uint64_t)v[i].rev << 16 | (rank + 1 < 0xffff ?
+								     rank + 1 : 0xffff)));
+		if (rc)
+			break;
+	}
+out:
+	free(v);
+	return rc;
+}
+
 int dir_iterate_bucket(struct vcfs_op *op, const struct vcfs_inode_disk *dir, uint32_t b,
 		       uint32_t idx, dir_iter_fn fn, void *arg)
 {

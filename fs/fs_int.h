@@ -106,8 +106,10 @@
  * mtime of an open-for-write inode live in its cached body and are committed
  * at fsync, release, and with any allocation.
  *
- * Directories (dir.c): linear hashing (ondisk.h); a readdir cookie is
- * 3 + (bucket << 32 | index in the bucket's chain); 1 and 2 are "." and "..".
+ * Directories (dir.c): linear hashing (ondisk.h); readdir goes in order of
+ * bit-reversed hash, in which every bucket is an interval that a split only
+ * halves, so a cookie (3 + (rev(hash) << 16 | rank)) stays valid across
+ * splits and removals (dir_iterate_from); 1 and 2 are "." and "..".
  *
  * Unlinked while open: nlink 0, VCFS_IF_ORPHAN, an entry named by the inode
  * number in hex in VCFS_ORPHAN_INO(our slot); the last release frees it.  A
@@ -124,9 +126,9 @@
  *
  * Limits, on purpose for now: metadata ops of one host run one at a time (an
  * op waiting up to lock_wait_ms for another host's lock delays this host's
- * other metadata ops, never its data I/O); atime is not maintained;
- * directories never give buckets back; a readdir racing with a bucket split
- * may repeat or miss the entries that move (POSIX allows it).
+ * other metadata ops, never its data I/O; the group commit therefore groups
+ * successive ops, not concurrent ones); atime is not maintained;
+ * directories never give buckets back.
  */
 #ifndef VCFS_FS_INT_H
 #define VCFS_FS_INT_H
@@ -479,6 +481,11 @@ uint64_t dir_nbuckets(const struct vcfs_inode_disk *dir);
  * stops when fn returns non-zero (returned). */
 int dir_iterate_bucket(struct vcfs_op *op, const struct vcfs_inode_disk *dir, uint32_t b,
 		       uint32_t idx, dir_iter_fn fn, void *arg);
+/* readdir: the entries of the bucket that holds position cookie, from it on,
+ * in readdir order (dir.c); *next: the cookie where the next bucket starts,
+ * UINT64_MAX at the end. */
+int dir_iterate_from(struct vcfs_op *op, const struct vcfs_inode_disk *dir, uint64_t cookie,
+		     dir_iter_fn fn, void *arg, uint64_t *next);
 int name_check(const char *name, size_t *len);
 
 /* ---- namespace (namei.c) ---- */

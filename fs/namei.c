@@ -1048,8 +1048,7 @@ struct rd_ent { uint64_t ino, cookie; uint8_t type; char name[VCFS_NAME_MAX + 1]
 
 struct rd_bucket {
 	uint64_t dir;
-	uint32_t b, idx;
-	uint64_t nb;
+	uint64_t cookie, next;	/* where this bucket's read starts / the next */
 	struct rd_ent *v;
 	size_t n, cap;
 };
@@ -1090,8 +1089,7 @@ static int rd_bucket_fn(struct vcfs_op *op, void *arg)
 	rc = dir_body_ok(p);
 	if (rc)
 		return rc;
-	r->nb = dir_nbuckets(p);
-	return dir_iterate_bucket(op, p, r->b, r->idx, rd_collect, r);
+	return dir_iterate_from(op, p, r->cookie, rd_collect, r, &r->next);
 }
 
 int vcfs_fs_readdir(struct vcfs_fs *fs, uint64_t dir, uint64_t cookie, vcfs_fill_fn fill,
@@ -1118,19 +1116,15 @@ int vcfs_fs_readdir(struct vcfs_fs *fs, uint64_t dir, uint64_t cookie, vcfs_fill
 	}
 	if (cookie == 2)
 		cookie = 3;
-	r.b = (uint32_t)((cookie - 3) >> 32);
-	r.idx = (uint32_t)(cookie - 3);
-	for (;;) {
+	/* one bucket per consistent read; the cookies (dir.c) survive splits
+	 * and removals between them */
+	for (r.cookie = cookie; r.cookie != UINT64_MAX; r.cookie = r.next) {
 		rc = lockless_read(fs, vcfs_inode_lock_blk(&fs->sb, dir), 0, rd_bucket_fn, &r);
 		if (rc)
 			break;
 		for (size_t i = 0; i < r.n; i++)
 			if (fill(arg, r.v[i].name, r.v[i].ino, r.v[i].type, r.v[i].cookie))
 				goto out;
-		if ((uint64_t)r.b + 1 >= r.nb)
-			break;
-		r.b++;
-		r.idx = 0;
 	}
 out:
 	free(r.v);

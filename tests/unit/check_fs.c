@@ -477,6 +477,51 @@ START_TEST(big_directory)
 }
 END_TEST
 
+/*
+ * A listing in small pages while the directory grows by thousands of entries
+ * (many bucket splits) and loses some: every entry present throughout comes
+ * exactly once, and no entry ever comes twice (POSIX readdir).
+ */
+START_TEST(readdir_during_splits)
+{
+	enum { N0 = 1000, ADD = 150, CALLS_MAX = 400 };
+	unsigned total = N0 + CALLS_MAX * ADD, next = N0, calls = 0, before;
+	uint64_t d = mkd(root(), "growing");
+	struct seen s = { .v = calloc(total, 1) };
+	struct paged p = { .s = &s };
+	struct vcfs_attr a;
+	char name[32];
+
+	for (unsigned i = 0; i < N0; i++) {
+		snprintf(name, sizeof(name), "file-%u", i);
+		ck_assert_int_eq(vcfs_fs_mknod(fs, d, name, S_IFREG | 0644, 0, 0, 0, &a), 0);
+	}
+	do {
+		before = s.n + s.dots;
+		p.left = 37;
+		ck_assert_int_eq(vcfs_fs_readdir(fs, d, p.cookie, paged_fill, &p), 0);
+		/* between two pages: more entries (splits), and some go again */
+		for (unsigned i = 0; i < ADD && next < total; i++, next++) {
+			snprintf(name, sizeof(name), "file-%u", next);
+			ck_assert_int_eq(vcfs_fs_mknod(fs, d, name, S_IFREG | 0644, 0, 0, 0, &a),
+					 0);
+			if (next % 3 == 0)
+				ck_assert_int_eq(vcfs_fs_unlink(fs, d, name), 0);
+		}
+		calls++;
+	} while (s.n + s.dots != before && calls < CALLS_MAX);
+	ck_assert_uint_lt(calls, CALLS_MAX);
+	ck_assert_uint_eq(s.dup, 0);
+	ck_assert_uint_eq(s.dots, 2);
+	for (unsigned i = 0; i < N0; i++)
+		ck_assert_msg(s.v[i], "file-%u, present throughout, was never listed", i);
+	fprintf(stderr, "check_fs: readdir_during_splits: %u pages while %u entries were "
+		"added to the first %u; %u listed, none twice\n", calls, next - N0, N0, s.n);
+	free(s.v);
+	unmount_and_fsck();
+}
+END_TEST
+
 /* ---- data ---- */
 
 static struct vcfs_file *open_rw(uint64_t ino)
@@ -2052,6 +2097,7 @@ static Suite *suite(void)
 	tcase_add_checked_fixture(big, setup_big, teardown);
 	tcase_set_timeout(big, 900);
 	tcase_add_test(big, big_directory);
+	tcase_add_test(big, readdir_during_splits);
 	suite_add_tcase(s, big);
 	tcase_add_checked_fixture(crash, setup_slow, teardown);
 	tcase_set_timeout(crash, 900);
