@@ -7,11 +7,15 @@
 #   downtime  QEMU's downtime (query-migrate "downtime": guest stopped on the
 #             source until the device state was sent)
 #   switch    guest paused on the source -> running on the destination as the
-#             source agent saw it (includes the datastore lock hand-over)
+#             source agent saw it: from the pre-switchover event to the
+#             destination's "resumed" frame, sent right after its cont
+#             (includes the datastore lock hand-over)
 #   elapsed   the whole vcvm migrate request (PREPARE: starting the
 #             destination QEMU, included)
 # Under TCG (no KVM here) on a shared 2-core machine: compare within one run.
+# The headline figures go to make bench's summary table (bench/summary.sh).
 . "$(dirname "$0")/../tests/lib/common.sh"
+. "$VCFS_TOP/bench/summary.sh"
 . "$(dirname "$0")/../tests/lib/hosts.sh"
 B=$VCFS_BUILD
 RUNS=${VM_BENCH_RUNS:-10}
@@ -48,6 +52,7 @@ pct() { sort -n "$1" | awk -v p="$2" '{ v[NR] = $1 } END { if (!NR) { print "-";
 	i = int((p * NR + 99) / 100); if (i < 1) i = 1; print v[i] }'; }
 
 ROWS=()
+declare -A SUMD SUMS
 for mem in 128 512; do
 	vm=b$mem
 	vc a create "$vm" --datastore "$DSP" --memory $mem --disk-size 64M --kernel "$G/vmlinuz" \
@@ -69,6 +74,8 @@ for mem in 128 512; do
 		fi
 	done
 	vc "$src" stop --hard "$vm" > /dev/null
+	SUMD[$mem]="$(pct "$T/$vm.down" 50)/$(pct "$T/$vm.down" 95) ms"
+	SUMS[$mem]="$(pct "$T/$vm.switch" 50)/$(pct "$T/$vm.switch" 95) ms"
 	ROWS+=("$(printf '| %4d MiB | %3d/%-3d | %6s %6s | %5s %5s | %5s %5s | %6s %6s |' "$mem" \
 		$((RUNS - fails)) "$RUNS" "$(pct "$T/$vm.total" 50)" "$(pct "$T/$vm.total" 95)" \
 		"$(pct "$T/$vm.down" 50)" "$(pct "$T/$vm.down" 95)" \
@@ -82,3 +89,9 @@ echo "|----------|---------|---------------|------------------|----------------|
 for r in "${ROWS[@]}"; do echo "$r"; done
 echo "total: QEMU total-time; downtime: QEMU's; switch: source paused -> destination running"
 echo "incl. the .vcvm.lock hand-over; elapsed: the whole request incl. starting the destination."
+for mem in 128 512; do
+	bench_summary "vMotion" "QEMU downtime p50/p95 ($mem MiB guest)" "${SUMD[$mem]}" \
+		"QEMU default limit" "300 ms" "-" "<= 50 ms"
+	bench_summary "vMotion" "guest paused, source stop -> destination cont, p50/p95 ($mem MiB)" \
+		"${SUMS[$mem]}" "QEMU default limit" "300 ms" "-" "<= 50 ms"
+done

@@ -109,18 +109,24 @@
  *        source released it after its last write -> cont there; held means
  *        the source never let go and may resume -> it kills its QEMU.  An
  *        incoming migration that did not complete -> it kills its QEMU.
- *        Then it sends MIGRATE_CANCEL to the source's agent (best effort),
- *        which resumes an orphaned source whose shim still holds the lock
- *        (from pre-switchover or postmigrate) or quits a stale one whose
- *        lock another host holds now (`vcvm migrate --cancel` does the same).
+ *        Then it sends MIGRATE_CANCEL to the source's agent (best effort;
+ *        from_host = itself when it dropped its copy), which resumes an
+ *        orphaned source whose shim still holds the lock (from
+ *        pre-switchover or postmigrate), or one that released it if the
+ *        destination dropped its copy and the shim can take the lock back,
+ *        or quits a stale one whose lock another host holds now (`vcvm
+ *        migrate --cancel` does the same, without the dropped case).
  *      - the source stays silent with the lock released (a hung process):
  *        the destination tries the lock after VCVM_MIGRATE_COMMIT_MS with
  *        its incoming migration completed, and retries while it is refused;
  *        a COMMIT that arrives after it finished alone is answered "done".
- *      Either way: running exactly once, where the lock is.  Not covered: a
- *      source that released the lock and died, and a destination whose
- *      incoming migration failed to load: the VM then runs nowhere until a
- *      `vcvm start` (disks consistent: the source's last write landed).
+ *      Either way: running exactly once, where the lock is.  Not covered:
+ *      both agents (or hosts) gone after the release: the VM then runs
+ *      nowhere until a `vcvm start` (disks consistent: the source's last
+ *      write landed); a destination that ran the VM and died before the
+ *      source's COMMIT failed frees the lock, and the source's retake would
+ *      then resume stale memory (the lock file does not record a taker
+ *      generation yet).
  *   The destination's incoming QEMU listens on this host's address from the
  *   hosts file (VCVM_HOSTS_FILE) when it has one, else on every address.
  *   The cluster's CPU model (the lowest common one, EVC-like) is in each
@@ -222,7 +228,10 @@ struct vcvm_request {
 			char cpu_model[64], machine[32];
 			char from_host[VCVM_HOST_MAX];
 		} migrate_prepare;
-		struct {			/* MIGRATE_COMMIT / _ABORT (source -> destination) */
+		struct {			/* MIGRATE_COMMIT / _ABORT (source -> destination);
+						 * MIGRATE_CANCEL: "" from a user, else the
+						 * destination that lost its source and dropped
+						 * its copy (never ran it): optional */
 			char from_host[VCVM_HOST_MAX];
 		} migrate_commit;
 		struct {			/* MOVE_STORAGE */

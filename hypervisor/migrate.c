@@ -330,6 +330,11 @@ static int finish_here(const struct vcvm_env *e, struct mvm *m, struct vcvm_qmp 
 	if (ser == -EAGAIN)
 		ser = serial_to(q, m->dir, &m->c, true, w, sizeof(w));
 	rc = ser < 0 ? ser : qmp_do(q, "cont", NULL, w, sizeof(w));
+	if (rc == -ETIMEDOUT && ser == 0) {
+		/* the guest may run: keep the lock, the VM is ours */
+		hv_fmt(why, n, "%s (the VM may run here: the lock stays here)", w);
+		return -EINPROGRESS;
+	}
 	if (rc < 0) {
 		char w2[256];
 
@@ -478,8 +483,13 @@ static int do_prepare(const struct vcvm_env *e, const struct vcvm_request *req,
 	vcvm_event(m.rundir, e->host, "incoming QEMU ready on %s port %d (from %s)", addr, port,
 		   a->from_host);
 	r->data = json_pack("{s:s, s:i, s:s}", "host", e->host, "port", port, "folder", m.dir);
+	if (in.have_m)
+		mvm_free(&in.m);
+	in.have_m = false;
 	if (mvm_load(e, m.dir, &in.m, r->why, sizeof(r->why)) == 0)	/* the pid, now */
 		in.have_m = in.m.pid > 0;
+	if (!in.have_m)
+		mvm_free(&in.m);
 	r->why[0] = 0;
 	rc = 0;
 	goto out;
@@ -609,6 +619,10 @@ int vcvm_migrate_orphan(const struct vcvm_env *e, const char *folder, const char
 			   "trying the VM's lock", from, lost ? "lost" : "silent");
 		res = finish_here(e, m, q, false, lost ? "source lost" : "source silent", w, sizeof(w));
 	}
+	if (res == -EINPROGRESS) {
+		vcfs_warn("%s: cont: %s", m->c.name, w);
+		res = 0;
+	}
 	if (res == 0) {
 		finished_here(e, m, !lost);
 		hv_fmt(why, n, "%s runs here: the source released its lock and went %s", m->c.name,
@@ -633,11 +647,12 @@ int vcvm_migrate_orphan(const struct vcvm_env *e, const char *folder, const char
 		struct vcvm_response cresp;
 
 		snprintf(cr.vm, sizeof(cr.vm), "%s", folder);
-		if (vcvm_remote(from, &cr, NULL, NULL, &cresp) == 0)
-			vcfs_info("asked %s to resume or stop its QEMU of %s: done", from, folder);
-		else
-			vcfs_warn("asked %s to resume or stop its QEMU of %s: %s", from, folder,
-				  cresp.why);
+		if (rc == 0)	/* ours is gone and never ran: the source may resume */
+			snprintf(cr.u.migrate_commit.from_host,
+				 sizeof(cr.u.migrate_commit.from_host), "%s", e->host);
+		vcvm_remote(from, &cr, NULL, NULL, &cresp);
+		vcfs_info("asked %s to resume or stop its QEMU of %s: %s", from, folder,
+			  cresp.rc ? cresp.why : "resumed");
 		vcvm_response_free(&cresp);
 	}
 out:
@@ -725,11 +740,14 @@ static void holder_host(const char *holder, char *out, size_t n)
  *    disks); the destination cannot have run the VM, it never had the lock;
  *  - released: the destination may run it, and once it did our state is
  *    stale: never resume.  If another host holds the lock now, our QEMU is
- *    stopped ("migrated to" it).
+ *    stopped ("migrated to" it).  Exception: the destination's agent says
+ *    (dropped_by, its name) that it lost us and killed its copy without
+ *    running it: then resume if the shim can take the lock back (free).
  * The destination's agent sends MIGRATE_CANCEL here itself when it loses
  * its source, so this usually runs without a user.
  */
-static int resume_orphan(const struct vcvm_env *e, struct mvm *m, struct vcvm_response *r)
+static int resume_orphan(const struct vcvm_env *e, struct mvm *m, const char *dropped_by,
+			 struct vcvm_response *r)
 {
 	char path[VCVM_PATH_MAX + 80], st[32] = "", holder[256], hh[64], w[256];
 	struct vcvm_qmp *q = NULL;
@@ -752,19 +770,21 @@ static int resume_orphan(const struct vcvm_env *e, struct mvm *m, struct vcvm_re
 			source_quit(m, &q, hh);
 			vcvm_event(m->rundir, e->host, "orphaned migration: %s holds the lock, "
 				   "stale source QEMU stopped", hh);
-			r->data = json_pack("{s:s, s:s, s:s}", "name", m->c.name, "state", "migrated",
-					    "host", hh);
-			return 0;
+			hv_fmt(r->why, sizeof(r->why), "no migration of %s in progress on host %s: it "
+			       "was handed over to %s, which holds its lock and runs it; the stale "
+			       "QEMU here was stopped", m->c.name, e->host, hh);
+			return -VCVM_ENOTRUNNING;
 		}
 	}
-	if (rc < 0 || !strcmp(st, "running") || released) {
+	if (rc < 0 || !strcmp(st, "running") || (released && !dropped_by[0])) {
 		vcvm_qmp_close(q);
 		hv_fmt(r->why, sizeof(r->why), "no migration of %s in progress on host %s%s",
 		       m->c.name, e->host, released ?
 		       " (it was handed over: see vcvm status on the destination)" : "");
 		return -VCVM_ENOTRUNNING;
 	}
-	/* the lock decides: the shim answers "held" at once if it never let go */
+	/* the lock decides: the shim answers "held" at once if it never let go;
+	 * released, and the destination dropped its copy: only if still free */
 	rc = vcvm_guard_ctl(m->rundir, m->pid, true, r->why, sizeof(r->why));
 	if (rc < 0) {
 		vcvm_qmp_close(q);
@@ -809,7 +829,7 @@ static int do_cancel(const struct vcvm_env *e, const struct vcvm_request *req,
 		pid = (int)json_integer_value(json_object_get(j, "pid"));
 	json_decref(j);
 	if ((pid <= 0 || kill(pid, 0) < 0) && m.pid) {
-		rc = resume_orphan(e, &m, r);
+		rc = resume_orphan(e, &m, req->u.migrate_commit.from_host, r);
 	} else if (pid <= 0 || kill(pid, 0) < 0) {
 		rc = -VCVM_ENOTRUNNING;
 		hv_fmt(r->why, sizeof(r->why), "no migration of %s in progress on host %s",

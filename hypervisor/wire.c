@@ -692,6 +692,7 @@ json_t *vcvm_req_to_json(const struct vcvm_request *r)
 		break;
 	case VCVM_REQ_MIGRATE_COMMIT:
 	case VCVM_REQ_MIGRATE_ABORT:
+	case VCVM_REQ_MIGRATE_CANCEL:
 		set_str(a, "from_host", r->u.migrate_commit.from_host);
 		break;
 	case VCVM_REQ_MOVE_STORAGE:
@@ -764,6 +765,7 @@ int vcvm_req_from_json(json_t *j, struct vcvm_request *r, char *why, size_t whyl
 		break;
 	case VCVM_REQ_MIGRATE_COMMIT:
 	case VCVM_REQ_MIGRATE_ABORT:
+	case VCVM_REQ_MIGRATE_CANCEL:
 		get_str(a, "from_host", r->u.migrate_commit.from_host,
 			sizeof(r->u.migrate_commit.from_host));
 		break;
