@@ -146,6 +146,12 @@ int vcfs_layout_compute(const struct vcfs_mkfs_params *p, struct vcfs_sb *sb)
 		vcfs_err("I/O timeout %u ms: must be 100 to 60000", sb->io_timeout_ms);
 		return -EINVAL;
 	}
+	if (vb > VCFS_MAX_VOLUME_BLOCKS) {
+		vcfs_err("a datastore of %llu TiB is larger than the %llu TiB vcfs supports",
+			 (unsigned long long)(p->volume_bytes >> 40),
+			 (unsigned long long)(VCFS_MAX_VOLUME_BLOCKS * VCFS_BLK >> 40));
+		return -EINVAL;
+	}
 	lbb = sb->lblock_size / VCFS_BLK;
 	sb->lblock_blocks = lbb;
 	sb->volume_blocks = vb;
@@ -197,6 +203,8 @@ int vcfs_layout_compute(const struct vcfs_mkfs_params *p, struct vcfs_sb *sb)
 		if (glim < p->volume_bytes)
 			glim = p->volume_bytes;
 	}
+	if (glim / VCFS_BLK > VCFS_MAX_VOLUME_BLOCKS)
+		glim = VCFS_MAX_VOLUME_BLOCKS * VCFS_BLK;
 	if (glim < p->volume_bytes) {
 		vcfs_err("grow limit %llu MiB is below the volume size %llu MiB",
 			 (unsigned long long)(glim >> 20),
@@ -349,6 +357,17 @@ int vcfs_super_decode(const void *blk, uint64_t blkno, struct vcfs_sb *sb)
 
 	if (le32_get(s->blk_size) != VCFS_BLK)
 		GEOM_BAD("block size is not 4096");
+	if (sb->volume_blocks > VCFS_MAX_VOLUME_BLOCKS)
+		GEOM_BAD("volume size out of range (over 4 PiB)");
+	/* every start and count within the volume before any arithmetic on
+	 * them: sums of a few such values cannot overflow */
+	if (sb->volume_blocks < VCFS_HB_START + 2 ||
+	    sb->hb_start > sb->volume_blocks || sb->journal_start > sb->volume_blocks ||
+	    sb->cmeta_start > sb->volume_blocks || sb->inode_start > sb->volume_blocks ||
+	    sb->ninodes > sb->volume_blocks || sb->small_start > sb->volume_blocks ||
+	    sb->nsmall > sb->volume_blocks || sb->large_start > sb->volume_blocks ||
+	    sb->nlarge > sb->volume_blocks || sb->grow_target > VCFS_MAX_VOLUME_BLOCKS)
+		GEOM_BAD("regions overlap or leave the volume");
 	if (sb->lblock_size < 64 * 1024 || (sb->lblock_size & (sb->lblock_size - 1)) ||
 	    sb->lblock_size > 64u * 1024 * 1024)
 		GEOM_BAD("large block size out of range");

@@ -90,6 +90,7 @@ static inline le64 le64_mk(uint64_t v) { le64 x = { v }; return x; }
 #define VCFS_DEFAULT_IO_TIMEOUT_MS 1000
 #define VCFS_DEFAULT_GROW_MAX	(64ull << 40)	/* default grow limit (mkfs -G) */
 #define VCFS_MAX_LARGE_CLUSTERS	(1u << 20)	/* cluster records for large blocks */
+#define VCFS_MAX_VOLUME_BLOCKS	(1ull << 40)	/* 4 PiB: byte offsets never overflow */
 #define VCFS_DEFAULT_JOURNAL_BLOCKS 256	/* 1 MiB per host */
 #define VCFS_MIN_JOURNAL_BLOCKS	64
 
@@ -497,13 +498,13 @@ static inline uint64_t vcfs_small_blk(const struct vcfs_sb *sb, uint64_t i)
 static inline uint64_t vcfs_large_blk(const struct vcfs_sb *sb, uint64_t i)
 { return sb->large_start + i * sb->lblock_blocks; }
 
-/* Which entries global cluster c (inode, then small, then large clusters) covers. */
-struct vcfs_cluster_geom { uint32_t kind, index, count; uint64_t first; };
 /* Largest volume size in bytes that `vcfs grow` can reach. */
 static inline uint64_t vcfs_grow_limit(const struct vcfs_sb *sb)
 { return (sb->large_start + (uint64_t)sb->nlarge_clusters_max * sb->large_cluster *
 	  sb->lblock_blocks + 1) * 4096; }
 
+/* Which entries global cluster c (inode, then small, then large clusters) covers. */
+struct vcfs_cluster_geom { uint32_t kind, index, count; uint64_t first; };
 void vcfs_cluster_geom(const struct vcfs_sb *sb, uint32_t c, struct vcfs_cluster_geom *g);
 
 /* Encode sb into a 4 KiB header block (sealed with crc) and back. */

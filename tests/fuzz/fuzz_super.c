@@ -19,34 +19,33 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
+#define BAD(what) do { fprintf(stderr, "vcfs_super_decode accepted an impossible " \
+				   "geometry (%s)\n", what); abort(); } while (0)
+
 static void check_geometry(const struct vcfs_sb *sb)
 {
 	uint64_t vb = sb->volume_blocks, ncl;
 
-	if (!sb->max_hosts || !sb->lblock_blocks || vb > FZ_NBLK * 1024 * 1024)
-		goto bad;
+	if (!sb->max_hosts || !sb->lblock_blocks || vb > VCFS_MAX_VOLUME_BLOCKS)
+		BAD("check 1");
 	if (vcfs_hb_blk(sb, sb->max_hosts - 1) >= sb->journal_start ||
 	    vcfs_journal_blk(sb, sb->max_hosts) > sb->cmeta_start)
-		goto bad;
+		BAD("check 2");
 	ncl = (uint64_t)sb->ninode_clusters + sb->nsmall_clusters + sb->nlarge_clusters;
 	if (ncl && vcfs_cluster_bmp_blk(sb, (uint32_t)(ncl - 1)) >= sb->inode_start)
-		goto bad;
+		BAD("check 3");
 	if (sb->ninodes && vcfs_inode_blk(sb, sb->ninodes - 1) >= sb->small_start)
-		goto bad;
+		BAD("check 4");
 	if (sb->nsmall && vcfs_small_blk(sb, sb->nsmall - 1) >= sb->large_start)
-		goto bad;
+		BAD("check 5");
 	if (sb->nlarge && vcfs_large_blk(sb, sb->nlarge - 1) + sb->lblock_blocks > vb)
-		goto bad;
+		BAD("check 6");
 	for (uint64_t c = 0; c < ncl && c < 4096; c++) {
 		struct vcfs_cluster_geom g;
 		vcfs_cluster_geom(sb, (uint32_t)c, &g);
 		if (g.count > VCFS_CBMP_BITS)
-			goto bad;
+			BAD("check 7");
 	}
-	return;
-bad:
-	fprintf(stderr, "vcfs_super_decode accepted an impossible geometry\n");
-	abort();
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
