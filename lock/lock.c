@@ -201,7 +201,7 @@ int vcfs_lock_acquire(struct vcfs_hb *hb, uint64_t blkno, enum vcfs_lock_mode mo
 	uint64_t deadline = start + wait_ns, hard = start + LOCK_WAIT_PROGRESS_MAX * wait_ns;
 	uint64_t backoff = BACKOFF_MIN_NS, seen_seq = 0;
 	unsigned misses = 0, seed = (unsigned)(start ^ (blkno << 7) ^ (uintptr_t)&start);
-	int rc, seen = 0;
+	int rc, seen = 0, in_doubt = 0;
 
 	if (!blk || !img) {
 		rc = -ENOMEM;
@@ -221,6 +221,14 @@ int vcfs_lock_acquire(struct vcfs_hb *hb, uint64_t blkno, enum vcfs_lock_mode mo
 		if ((rc = rec_read(d, sb, blkno, blk, &r)))
 			goto out;
 		if (find_self(hb, &r) >= 0) {
+			if (in_doubt) {
+				/* the CAS that timed out landed after all: only we
+				 * write entries with our slot and generation */
+				if (obj_version)
+					*obj_version = r.obj_version;
+				rc = 0;
+				goto out;
+			}
 			vcfs_err("lock record %llu: this host already holds it (%s); callers "
 				 "must count their own opens", (unsigned long long)blkno,
 				 vcfs_lock_mode_name(r.mode));
@@ -311,7 +319,14 @@ int vcfs_lock_acquire(struct vcfs_hb *hb, uint64_t blkno, enum vcfs_lock_mode mo
 			int l = landed(hb, blkno, blk);
 			if (l == 1)
 				rc = 0;
-			else if (l < 0)
+			else if (l == 0 && rc == -ETIMEDOUT && (flags & VCFS_LOCK_WAIT) &&
+				 vcfs_now_ns() < deadline) {
+				/* the backend timed out (a busy sector: the file
+				 * backend's OFD lock, a loaded target) and our entry
+				 * is not there: try again within our wait */
+				in_doubt = 1;
+				continue;
+			} else if (l < 0)
 				vcfs_warn("lock record %llu: acquire failed (%s) and the record "
 					  "cannot be re-read (%s): our entry may linger until "
 					  "this host leaves", (unsigned long long)blkno,
