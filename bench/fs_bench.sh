@@ -80,6 +80,7 @@ BENCH_DIR=$(mktemp -d /var/tmp/vcfs-fsbench.XXXXXX) || die "cannot create a dire
 export VCFS_TEST_TMP=$BENCH_DIR
 . "$TOP/tests/lib/common.sh"
 . "$TOP/tests/lib/hosts.sh"
+. "$TOP/bench/summary.sh"
 need_pkgs fio jq >/dev/null 2>&1
 command -v fio >/dev/null || die "fio is not installed (apt-get install fio)"
 command -v jq >/dev/null || die "jq is not installed (apt-get install jq)"
@@ -255,6 +256,8 @@ data_table() {
 		printf '| %-52s | %7s | %7s | %8s | %17s | %10s | %-22s |\n' "${DATA_DESC[$row]}" \
 			"$(num "$r")" "$(num "$v")" "$rat" "$(num "$rp")/$(num "$vp")" \
 			"$(num "$(medv "data|$row|vcfs|dcpu")")%" "$met"
+		[ -n "$tgt" ] && bench_summary "filesystem (FUSE)" "${DATA_DESC[$row]} (p99 µs)" \
+			"$(num "$v") ($(num "$vp"))" "raw file, O_DIRECT" "$(num "$r") ($(num "$rp"))" "$rat" ">= ${tgt}"
 	done
 	# what limits random writes: one file vs one file per thread
 	local one files rone rfiles qd
@@ -312,6 +315,10 @@ meta_table() {
 			"$(ratio "$v" "$r" %.3f)" \
 			"$(num "$(medv "meta|raw|${op}_p50_us")")/$(num "$(medv "meta|raw|${op}_p99_us")")" \
 			"$(num "$(medv "meta|vcfs|${op}_p50_us")")/$(num "$(medv "meta|vcfs|${op}_p99_us")")"
+		bench_summary "metadata" "$op ops/s, one process (p50/p99 µs)" \
+			"$(num "$v") ($(num "$(medv "meta|vcfs|${op}_p50_us")")/$(num "$(medv "meta|vcfs|${op}_p99_us")"))" \
+			"raw filesystem" "$(num "$r") ($(num "$(medv "meta|raw|${op}_p50_us")")/$(num "$(medv "meta|raw|${op}_p99_us")"))" \
+			"$(ratio "$v" "$r" %.3f)" "-"
 	done
 	echo "create = open(O_CREAT|O_EXCL) + close of an empty file; stat of a name not in the kernel's cache."
 }
@@ -354,6 +361,10 @@ lock_table() {
 		esac
 		printf '| %-36s | %8s | %8s | %14s |\n' "$d" "$(num "$p50")" \
 			"$(num "$(medv "lock|$c|p99_us")")" "$(ratio "$p50" "$cas" %.1f)"
+		[ "$c" = excl_pair ] && bench_summary "cluster locks" "EXCL acquire+release p50/p99, file backend" \
+			"$(num "$p50")/$(num "$(medv "lock|$c|p99_us")") µs" "one bare compare-and-write" \
+			"$(num "$cas")/$(num "$(medv "lock|disk_cas|p99_us")") µs" "$(ratio "$p50" "$cas" %.1f)" \
+			"<= 2 round trips each"
 	done
 	echo "Target (issue 4): at most 2 backend round trips uncontended.  Acquire and release are each"
 	echo "one read + one compare-and-write (2 round trips); a compare-and-write on the file backend is"
@@ -406,6 +417,8 @@ recovery_table() {
 	printf '|------------------------------|------------------------|---------:|----------------|\n'
 	printf '| %-28s | %-22s | %8s | %-14s |\n' "kill -9 -> survivor's open" "$(vals "rec|secs")" "$(num "$md" %.1f)" \
 		"$(if [ "$md" = - ]; then echo -; elif ge 10 "$md"; then echo met; else echo NOT met; fi)"
+	bench_summary "recovery" "kill -9 -> a survivor holds the dead host's file (T = 1 s)" \
+		"$(num "$md" %.1f) s" "VMFS / OCFS2 / sanlock defaults" "16 / 60 / 140 s" "-" "<= 10 s"
 	echo "Floor by design: a host is dead 7T = 7 s after its last heartbeat renewal (renewed every"
 	echo "T, so 6 to 7 s after the kill); then a survivor replays its journal and breaks its locks."
 	echo "For comparison (their defaults): VMFS 16 s, OCFS2 60 s, sanlock 140 s."
@@ -508,6 +521,9 @@ scale_table() {
 			"$(num "$s")" "$(num "$(ratio "$s" "$n" %.1f)")" "$(ratio "$s" "$s1")" \
 			"$(num "$(ratio "$(medv "scale|$n|shared|p99max_us")" 1000 %.1f)" %.1f)" \
 			"$(num "$(medv "scale|$n|own|cpu")")/$(num "$(medv "scale|$n|shared|cpu")")%"
+		bench_summary "metadata scaling" "creates/s summed, $n host(s), own dirs / shared dir" \
+			"$(num "$o") / $(num "$s")" "1 host" "$(num "$o1") / $(num "$s1")" \
+			"$(ratio "$o" "$o1")/$(ratio "$s" "$s1")" "-"
 	done
 	p=$(medv "scale|p8|own|ops")
 	printf '| %-19s | %9s | %8s | %8s | %9s | %10s | %8s | %8s | %9s | %10s |\n' "1 host, 8 processes" \
