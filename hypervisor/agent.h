@@ -101,7 +101,8 @@
  *      took it.  So:
  *      - COMMIT fails: the source asks its shim to retake the lock; taken ->
  *        it resumes and aborts the destination; held by the destination (it
- *        finished alone, below) -> the VM runs there, the source quits QEMU.
+ *        finished alone, below) -> the VM runs there, the source quits QEMU;
+ *        taken but the destination held it meanwhile -> stale (below).
  *      - the source's MIGRATE process dies (or its host): the destination's
  *        agent sees the connection end (at once; a dead host: TCP keepalive,
  *        ~25 s).  If its incoming migration completed (the destination QEMU
@@ -120,13 +121,16 @@
  *        the destination tries the lock after VCVM_MIGRATE_COMMIT_MS with
  *        its incoming migration completed, and retries while it is refused;
  *        a COMMIT that arrives after it finished alone is answered "done".
- *      Either way: running exactly once, where the lock is.  Not covered:
- *      both agents (or hosts) gone after the release: the VM then runs
- *      nowhere until a `vcvm start` (disks consistent: the source's last
- *      write landed); a destination that ran the VM and died before the
- *      source's COMMIT failed frees the lock, and the source's retake would
- *      then resume stale memory (the lock file does not record a taker
- *      generation yet).
+ *      - a source takes the lock back only through vcvm_guard_retake: every
+ *        taker writes its name into .vcvm.lock before its shim answers (so
+ *        before its QEMU can run), and the retake reads it first; another
+ *        host's name means that host held the lock since our release and may
+ *        have run the guest (it ran, then died, freeing the lock): our copy
+ *        is stale, the lock is let go again and our QEMU is stopped.
+ *      Either way: running exactly once, where the lock is, and never from
+ *      stale memory.  Not covered: both agents (or hosts) gone after the
+ *      release, or the last case: the VM then runs nowhere until a `vcvm
+ *      start` (disks consistent: the last writer's writes landed).
  *   The destination's incoming QEMU listens on this host's address from the
  *   hosts file (VCVM_HOSTS_FILE) when it has one, else on every address.
  *   The cluster's CPU model (the lowest common one, EVC-like) is in each

@@ -180,22 +180,51 @@ void vcvm_guard_holder(const char *dir, char *out, size_t n)
 		if (l > 0) {
 			buf[l] = 0;
 			buf[strcspn(buf, "\n")] = 0;
+			while (l > 0 && (buf[l - 1] == ' ' || !buf[l - 1]))
+				buf[--l] = 0;
 			hv_fmt(out, n, "%s", buf);
 		}
 	}
 }
 
-/* Write who holds it into the file, for whoever is refused on a datastore
- * without lock records (after the answer: not on the hand-over's path). */
+/*
+ * Write who holds it into the file: for whoever is refused on a datastore
+ * without lock records, and for a vMotion source that takes the lock back
+ * (it must not resume if another host took it meanwhile: the text then
+ * names that host).  Fixed width, so that it is one data write in place.
+ */
+#define NOTE_LEN	128
+
 static void note_holder(int fd, const char *dir, const char *host)
 {
-	char txt[160];
-	int n = snprintf(txt, sizeof(txt), "host %s (pid %d, since %lld)\n", host, (int)getpid(),
+	char txt[NOTE_LEN + 1];
+	struct stat sb;
+	int n = snprintf(txt, sizeof(txt), "host %s (pid %d, since %lld)", host, (int)getpid(),
 			 (long long)time(NULL));
 
-	if (ftruncate(fd, 0) < 0 || write(fd, txt, (size_t)n) != n)
+	if (n > NOTE_LEN - 1)
+		n = NOTE_LEN - 1;
+	memset(txt + n, ' ', (size_t)(NOTE_LEN - 1 - n));
+	txt[NOTE_LEN - 1] = '\n';
+	if ((fstat(fd, &sb) == 0 && sb.st_size != NOTE_LEN && ftruncate(fd, NOTE_LEN) < 0) ||
+	    lseek(fd, 0, SEEK_SET) < 0 || write(fd, txt, NOTE_LEN) != NOTE_LEN)
 		vcfs_warn("%s/%s: cannot record the holder: %s", dir, VCVM_GUARD_FILE,
 			  strerror(errno));
+}
+
+/* The holder text already in the file (a previous holder's), "" if none. */
+static void read_note(int fd, char *out, size_t n)
+{
+	ssize_t l;
+
+	out[0] = 0;
+	if (lseek(fd, 0, SEEK_SET) < 0)
+		return;
+	l = read(fd, out, n - 1);
+	out[l > 0 ? l : 0] = 0;
+	out[strcspn(out, "\n")] = 0;
+	for (l = (ssize_t)strlen(out); l > 0 && out[l - 1] == ' '; l--)
+		out[l - 1] = 0;
 }
 
 static int guard_open(const char *dir, char *why, size_t whylen, long long *open_us)
@@ -263,7 +292,8 @@ void vcvm_guard_shim_wait(pid_t qemu, int *guardfd, const char *dir, const char 
 {
 	struct timespec one = { 1, 0 };
 	long long t0, t1, open_us = 0;
-	char why[512];
+	char why[512], prev[NOTE_LEN + 1];
+	siginfo_t si;
 	sigset_t set;
 	int sig, fd;
 
@@ -274,7 +304,7 @@ void vcvm_guard_shim_wait(pid_t qemu, int *guardfd, const char *dir, const char 
 	for (;;) {
 		if (waitpid(qemu, wstatus, WNOHANG) == qemu)
 			break;
-		sig = sigtimedwait(&set, NULL, &one);
+		sig = sigtimedwait(&set, &si, &one);
 		if (sig == SIGUSR1) {
 			t0 = real_us();
 			if (*guardfd >= 0) {
@@ -300,10 +330,15 @@ void vcvm_guard_shim_wait(pid_t qemu, int *guardfd, const char *dir, const char 
 				continue;
 			}
 			*guardfd = fd;
-			answer(rundir, "held", NULL);	/* the requester may cont now */
-			vcvm_event(rundir, host, "guard taken (open %lld us: open(2) %lld, OFD lock %lld)",
-				   t1 - t0, open_us, t1 - t0 - open_us);
+			/* retake (sigqueue value 1): who held it before us */
+			prev[0] = 0;
+			if (si.si_code == SI_QUEUE && si.si_value.sival_int == 1)
+				read_note(fd, prev, sizeof(prev));
+			/* before the answer: the requester may cont once it has it */
 			note_holder(fd, dir, host);
+			answer(rundir, "held", prev);
+			vcvm_event(rundir, host, "guard taken (open %lld us: open(2) %lld, OFD lock %lld; "
+				   "noted +%lld us)", t1 - t0, open_us, t1 - t0 - open_us, real_us() - t1);
 		}
 	}
 	if (*guardfd >= 0) {
@@ -407,6 +442,41 @@ int vcvm_guard_wait(const char *rundir, int qemu_pid, bool take, char *why, size
 	if (ino >= 0)
 		close(ino);
 	return rc;
+}
+
+int vcvm_guard_retake(const char *rundir, int qemu_pid, const char *host, char *why,
+		      size_t whylen)
+{
+	union sigval v = { .sival_int = 1 };
+	char path[600], prev[NOTE_LEN + 1] = "", other[64];
+	int shim = ppid_of(qemu_pid), rc;
+	json_t *j;
+
+	if (shim <= 1) {
+		hv_fmt(why, whylen, "QEMU pid %d has no vcvm shim (gone?)", qemu_pid);
+		return -ESRCH;
+	}
+	hv_fmt(path, sizeof(path), "%s/guard.json", rundir);
+	unlink(path);
+	if (sigqueue(shim, SIGUSR2, v) < 0) {
+		hv_fmt(why, whylen, "shim pid %d: %s", shim, strerror(errno));
+		return -errno;
+	}
+	rc = vcvm_guard_wait(rundir, qemu_pid, true, why, whylen);
+	if (rc < 0)
+		return rc;
+	j = json_load_file(path, 0, NULL);
+	snprintf(prev, sizeof(prev), "%s", json_string_value(json_object_get(j, "why")) ?: "");
+	json_decref(j);
+	if (sscanf(prev, "host %63s", other) == 1 && strcmp(other, host)) {
+		char w[256];
+
+		vcvm_guard_ctl(rundir, qemu_pid, false, w, sizeof(w));
+		hv_fmt(why, whylen, "host %s took the VM's lock after this host released it (%s): "
+		       "this copy of the VM is stale", other, prev);
+		return -ESTALE;
+	}
+	return 0;
 }
 
 int vcvm_guard_ctl(const char *rundir, int qemu_pid, bool take, char *why, size_t whylen)

@@ -15,8 +15,9 @@
  * too: PR_SET_PDEATHSIG), a host crash frees it with the host's heartbeat.
  * For vMotion the agent asks the shim to release it (SIGUSR1) or take it
  * (SIGUSR2); the shim answers in <run_dir>/<uuid>/guard.json as soon as the
- * lock file is closed or open (then writes the holder's name into it: that
- * write is not on the hand-over's path).  On vcfs the release is the close
+ * lock file is closed, or open with the holder's name written into it (one
+ * fixed-width write in place; a source taking the lock back reads the name
+ * there first: vcvm_guard_retake).  On vcfs the release is the close
  * (the lock record's release CAS, sent by the kernel after the close
  * returns) and the take is the open (one read and one CAS of the record,
  * waiting up to one I/O timeout for the release) plus the OFD lock.
@@ -69,6 +70,18 @@ int vcvm_guard_ctl(const char *rundir, int qemu_pid, bool take, char *why, size_
  */
 int vcvm_guard_ask(const char *rundir, int qemu_pid, bool take, char *why, size_t whylen);
 int vcvm_guard_wait(const char *rundir, int qemu_pid, bool take, char *why, size_t whylen);
+
+/*
+ * A vMotion source taking back the guard it released: like a take, but the
+ * shim reports the holder text it found in the file (every taker writes its
+ * own before its shim answers, so before its QEMU can run).  If it names
+ * another host, that host held the lock since our release and may have run
+ * the VM: the guard is released again and -ESTALE returned (why says so);
+ * this QEMU must never run again.  0 when the lock is ours and nobody else
+ * had it (or the shim never let go).
+ */
+int vcvm_guard_retake(const char *rundir, int qemu_pid, const char *host, char *why,
+		      size_t whylen);
 
 /* Append an event line to <rundir>/events.log (best effort). */
 void vcvm_event(const char *rundir, const char *host, const char *fmt, ...)

@@ -54,7 +54,8 @@
  *    (MIGRATE_CANCEL) to resume its orphaned QEMU if its shim still holds
  *    the guard (resume_orphan), or to quit it if another host holds it now.
  * Two QEMUs never run: each needs the one lock, and a source that released
- * it never resumes without taking it back.
+ * it never resumes without taking it back (vcvm_guard_retake), which fails
+ * with -ESTALE if another host held it in between: its QEMU is then stopped.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -111,7 +112,15 @@ static int mvm_load(const struct vcvm_env *e, const char *vm, struct mvm *m, cha
 	rc = vcvm_inv_resolve(e, vm, m->dir, sizeof(m->dir), why, n);
 	if (rc < 0)
 		return rc;
-	rc = vcvm_cfg_load(m->dir, &m->c, why, n);
+	/*
+	 * Another host may just have replaced vm.json (atomic rename: a vMotion
+	 * destination records ha.last_host); the kernel's cached entry can then
+	 * name the old file for up to the vcfs entry timeout (1 s) and the open
+	 * fail with ENOENT.  Look again after it.
+	 */
+	for (int i = 0; (rc = vcvm_cfg_load(m->dir, &m->c, why, n)) < 0 && i < 8 &&
+	     (rc == -VCVM_ENOVM || strstr(why, strerror(ENOENT))); i++)
+		sleep_ms(200);
 	if (rc < 0)
 		return rc;
 	hv_fmt(m->rundir, sizeof(m->rundir), "%s/%s", e->run_dir, m->c.uuid);
@@ -702,10 +711,10 @@ out:
 
 /* ---- source ---- */
 
-/* The source's QEMU after the VM went to host to: quit, "migrated to" record. */
-static void source_quit(struct mvm *m, struct vcvm_qmp **q, const char *to)
+/* The source's QEMU once it must not run any more: quit, exit record why. */
+static void source_quit(struct mvm *m, struct vcvm_qmp **q, const char *reason)
 {
-	char path[VCVM_PATH_MAX + 80], reason[160];
+	char path[VCVM_PATH_MAX + 80];
 
 	vcvm_qmp_execute(*q, "quit", NULL, VCVM_QMP_MS, NULL);
 	vcvm_qmp_close(*q);
@@ -715,7 +724,6 @@ static void source_quit(struct mvm *m, struct vcvm_qmp **q, const char *to)
 	hv_fmt(path, sizeof(path), "%s/exit.json", m->rundir);
 	for (int i = 0; i < 100 && access(path, F_OK) < 0; i++)
 		sleep_ms(10);
-	hv_fmt(reason, sizeof(reason), "migrated to %s", to);
 	write_file_json(path, json_pack("{s:s, s:b, s:I}", "reason", reason, "abnormal", 0,
 					"time", (json_int_t)time(NULL)));
 	hv_fmt(path, sizeof(path), "%s/state.json", m->rundir);
@@ -767,7 +775,8 @@ static int resume_orphan(const struct vcvm_env *e, struct mvm *m, const char *dr
 		vcvm_guard_holder(m->dir, holder, sizeof(holder));
 		holder_host(holder, hh, sizeof(hh));
 		if (hh[0] && strcmp(hh, e->host) && strcmp(st, "running")) {
-			source_quit(m, &q, hh);
+			hv_fmt(w, sizeof(w), "migrated to %s", hh);
+			source_quit(m, &q, w);
 			vcvm_event(m->rundir, e->host, "orphaned migration: %s holds the lock, "
 				   "stale source QEMU stopped", hh);
 			hv_fmt(r->why, sizeof(r->why), "no migration of %s in progress on host %s: it "
@@ -785,7 +794,12 @@ static int resume_orphan(const struct vcvm_env *e, struct mvm *m, const char *dr
 	}
 	/* the lock decides: the shim answers "held" at once if it never let go;
 	 * released, and the destination dropped its copy: only if still free */
-	rc = vcvm_guard_ctl(m->rundir, m->pid, true, r->why, sizeof(r->why));
+	rc = vcvm_guard_retake(m->rundir, m->pid, e->host, r->why, sizeof(r->why));
+	if (rc == -ESTALE) {
+		source_quit(m, &q, "stopped: stale after a vMotion (another host took the lock)");
+		vcvm_event(m->rundir, e->host, "orphaned migration: %s; source QEMU stopped", r->why);
+		return -VCVM_ENOTRUNNING;
+	}
 	if (rc < 0) {
 		vcvm_qmp_close(q);
 		return rc;
@@ -898,17 +912,23 @@ static void commit_progress(const struct vcvm_progress *p, void *arg)
 }
 
 /*
- * Test hook (VCVM_TEST_DIE_AFTER=completed|lock-released, migrate.h): the
- * vMotion process dies at that point, as a crash would, for the tests of
- * what the destination and --cancel do then.
+ * Test hook (VCVM_TEST_DIE_AFTER=completed|lock-released[:stop], migrate.h):
+ * the vMotion process dies (or stops, as a hung one) at that point, for the
+ * tests of what the destination and --cancel do then.
  */
 static void test_die(struct mig *g, const char *at)
 {
 	const char *h = getenv("VCVM_TEST_DIE_AFTER");
 
+	size_t l = strlen(at);
+
 	if (h && !strcmp(h, at)) {
 		vcvm_event(g->m.rundir, g->e->host, "test hook VCVM_TEST_DIE_AFTER=%s: dying", at);
 		_exit(99);
+	}
+	if (h && !strncmp(h, at, l) && !strcmp(h + l, ":stop")) {	/* a hung process */
+		vcvm_event(g->m.rundir, g->e->host, "test hook VCVM_TEST_DIE_AFTER=%s: stopping", h);
+		raise(SIGSTOP);
 	}
 }
 
@@ -1195,8 +1215,19 @@ static int do_migrate(const struct vcvm_env *e, const struct vcvm_request *req,
 		char hh[64] = "";
 		int rc2;
 
-		/* take it back and run here; if another host has it, it runs there */
-		rc2 = vcvm_guard_ctl(g.m.rundir, g.m.pid, true, w2, sizeof(w2));
+		/* take it back and run here; if another host has it, it runs there;
+		 * if another host had it meanwhile, our copy is stale */
+		rc2 = vcvm_guard_retake(g.m.rundir, g.m.pid, e->host, w2, sizeof(w2));
+		if (rc2 == -ESTALE) {
+			vcvm_event(g.m.rundir, e->host, "commit failed (%s); %s: stale source QEMU "
+				   "stopped", w, w2);
+			source_quit(&g.m, &g.q, "stopped: stale after a vMotion (another host took "
+				    "the lock)");
+			hv_fmt(r->why, sizeof(r->why), "commit on %s failed (%s); %s, so it was stopped; "
+			       "%s runs nowhere now: start it again (vcvm start)", g.to, w, w2, g.m.c.name);
+			rc = -VCVM_EMIGRATE;
+			goto out;
+		}
 		if (rc2 == 0 && serial_to(g.q, g.m.dir, &g.m.c, true, w2, sizeof(w2)) == 0 &&
 		    qmp_do(g.q, "cont", NULL, w2, sizeof(w2)) == 0) {
 			dest_abort(&g);
@@ -1243,7 +1274,8 @@ static int do_migrate(const struct vcvm_env *e, const struct vcvm_request *req,
 			free(dump);
 		}
 		json_decref(ret);
-		source_quit(&g.m, &g.q, g.to);
+		hv_fmt(w2, sizeof(w2), "migrated to %s", g.to);
+		source_quit(&g.m, &g.q, w2);
 		r->data = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "name",
 				    g.m.c.name, "state", "running", "host", g.to, "from", e->host,
 				    "downtime_ms", (json_int_t)downtime,

@@ -40,8 +40,9 @@ int vcvm_migrate_orphan(const struct vcvm_env *e, const char *folder, const char
 /*
  * Test hook: VCVM_TEST_DIE_AFTER=completed (the source saw "completed") or
  * =lock-released (its shim released the VM's lock, COMMIT not sent) makes
- * the process running a MIGRATE _exit(99) there, as a crash would.  For
- * tests/vm_migrate_fail.sh only.
+ * the process running a MIGRATE _exit(99) there, as a crash would; with
+ * ":stop" appended it stops itself (SIGSTOP) there instead, as a hung
+ * process, until SIGCONT.  For tests/vm_migrate_fail.sh only.
  */
 
 #endif

@@ -13,7 +13,11 @@
 #  - dies right after "completed", lock not released: the destination cannot
 #    take the lock, kills its QEMU and asks the source's agent to resume its
 #    orphaned QEMU; exactly one QEMU, on the source;
-# then the disk holds every counter block with no gap (check_counter).
+#  - stops (hangs) right after its release: the destination runs the VM
+#    alone after 10 s of silence; its QEMU is then killed and the source
+#    goes on: taking the lock back it finds the destination's name in the
+#    lock file, so its copy is stale and is stopped, never resumed;
+# and the disk holds every counter block with no gap (check_counter).
 # TCG, 128 MiB guest.
 . "$(dirname "$0")/lib/common.sh"
 . "$(dirname "$0")/lib/hosts.sh"
@@ -123,8 +127,39 @@ t_run "the guest counter goes on on b" wait_for 60 counter_at_least b $((n2 + 10
 t_run "a's agent logged why it killed its incoming QEMU" grep -q "its lock still held" \
 	<(cat "$T"/a/run/*/events.log)
 
-t_section "vm migrate fail: the disk after both"
-t_run "stop on b" vc b stop "$VM"
-n3=$(last_counter b)
+t_section "vm migrate fail: the source hangs after its release; the destination runs, dies"
+# b's vMotion process stops itself after releasing the lock; a, its incoming
+# migration completed and no COMMIT for 10 s, takes the lock and runs the VM;
+# then a's QEMU is killed (the lock is free again) and b's process goes on:
+# its COMMIT fails, and taking the lock back it finds that a held it since
+# its release, so its copy is stale: it must stop it, not resume it
+# shellcheck disable=SC2046
+host_exec b env $(henv b) VCVM_TEST_DIE_AFTER=lock-released:stop "$B/vcvm" migrate "$VM" --to a \
+	> "$T/stop3.out" 2>&1 & mp=$!
+stopped_hook() { grep -q "lock-released:stop: stopping" "$T"/b/run/*/events.log; }
+ran_alone() { grep -q "cont (source silent" "$T"/a/run/*/events.log; }
+t_run "b's vMotion process stopped itself after its release" wait_for 90 stopped_hook
+t_run "a finished the vMotion alone after 10 s of silence, holding the lock" wait_for 60 ran_alone
+t_run "the VM runs on a" wait_for 10 running_on a
+t_run "a holds .vcvm.lock" lock_is a a
+kill_qemus a
+crashed_on_a() { vc a status "$VM" | grep -q 'state: *crashed'; }
+t_run "a's QEMU killed: crashed on a" wait_for 20 crashed_on_a
+mpid=$(sed -n 's/.*"pid": *\([0-9]*\).*/\1/p' "$T"/b/run/*/migrate.json)
+kill -CONT "$mpid" 2>/dev/null
+wait $mp; rc=$?
+if [ $rc -ne 0 ] && grep -q "stale" "$T/stop3.out"; then
+	t_pass "b's vMotion fails: its copy is stale (a held the lock since), it was stopped"
+else t_fail "stale: exit $rc: $(tail -n 2 "$T/stop3.out")"; fi
+echo "  b said: $(tail -n 1 "$T/stop3.out")"
+t_run "no QEMU of the VM runs anywhere (none resumed stale memory)" wait_for 20 \
+	sh -c "[ \$(cat $T/a/run/*/qemu.pid $T/b/run/*/qemu.pid 2>/dev/null | while read -r p; do
+		kill -0 \$p 2>/dev/null && echo \$p; done | wc -l) -eq 0 ]"
+n3=$(last_counter a)
 t_run "disk: blocks 0..$n3 are \"counter i\": no gap, no lost write" \
-	host_exec b "$CHECK" "$DSP/$VM/disk0.raw" "$n3"
+	host_exec a "$CHECK" "$DSP/$VM/disk0.raw" "$n3"
+t_run "started again on b, the writer goes on from the disk" vc b start "$VM"
+t_run "the counter goes on on b" wait_for 120 counter_at_least b $((n3 + 5))
+t_run "stop on b" vc b stop "$VM"
+n4=$(last_counter b)
+t_run "disk: blocks 0..$n4, no gap" host_exec b "$CHECK" "$DSP/$VM/disk0.raw" "$n4"
