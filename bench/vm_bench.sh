@@ -39,8 +39,10 @@ for h in a b; do
 	host_exec "$h" mount --bind "$(host_mnt "$h")" "$DSP"
 	echo "$h 10.250.0.$((10 + HOST_IDX[$h]))" >> "$HF"
 	mkdir -p "$T/$h"
-	host_exec "$h" env VCVM_HOST="$h" VCVM_RUN_DIR="$T/$h/run" VCVM_STATE_DIR="$T/$h/state" \
-		VCVM_ACCEL=tcg VCVM_HOSTS_FILE="$HF" "$B/vcvm-agent" --key "$KEY" > "$T/$h/agent.log" 2>&1 &
+	# nsenter itself: $! must be the agent, not a subshell (else it outlives us)
+	nsenter -t "${HOST_PID[$h]}" -m -u -n -- env VCVM_HOST="$h" VCVM_RUN_DIR="$T/$h/run" \
+		VCVM_STATE_DIR="$T/$h/state" VCVM_ACCEL=tcg VCVM_HOSTS_FILE="$HF" "$B/vcvm-agent" \
+		--key "$KEY" > "$T/$h/agent.log" 2>&1 &
 	t_cleanup_push "for p in $T/$h/run/*/qemu.pid; do kill -9 \$(cat \$p); done"
 	t_cleanup_push "kill $!"
 done

@@ -48,9 +48,11 @@ start_host() {
 	IP[$h]=10.250.0.$((10 + HOST_IDX[$h]))
 	echo "$h ${IP[$h]}" >> "$HF"
 	mkdir -p "$T/$h"
-	host_exec "$h" env VCVM_HOST="$h" VCVM_RUN_DIR="$T/$h/run" VCVM_STATE_DIR="$T/$h/state" \
-		VCVM_ACCEL=tcg VCVM_HOSTS_FILE="$HF" "$B/vcvm-agent" --key "$KEY" \
-		> "$T/$h/agent.log" 2>&1 &
+	# nsenter itself, not host_exec: $! must be the agent (nsenter and env
+	# exec it), not the subshell of a backgrounded function
+	nsenter -t "${HOST_PID[$h]}" -m -u -n -- env VCVM_HOST="$h" VCVM_RUN_DIR="$T/$h/run" \
+		VCVM_STATE_DIR="$T/$h/state" VCVM_ACCEL=tcg VCVM_HOSTS_FILE="$HF" \
+		"$B/vcvm-agent" --key "$KEY" > "$T/$h/agent.log" 2>&1 &
 	AGENT[$h]=$!
 	t_cleanup_push "kill_qemus $h"
 	t_cleanup_push "kill ${AGENT[$h]}"
@@ -257,9 +259,9 @@ t_run "after the orphaned vMotion: running on $S, once" wait_for 90 once_on "$S"
 n3=$(last_counter "$S")
 t_run "counter goes on on $S" wait_for 60 counter_at_least "$S" $((n3 + 5))
 
-host_exec "$D" env VCVM_HOST="$D" VCVM_RUN_DIR="$T/$D/run" VCVM_STATE_DIR="$T/$D/state" \
-	VCVM_ACCEL=tcg "$B/vcvm-agent" --key "$KEY" --port 9078 --cpu-models kvm64 \
-	> "$T/$D/agent2.log" 2>&1 &
+nsenter -t "${HOST_PID[$D]}" -m -u -n -- env VCVM_HOST="$D" VCVM_RUN_DIR="$T/$D/run" \
+	VCVM_STATE_DIR="$T/$D/state" VCVM_ACCEL=tcg "$B/vcvm-agent" --key "$KEY" --port 9078 \
+	--cpu-models kvm64 > "$T/$D/agent2.log" 2>&1 &
 t_cleanup_push "kill $!"
 sleep 0.5
 t_expect_fail "a destination without the VM's CPU model (qemu64) refuses it" \

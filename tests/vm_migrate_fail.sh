@@ -58,8 +58,11 @@ start_host() {
 	host_exec "$h" mount --bind "$(host_mnt "$h")" "$DSP" || return 1
 	echo "$h 10.250.0.$((10 + HOST_IDX[$h]))" >> "$HF"
 	mkdir -p "$T/$h"
+	# nsenter itself, not host_exec: $! must be the agent (nsenter and env
+	# exec it), not the subshell of a backgrounded function
 	# shellcheck disable=SC2046
-	host_exec "$h" env $(henv "$h") "$B/vcvm-agent" > "$T/$h/agent.log" 2>&1 &
+	nsenter -t "${HOST_PID[$h]}" -m -u -n -- env $(henv "$h") "$B/vcvm-agent" \
+		> "$T/$h/agent.log" 2>&1 &
 	t_cleanup_push "kill_qemus $h"
 	t_cleanup_push "kill $!"
 }
