@@ -319,6 +319,11 @@ static int do_open(struct vcfs_fs *fs, uint64_t ino, uint64_t gen, int oflags,
 		rc = di ? inode_read_lockless(fs, ino, di) : -ENOMEM;
 		if (!rc && gen && le64_get(di->generation) != gen)
 			rc = -ESTALE;
+		/* freed since the lookup (another host renamed over the name
+		 * or removed it): -ESTALE too, so the kernel looks the name
+		 * up again instead of failing the open with ENOENT */
+		if (rc == -ENOENT && gen)
+			rc = -ESTALE;
 		if (rc)
 			goto err;
 		if (S_ISDIR(le32_get(di->mode))) {
