@@ -41,7 +41,7 @@ if [ "$v" = FREE ]; then t_pass "user.vcfs.lock says FREE while nobody has it op
 else t_fail "user.vcfs.lock of a closed file: '$v'"; fi
 
 t_section "live migration: hole fills on esx1 read back on esx2, then the hand-over"
-rm -f "$T"/progress "$T"/a_* "$T"/b_* "$T"/rel*
+rm -f "$T"/progress "$T"/a_* "$T"/b_* "$T"/rel* "$T"/go
 N=300; STRIDE=$((260 * 1024))	# ~4 writes per 1 MiB block, new blocks all along
 hx esx1 python3 "$VCFS_TOP/tests/lib/mw_io.py" writer "$(m esx1)/vm.img" "$T" $N $STRIDE \
 	> "$T/writer.out" 2>&1 &
@@ -52,13 +52,13 @@ rpid=$!
 # while both have it open: the lock names both hosts
 wait_for 60 test -e "$T/b_open"
 wait_for 60 test -e "$T/a_open"
-sleep 0.5
 lk=$(hx esx1 getfattr --only-values -n user.vcfs.lock "$(m esx1)/vm.img" 2>/dev/null)
 case "$lk" in
 MW\ *esx1\ \(slot\ *esx2\ \(slot* | MW\ *esx2\ \(slot*esx1\ \(slot*)
 	t_pass "user.vcfs.lock names both holders: $lk";;
 *)	t_fail "user.vcfs.lock while both hosts have it open: '$lk'";;
 esac
+touch "$T/go"	# the writer starts its fills
 wrc=0; rrc=0
 wait $wpid || wrc=$?
 wait $rpid || rrc=$?

@@ -56,6 +56,9 @@ def main():
         prog = os.open(os.path.join(d, 'progress'), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         open(os.path.join(d, 'a_open'), 'w').close()
         wait_for(os.path.join(d, 'b_open'), 60)
+        # the test looks at the lock while both hold the file open, then
+        # says go (the fills can take less time than any fixed sleep)
+        wait_for(os.path.join(d, 'go'), 60)
         t0 = time.monotonic()
         for i in range(n):
             off = i * stride
