@@ -647,9 +647,12 @@ static int save_config(struct mv *m, char *why, size_t whylen)
 	int rc;
 
 	for (i = 0; i < m->n; i++)
-		if (m->d[i].pivoted)
-			snprintf(m->c.disks[m->d[i].idx].file, sizeof(m->c.disks[0].file), "%s",
-				 m->d[i].newrel);
+		if (m->d[i].pivoted) {
+			struct vcvm_disk *cd = &m->c.disks[m->d[i].idx];
+
+			snprintf(cd->file, sizeof(cd->file), "%s", m->d[i].newrel);
+			cd->owned = true;	/* the move made it: destroy deletes it */
+		}
 	rc = vcvm_cfg_save(m->dir, &m->c, w, sizeof(w));
 	if (rc < 0)
 		say(why, whylen, "QEMU now runs the VM's disks from %s but vm.json could not be "

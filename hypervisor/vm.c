@@ -1319,13 +1319,25 @@ int vcvm_vm_destroy(const struct vcvm_env *e, const char *dir, char *why, size_t
 	in_dir(path, sizeof(path), dir, VCVM_GUARD_FILE);
 	unlink(path);
 	close(guardfd);
-	/* only what lives in the folder: a disk given by absolute path may be shared */
+	/*
+	 * What lives in the folder, and absolute files the VM owns (move-storage
+	 * put them in <datastore>/<name>/, removed too when that is left empty);
+	 * any other disk given by absolute path may be shared: left alone.
+	 */
 	for (i = 0; i < c.ndisks; i++) {
-		if (c.disks[i].file[0] == '/')
+		if (c.disks[i].file[0] == '/' && !c.disks[i].owned)
 			continue;
 		vcvm_cfg_path(dir, c.disks[i].file, path, sizeof(path));
 		if (unlink(path) < 0 && errno != ENOENT)
 			vcfs_warn("cannot remove %s: %s", path, strerror(errno));
+		if (c.disks[i].file[0] == '/') {
+			char *slash = strrchr(path, '/'), *parent;
+
+			*slash = '\0';
+			parent = strrchr(path, '/');
+			if (parent && strcmp(parent + 1, c.name) == 0)
+				rmdir(path);	/* fails, quietly, unless empty */
+		}
 	}
 	if (c.serial_log[0] != '/') {
 		vcvm_cfg_path(dir, c.serial_log, path, sizeof(path));

@@ -275,6 +275,18 @@ static int get_uint(struct px *p, json_t *obj, const char *path, const char *key
 	return 0;
 }
 
+static int get_bool(struct px *p, json_t *obj, const char *path, const char *key, bool *out)
+{
+	json_t *v = json_object_get(obj, key);
+
+	if (!v || json_is_null(v))
+		return 0;
+	if (!json_is_boolean(v))
+		return bad(p->why, p->whylen, "%s%s: must be true or false", path, key);
+	*out = json_is_true(v);
+	return 0;
+}
+
 static int get_u32(struct px *p, json_t *obj, const char *path, const char *key, uint32_t *out)
 {
 	uint64_t v = *out;
@@ -352,6 +364,9 @@ static int parse_disk(struct px *p, json_t *o, unsigned i, struct vcvm_disk *d)
 	if (!json_object_get(o, "file"))
 		return bad(p->why, p->whylen, "disks[%u].file: missing", i);
 	if ((rc = get_str(p, o, path, "file", d->file, sizeof(d->file))) < 0)
+		return rc;
+	d->owned = false;
+	if ((rc = get_bool(p, o, path, "owned", &d->owned)) < 0)
 		return rc;
 	e = d->format;
 	if ((rc = get_enum(p, o, path, "format", fmt_names, 2, &e)) < 0)
@@ -589,6 +604,10 @@ json_t *vcvm_cfg_to_json(const struct vcvm_cfg *c)
 
 		o = json_is_object(prev) ? json_deep_copy(prev) : json_object();
 		json_object_set_new(o, "file", json_string(d->file));
+		if (d->file[0] == '/' && d->owned)
+			json_object_set_new(o, "owned", json_true());
+		else
+			json_object_del(o, "owned");
 		json_object_set_new(o, "format", json_string(vcvm_fmt_name(d->format)));
 		json_object_set_new(o, "bus", json_string(vcvm_bus_name(d->bus)));
 		json_object_set_new(o, "io", json_pack("{s:I, s:I, s:I}",

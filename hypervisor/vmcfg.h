@@ -56,6 +56,9 @@ enum vcvm_ha_priority { VCVM_HA_DISABLED, VCVM_HA_LOW, VCVM_HA_MEDIUM, VCVM_HA_H
 
 struct vcvm_disk {
 	char file[VCVM_PATH_MAX];	/* relative to the folder, or absolute */
+	bool owned;			/* an absolute file the VM owns ("owned": true,
+					 * set by move-storage): destroy deletes it;
+					 * a relative file is always the VM's */
 	enum vcvm_disk_format format;
 	enum vcvm_disk_bus bus;
 	/* storage I/O control (reserved: recorded, not enforced yet) */

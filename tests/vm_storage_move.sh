@@ -252,4 +252,13 @@ t_run "start again" "$V" start "$VM"
 t_run "the writer resumes at $((n + 1)) on the copied disk" wait_for 90 sh -c \
 	"tr -d '\r' < '$LOG' | grep -q '^writer: start at $((n + 1)) '"
 t_run "stop" "$V" stop "$VM"
+t_run "offline move to $M2 again: vm.json marks the disk owned" sh -c \
+	"'$V' move-storage $VM --to '$M2' | grep -q offline && grep -q '\"owned\": true' '$M1/$VM/vm.json'"
+# a disk named by absolute path that the VM does not own (shared) stays
+cp --sparse=always "$T/disk1.ref" "$T/shared.raw"
+sed "s|\"disks\": \[|\"disks\": [{\"file\": \"$T/shared.raw\"}, |" "$M1/$VM/vm.json" > "$T/vm.json.new" &&
+	cp "$T/vm.json.new" "$M1/$VM/vm.json"
+t_run "vm.json names the shared disk" grep -q "\"file\": \"$T/shared.raw\"" "$M1/$VM/vm.json"
 t_run "destroy" "$V" destroy "$VM"
+t_run "destroy removed the moved disk and its folder on $M2, kept the shared one" sh -c \
+	"[ ! -e '$M2/$VM' ] && [ ! -e '$M1/$VM' ] && [ -f '$T/shared.raw' ]"
