@@ -13,4 +13,12 @@
  */
 int hv_fmt(char *buf, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/*
+ * The VM's run lock on this host: flock of <rundir>/lock (rundir created),
+ * held by start, stop, reset, destroy and move-storage for their whole run;
+ * waits up to a minute for another vcvm.  Returns the fd or -errno (why
+ * says what, -EBUSY: "another vcvm is working on this VM").  vm.c.
+ */
+int vcvm_run_lock(const char *rundir, char *why, size_t whylen);
+
 #endif

@@ -5,11 +5,17 @@
  *
  * Live, per disk (all disks of one move run together and switch together):
  *   1. create the target file: same size, sparse (ftruncate), O_EXCL,
- *      marked multi-writer like every VM disk (mark_vm_disk below);
+ *      marked multi-writer like every VM disk (mark_vm_disk below); a qcow2
+ *      disk's target is formatted by `qemu-img create` with the source's
+ *      virtual size and cluster size (qemu-img info -U reads them while QEMU
+ *      runs; a qcow2 with a backing file is refused: sync=full would flatten
+ *      its chain into more data than the space check counted);
  *   2. blockdev-add a file node (cache.direct, aio=threads: native AIO and
- *      io_uring are not a given on a FUSE mount) and a raw node over it with
- *      discard=unmap and detect-zeroes=unmap: the mirror's initial zeroing
- *      and every all-zero write become punched holes, not written zeroes;
+ *      io_uring are not a given on a FUSE mount) and a format node (raw or
+ *      qcow2, as the disk) over it with discard=unmap and
+ *      detect-zeroes=unmap: the mirror's initial zeroing and every all-zero
+ *      write become punched holes (qcow2: unallocated clusters), not
+ *      written zeroes;
  *   3. blockdev-mirror sync=full copy-mode=write-blocking: a guest write
  *      completes only once it is on both files, so the copy converges
  *      whatever the guest's write rate (the background copy only ever
@@ -36,7 +42,8 @@
  * So a file that vm.json names is never removed, and the guest is never
  * left on a file vm.json does not name once the cleanup ran.
  *
- * Offline (VM stopped on this host): the data extents (SEEK_DATA/SEEK_HOLE)
+ * Offline (VM stopped on this host): the file as it is, whatever its format
+ * (a qcow2 file is copied byte for byte): the data extents (SEEK_DATA/SEEK_HOLE)
  * are read and written in 1 MiB pieces, all-zero 64 KiB pieces skipped; the
  * target is fsync'ed, then vm.json rewritten, then the old file removed.
  * The run lock keeps a start out for the whole copy.
@@ -58,6 +65,7 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/wait.h>
 #include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
@@ -70,7 +78,6 @@
 #define POLL_MS		500	/* query-block-jobs for progress */
 #define SWITCH_MS	120000	/* block-job-complete to BLOCK_JOB_COMPLETED */
 #define CANCEL_MS	60000	/* block-job-cancel to its event */
-#define LOCK_WAIT_MS	60000	/* as vm.c: another vcvm working on this VM */
 #define MOVER_WAIT_MS	120000	/* --cancel waits this long for a live mover */
 #define COPY_CHUNK	(1u << 20)
 #define ZERO_PIECE	(64u << 10)
@@ -141,48 +148,6 @@ static unsigned long long proc_start(int pid)
 	return st;
 }
 
-/*
- * The VM's run lock, the same flock vm.c's lock_vm() takes for start, stop,
- * reset and destroy (<run_dir>/<uuid>/lock).  Returns the fd or -errno.
- */
-static int lock_run(const char *rundir, char *why, size_t whylen)
-{
-	char path[600], *p;
-	uint64_t deadline = mono_ms() + LOCK_WAIT_MS;
-	int fd, rc;
-
-	hv_fmt(path, sizeof(path), "%s", rundir);
-	for (p = path + 1; *p; p++) {		/* mkdir -p: the run dir may not exist yet */
-		if (*p != '/')
-			continue;
-		*p = 0;
-		mkdir(path, 0755);
-		*p = '/';
-	}
-	if (mkdir(rundir, 0755) < 0 && errno != EEXIST) {
-		rc = -errno;
-		say(why, whylen, "%s: %s", rundir, strerror(errno));
-		return rc;
-	}
-	hv_fmt(path, sizeof(path), "%s/lock", rundir);
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		rc = -errno;
-		say(why, whylen, "%s: %s", path, strerror(errno));
-		return rc;
-	}
-	while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-		if (errno != EWOULDBLOCK || mono_ms() > deadline) {
-			rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
-			say(why, whylen, "another vcvm is working on this VM (%s)", path);
-			close(fd);
-			return rc;
-		}
-		sleep_ms(50);
-	}
-	return fd;
-}
-
 /* ---- where a path lives ---- */
 
 /*
@@ -223,6 +188,7 @@ struct mv_disk {
 	char job[32], tnode[32], tfile[32];	/* QEMU names (live) */
 	char oldnode[64];
 	uint64_t size, allocated, done, len;
+	uint64_t vsize, cluster;		/* qcow2, live: the target's geometry */
 	enum mv_state st;
 	bool created, added_file, added_fmt, pivoted;
 	char err[256];
@@ -571,8 +537,8 @@ static int start_disk(struct mv *m, struct vcvm_qmp *q, struct mv_disk *d, uint6
 	if (rc < 0)
 		goto qerr;
 	d->added_file = true;
-	a = json_pack("{s:s, s:s, s:s, s:s, s:s, s:{s:b, s:b}}", "driver", "raw", "node-name",
-		      d->tnode, "file", d->tfile, "discard", "unmap", "detect-zeroes", "unmap",
+	a = json_pack("{s:s, s:s, s:s, s:s, s:s, s:{s:b, s:b}}", "driver",
+		      vcvm_fmt_name(m->c.disks[d->idx].format), "node-name", d->tnode, "file", d->tfile, "discard", "unmap", "detect-zeroes", "unmap",
 		      "cache", "direct", 1, "no-flush", 0);
 	rc = vcvm_qmp_execute(q, "blockdev-add", a, VCVM_QMP_MS, NULL);
 	json_decref(a);
@@ -977,6 +943,145 @@ static int target_dir(struct mv *m, const char *to, char *why, size_t whylen)
 	return rc;
 }
 
+/* ---- qcow2 targets (live moves) ---- */
+
+/* Read fd to its end: the first sz - 1 bytes into buf (NUL-terminated). */
+static void read_all(int fd, char *buf, size_t sz)
+{
+	char sink[512];
+	size_t n = 0;
+	ssize_t r;
+
+	for (;;) {
+		if (n < sz - 1)
+			r = read(fd, buf + n, sz - 1 - n);
+		else
+			r = read(fd, sink, sizeof(sink));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		if (n < sz - 1)
+			n += (size_t)r;
+	}
+	buf[n] = '\0';
+	close(fd);
+}
+
+/*
+ * Run argv (no shell), its stdout into out (NUL-terminated, truncated at
+ * outsz), the last line of its stderr into err.  Returns the exit status,
+ * or -errno when it could not run.  (Pipes read one after the other: the
+ * tools run here write little to stderr.)
+ */
+static int run_tool(char *const argv[], char *out, size_t outsz, char *err, size_t errsz)
+{
+	int po[2], pe[2], st;
+	char *nl;
+	pid_t pid;
+
+	if (pipe2(po, O_CLOEXEC) < 0)
+		return -errno;
+	if (pipe2(pe, O_CLOEXEC) < 0) {
+		st = -errno;
+		close(po[0]);
+		close(po[1]);
+		return st;
+	}
+	pid = fork();
+	if (pid < 0) {
+		st = -errno;
+		close(po[0]);
+		close(po[1]);
+		close(pe[0]);
+		close(pe[1]);
+		return st;
+	}
+	if (pid == 0) {
+		dup2(po[1], 1);
+		dup2(pe[1], 2);
+		execvp(argv[0], argv);
+		dprintf(2, "cannot run %s: %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	close(po[1]);
+	close(pe[1]);
+	read_all(po[0], out, outsz);
+	read_all(pe[0], err, errsz);
+	while (*err && err[strlen(err) - 1] == '\n')
+		err[strlen(err) - 1] = '\0';
+	if ((nl = strrchr(err, '\n')))
+		memmove(err, nl + 1, strlen(nl + 1) + 1);
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR)
+			return -errno;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static const char *qemu_img(void)
+{
+	const char *s = getenv("VCVM_QEMU_IMG");
+
+	return s && *s ? s : "qemu-img";
+}
+
+/* The source's virtual size and cluster size (d->vsize, d->cluster). */
+static int qcow2_geometry(struct mv_disk *d, char *why, size_t whylen)
+{
+	char out[16384], err[256];
+	char *argv[] = { (char *)qemu_img(), "info", "-U", "--output=json", "-f", "qcow2",
+			 d->src, NULL };
+	json_t *j, *v;
+	int rc = run_tool(argv, out, sizeof(out), err, sizeof(err));
+
+	if (rc != 0) {
+		say(why, whylen, "%s: %s info failed: %s", d->src, argv[0],
+		    rc < 0 ? strerror(-rc) : err);
+		return rc < 0 ? rc : -EIO;
+	}
+	j = json_loads(out, 0, NULL);
+	if (!j) {
+		say(why, whylen, "%s: %s info printed no JSON", d->src, argv[0]);
+		return -EIO;
+	}
+	if ((v = json_object_get(j, "backing-filename")) && json_is_string(v)) {
+		say(why, whylen, "%s is a qcow2 with a backing file (%s): move-storage moves "
+		    "standalone disks; make it one first (qemu-img convert or rebase -b '')",
+		    d->src, json_string_value(v));
+		json_decref(j);
+		return -ENOTSUP;
+	}
+	v = json_object_get(j, "virtual-size");
+	d->vsize = json_is_integer(v) ? (uint64_t)json_integer_value(v) : 0;
+	v = json_object_get(j, "cluster-size");
+	d->cluster = json_is_integer(v) ? (uint64_t)json_integer_value(v) : 65536;
+	json_decref(j);
+	if (!d->vsize) {
+		say(why, whylen, "%s: qemu-img info shows no virtual size", d->src);
+		return -EIO;
+	}
+	return 0;
+}
+
+/* Format the (empty, created) target as qcow2 with the source's geometry. */
+static int qcow2_create(struct mv_disk *d, char *why, size_t whylen)
+{
+	char out[1024], err[256], opt[64], size[32];
+	char *argv[] = { (char *)qemu_img(), "create", "-q", "-f", "qcow2", "-o", opt,
+			 d->dst, size, NULL };
+	int rc;
+
+	snprintf(opt, sizeof(opt), "cluster_size=%llu", (unsigned long long)d->cluster);
+	snprintf(size, sizeof(size), "%llu", (unsigned long long)d->vsize);
+	rc = run_tool(argv, out, sizeof(out), err, sizeof(err));
+	if (rc != 0) {
+		say(why, whylen, "target %s: %s create failed: %s", d->dst, argv[0],
+		    rc < 0 ? strerror(-rc) : err);
+		return rc < 0 ? rc : -EIO;
+	}
+	return 0;
+}
+
 /* Pick the disks, name their targets, check room, create the files. */
 static int prepare(struct mv *m, int disk, char *why, size_t whylen)
 {
@@ -1002,16 +1107,14 @@ static int prepare(struct mv *m, int disk, char *why, size_t whylen)
 		memset(d, 0, sizeof(*d));
 		d->idx = i;
 		vcvm_cfg_path(m->dir, m->c.disks[i].file, d->src, sizeof(d->src));
-		if (m->c.disks[i].format != VCVM_FMT_RAW) {
-			say(why, whylen, "disks[%u] %s is %s: move-storage moves raw disks only",
-			    i, d->src, vcvm_fmt_name(m->c.disks[i].format));
-			return -ENOTSUP;
-		}
 		if (stat(d->src, &sb) < 0) {
 			rc = -errno;
 			say(why, whylen, "disks[%u].file: %s: %s", i, d->src, strerror(errno));
 			return rc;
 		}
+		if (m->live && m->c.disks[i].format == VCVM_FMT_QCOW2 &&
+		    (rc = qcow2_geometry(d, why, whylen)) < 0)
+			return rc;
 		snprintf(sdir, sizeof(sdir), "%s", d->src);
 		if (same_dir(dirname(sdir), m->tdir)) {
 			skipped++;
@@ -1060,7 +1163,7 @@ static int prepare(struct mv *m, int disk, char *why, size_t whylen)
 			return rc;
 		}
 		d->created = true;
-		if (ftruncate(fd, (off_t)d->size) < 0) {
+		if (!d->vsize && ftruncate(fd, (off_t)d->size) < 0) {
 			rc = -errno;
 			say(why, whylen, "target %s: cannot size it to %llu bytes: %s", d->dst,
 			    (unsigned long long)d->size, strerror(errno));
@@ -1069,6 +1172,8 @@ static int prepare(struct mv *m, int disk, char *why, size_t whylen)
 		}
 		close(fd);
 		mark_vm_disk(d->dst);
+		if (d->vsize && (rc = qcow2_create(d, why, whylen)) < 0)
+			return rc;
 	}
 	return 0;
 }
@@ -1141,7 +1246,7 @@ int vcvm_move_storage(const struct vcvm_env *e, const char *dir, const char *to,
 	if (rc < 0)
 		goto out_free;
 	paths_of(e, dir, m);
-	lockfd = lock_run(m->rundir, why, whylen);
+	lockfd = vcvm_run_lock(m->rundir, why, whylen);
 	if (lockfd < 0) {
 		rc = lockfd;
 		goto out_cfg;
@@ -1370,7 +1475,7 @@ int vcvm_move_cancel(const struct vcvm_env *e, const char *dir, json_t **data,
 		}
 		/* it died on the way: clean up below */
 	}
-	lockfd = lock_run(m->rundir, why, whylen);
+	lockfd = vcvm_run_lock(m->rundir, why, whylen);
 	if (lockfd < 0) {
 		rc = lockfd;
 		goto out_rec;

@@ -255,8 +255,7 @@ static bool qemu_alive(int pid, unsigned long long start)
 	return s != 0 && (start == 0 || s == start);
 }
 
-/* Take the per-VM run lock (creating the run dir). Returns the fd or -errno. */
-static int lock_vm(const char *rundir, char *why, size_t whylen)
+int vcvm_run_lock(const char *rundir, char *why, size_t whylen)
 {
 	char path[600];
 	uint64_t deadline = mono_ms() + LOCK_WAIT_MS;
@@ -543,9 +542,7 @@ static int build_argv(const struct vcvm_env *e, const char *dir, const struct vc
 			    i == 0 ? ",bootindex=1" : "");
 			break;
 		case VCVM_BUS_SCSI:
-			if (!scsi) {
-				a->n--;		/* the controller first */
-				free(a->v[a->n]);
+			if (!scsi) {	/* the controller first: -device it, -device disk */
 				arg(a, "virtio-scsi-pci,id=scsi0");
 				arg(a, "-device");
 				scsi = true;
@@ -860,7 +857,7 @@ int vcvm_vm_start_ex(const struct vcvm_env *e, const char *dir, unsigned flags,
 		goto out_cfg;
 	}
 	rundir_of(e, &c, rundir, sizeof(rundir));
-	lockfd = lock_vm(rundir, why, whylen);
+	lockfd = vcvm_run_lock(rundir, why, whylen);
 	if (lockfd < 0) {
 		rc = lockfd;
 		goto out_cfg;
@@ -1018,7 +1015,7 @@ int vcvm_vm_stop(const struct vcvm_env *e, const char *dir, int timeout_ms, bool
 	if (rc < 0)
 		return rc;
 	rundir_of(e, &c, rundir, sizeof(rundir));
-	lockfd = lock_vm(rundir, why, whylen);
+	lockfd = vcvm_run_lock(rundir, why, whylen);
 	if (lockfd < 0) {
 		rc = lockfd;
 		goto out_cfg;
@@ -1117,7 +1114,7 @@ int vcvm_vm_reset(const struct vcvm_env *e, const char *dir, char *why, size_t w
 	if (rc < 0)
 		return rc;
 	rundir_of(e, &c, rundir, sizeof(rundir));
-	lockfd = lock_vm(rundir, why, whylen);
+	lockfd = vcvm_run_lock(rundir, why, whylen);
 	if (lockfd < 0) {
 		rc = lockfd;
 		goto out_cfg;
@@ -1299,7 +1296,7 @@ int vcvm_vm_destroy(const struct vcvm_env *e, const char *dir, char *why, size_t
 	if (rc < 0)
 		return rc;
 	rundir_of(e, &c, rundir, sizeof(rundir));
-	lockfd = lock_vm(rundir, why, whylen);
+	lockfd = vcvm_run_lock(rundir, why, whylen);
 	if (lockfd < 0) {
 		rc = lockfd;
 		goto out_cfg;

@@ -207,10 +207,17 @@ truncate -s 64M "$T/disk1.ref"
 dd if=/dev/urandom of="$T/disk1.ref" bs=256K count=1 seek=32 conv=notrunc status=none
 dd if=/dev/urandom of="$T/disk1.ref" bs=256K count=1 seek=160 conv=notrunc status=none
 cp --sparse=always "$T/disk1.ref" "$M1/$VM/disk1.raw"
+# and a third, qcow2 on SCSI: 32 MiB virtual, 64 KiB of data at 4 MiB (small:
+# the copy below is held to a few KiB/s)
+qemu-img create -q -f qcow2 "$M1/$VM/disk2.qcow2" 32M &&
+	qemu-io -f qcow2 -c "write -P 0x5a 4M 64K" "$M1/$VM/disk2.qcow2" > /dev/null &&
+	qemu-img convert -O raw "$M1/$VM/disk2.qcow2" "$T/disk2.ref" || t_fail "qcow2 disk made"
 python3 - "$M1/$VM/vm.json" <<'PY'
 import json, sys
 p = sys.argv[1]; c = json.load(open(p))
 d = dict(c["disks"][0]); d["file"] = "disk1.raw"; d["bus"] = "sata"; c["disks"].append(d)
+d = dict(c["disks"][0]); d["file"] = "disk2.qcow2"; d["bus"] = "scsi"; d["format"] = "qcow2"
+c["disks"].append(d)
 json.dump(c, open(p, "w"), indent=2)
 PY
 t_run "start with vcvm.interval=1 (a write every millisecond, or as fast as TCG allows)" \
@@ -229,12 +236,14 @@ t_run "move-storage converges under continuous writes (copy limited to ${rate}K/
 	timeout 200 "$V" move-storage "$VM" --to "$M2" --max-bandwidth ${rate}K
 echo "  move under continuous writes: $((SECONDS - t0)) s, $(( $(last_counter) - c0 )) guest writes meanwhile"
 t_run "counter goes on on datastore 2" goes_on 50 60
-t_run "both disks moved together (vm.json names both on $M2)" sh -c \
-	"grep -q '\"file\": \"$M2/$VM/disk0.raw\"' '$M1/$VM/vm.json' && grep -q '\"file\": \"$M2/$VM/disk1.raw\"' '$M1/$VM/vm.json' && [ ! -e '$M1/$VM/disk1.raw' ]"
+t_run "the three disks moved together (vm.json names them on $M2)" sh -c \
+	"grep -q '\"file\": \"$M2/$VM/disk0.raw\"' '$M1/$VM/vm.json' && grep -q '\"file\": \"$M2/$VM/disk1.raw\"' '$M1/$VM/vm.json' && grep -q '\"file\": \"$M2/$VM/disk2.qcow2\"' '$M1/$VM/vm.json' && [ ! -e '$M1/$VM/disk1.raw' ] && [ ! -e '$M1/$VM/disk2.qcow2' ]"
 t_run "stop" "$V" stop "$VM"
 t_run "disk on datastore 2: no gap, no lost write" check_disk "$M2/$VM/disk0.raw"
 t_run "second disk: same bytes, still sparse" sh -c \
 	"cmp '$T/disk1.ref' '$M2/$VM/disk1.raw' && [ \$(du -k '$M2/$VM/disk1.raw' | cut -f1) -lt 16384 ]"
+t_run "qcow2 disk moved live: still qcow2, same contents, its data allocated" sh -c \
+	"qemu-img info '$M2/$VM/disk2.qcow2' | grep -q 'file format: qcow2' && qemu-img compare -q -f qcow2 -F raw '$M2/$VM/disk2.qcow2' '$T/disk2.ref' && [ \$(qemu-img map --output=json '$M2/$VM/disk2.qcow2' | grep -c '\"data\": true') -ge 1 ] && [ \$(du -k '$M2/$VM/disk2.qcow2' | cut -f1) -lt 4096 ]"
 
 t_section "svm: offline move of the stopped VM"
 t_run "move-storage --disk 1 of the stopped VM (copy of one disk)" sh -c \
@@ -245,6 +254,8 @@ t_run "move-storage of the stopped VM (the disk left)" sh -c \
 	"'$V' move-storage $VM --to '$M1' | grep -q offline"
 t_run "vm.json names disk0.raw, datastore 2 empty" sh -c \
 	"[ '$(disk_file)' = disk0.raw ] && [ ! -e '$M2/$VM' ]"
+t_run "qcow2 disk copied back offline, same contents" \
+	qemu-img compare -q -f qcow2 -F raw "$M1/$VM/disk2.qcow2" "$T/disk2.ref"
 t_run "copy kept the holes and the data" sh -c \
 	"[ \$(du -k '$M1/$VM/disk0.raw' | cut -f1) -lt $((SIZE / 1024 / 10)) ] && '$CHECK' '$M1/$VM/disk0.raw' $(last_counter)"
 n=$(last_counter)
