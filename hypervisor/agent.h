@@ -66,17 +66,19 @@
  *      inactive (QEMU does not write an incoming VM's disks).
  *   2. source: migrate-set-capabilities pause-before-switchover=on (+ events),
  *      migrate-set-parameters max-bandwidth (high on fast links),
- *      downtime-limit (target 50 ms); migrate tcp:dest:port; progress from
- *      query-migrate / MIGRATION events; auto-converge if the dirty rate wins.
+ *      downtime-limit (10 ms: a small last copy; the target for the whole
+ *      pause is 50 ms); migrate tcp:dest:port; progress from query-migrate /
+ *      MIGRATION events; auto-converge if the dirty rate wins.
  *   3. switch-over, in this order (no moment with two writers):
- *        source: MIGRATION event "pre-switchover": the guest is stopped;
- *        source: migrate-continue at once -> QEMU sends the device state,
- *                flushes and inactivates its disks (before the end of the
- *                stream): its last write has landed;
+ *        source: event STOP (its timestamp starts the guest's pause), then
+ *                MIGRATION "pre-switchover": serial port to null (the log's
+ *                release on the datastore overlaps the last copy);
+ *        source: migrate-continue at once -> QEMU sends the last pages and
+ *                the device state, flushes and inactivates its disks
+ *                (before the end of the stream): its last write has landed;
  *        source: MIGRATION event "completed" (blocking on the monitor, no
- *                polling) -> serial port to null, releases the VM's
- *                datastore lock (its shim closes .vcvm.lock: on vcfs the
- *                lock record's release CAS);
+ *                polling) -> releases the VM's datastore lock (its shim
+ *                closes .vcvm.lock: on vcfs the lock record's release CAS);
  *        source -> destination: MIGRATE_COMMIT on the connection of PREPARE;
  *        destination: incoming "completed" (MIGRATION event on the monitor
  *                it kept open since PREPARE) -> its shim opens .vcvm.lock
@@ -84,7 +86,9 @@
  *                while the serial port is pointed at the log -> "cont" at
  *                once: its first write comes after the lock is its own ->
  *                progress frame "resumed" (the source's switch-over time
- *                ends there) -> bookkeeping (ha.last_host) -> response;
+ *                ends there) -> bookkeeping (ha.last_host) -> response
+ *                with resume_us, the timestamp of its QEMU's RESUME event
+ *                (the guest's pause, pause_ms, is RESUME - STOP);
  *        source: query-migrate (QEMU's figures), quits QEMU, records
  *                "migrated to HOST".
  *      Each step is logged with its time in <run_dir>/<uuid>/events.log
@@ -151,8 +155,11 @@
  *   so holes stay holes.  A failure before complete: block-job-cancel, remove
  *   the partial target, the config never changed.
  *
+ * HOST_INFO (ops.c; direct mode too): host, accel, the CPU models it runs
+ *   and its best ladder model (cpumodel.h), load1, mem_available_mib,
+ *   vms_running -- for `vcvm cluster-cpu` now, DRS and HA placement later.
+ *
  * HA, DRS, FT (later waves; the types are reserved now):
- *   HOST_INFO   load, free memory, CPU models, VMs: for DRS and placement.
  *   HA_RESTART  start a VM whose host was declared dead (sent by the HA
  *               master, itself elected by a datastore lock), in ha.priority order.
  *   FT_ENABLE / FT_DISABLE / FT_FAILOVER  a secondary on ft.secondary kept in
@@ -269,7 +276,7 @@ struct vcvm_response {
 
 /*
  * Run one request on this host.  Returns resp->rc.  progress may be NULL.
- * Types that belong to the agent (HA, FT, HOST_INFO) answer -ENOSYS in
+ * Types that belong to the agent (HA, FT) answer -ENOSYS in
  * direct mode; MIGRATE* run here (migrate.h).  MOVE_STORAGE and MOVE_CANCEL run here, on the
  * host that runs the VM (storage_move.h); progress gets "mirror"/"copy".
  */

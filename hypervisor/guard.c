@@ -78,7 +78,8 @@ void vcvm_event(const char *rundir, const char *host, const char *fmt, ...)
 
 /* An event stamped with an earlier time (the moment it happened). */
 __attribute__((format(printf, 4, 5)))
-static void event_at(const char *rundir, const char *host, long long us, const char *fmt, ...)
+void vcvm_event_at(const char *rundir, const char *host, long long us, const char *fmt,
+		   ...)
 {
 	va_list ap;
 
@@ -313,7 +314,7 @@ void vcvm_guard_shim_wait(pid_t qemu, int *guardfd, const char *dir, const char 
 			}
 			answer(rundir, "released", NULL);
 			/* stamped before the close: the release cannot come earlier */
-			event_at(rundir, host, t0, "guard released (close %lld us)", real_us() - t0);
+			vcvm_event_at(rundir, host, t0, "guard released (close %lld us)", real_us() - t0);
 		} else if (sig == SIGUSR2) {
 			if (*guardfd >= 0) {
 				answer(rundir, "held", NULL);
@@ -405,19 +406,34 @@ static int read_answer(const char *path, bool take, char *why, size_t whylen)
 	return rc;
 }
 
+/*
+ * One inotify instance per process, kept: closing one waits for an SRCU
+ * grace period in the kernel (fsnotify group teardown), 10-30 ms on a busy
+ * host -- inside the vMotion switch-over, where the destination waits for
+ * its shim's answer before cont.  A forked child makes its own (a shared
+ * one would share the event queue); removing a watch does not wait.
+ */
+static int guard_inotify(void)
+{
+	static int fd = -1;
+	static pid_t owner;
+
+	if (fd >= 0 && owner == getpid())
+		return fd;
+	if (fd >= 0)
+		close(fd);	/* the parent's: not the last reference */
+	fd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+	owner = getpid();
+	return fd;
+}
+
 int vcvm_guard_wait(const char *rundir, int qemu_pid, bool take, char *why, size_t whylen)
 {
-	char path[600];
+	char path[600], buf[4096];
 	uint64_t deadline = mono_ms() + VCVM_GUARD_WAIT_MS + 5000;
-	int ino, rc;
+	int ino = -1, wd = -1, rc;
 
 	hv_fmt(path, sizeof(path), "%s/guard.json", rundir);
-	/* the answer is renamed into place: wake on that, not on a timer */
-	ino = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
-	if (ino >= 0 && inotify_add_watch(ino, rundir, IN_MOVED_TO | IN_CLOSE_WRITE) < 0) {
-		close(ino);
-		ino = -1;
-	}
 	for (;;) {
 		rc = read_answer(path, take, why, whylen);
 		if (rc != -EAGAIN)
@@ -428,9 +444,17 @@ int vcvm_guard_wait(const char *rundir, int qemu_pid, bool take, char *why, size
 			rc = -ETIMEDOUT;
 			break;
 		}
-		if (ino >= 0) {
+		if (wd < 0 && (ino = guard_inotify()) >= 0) {
+			/* the answer is renamed into place: wake on that, not on a
+			 * timer; look again once watching (it may have come) */
+			while (read(ino, buf, sizeof(buf)) > 0)
+				;	/* other directories' old events */
+			wd = inotify_add_watch(ino, rundir, IN_MOVED_TO | IN_CLOSE_WRITE);
+			if (wd >= 0)
+				continue;
+		}
+		if (wd >= 0) {
 			struct pollfd p = { .fd = ino, .events = POLLIN };
-			char buf[4096];
 
 			if (poll(&p, 1, 200) > 0)
 				while (read(ino, buf, sizeof(buf)) > 0)
@@ -439,8 +463,8 @@ int vcvm_guard_wait(const char *rundir, int qemu_pid, bool take, char *why, size
 			usleep(2000);
 		}
 	}
-	if (ino >= 0)
-		close(ino);
+	if (wd >= 0)
+		inotify_rm_watch(ino, wd);
 	return rc;
 }
 

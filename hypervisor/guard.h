@@ -87,4 +87,8 @@ int vcvm_guard_retake(const char *rundir, int qemu_pid, const char *host, char *
 void vcvm_event(const char *rundir, const char *host, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/* The same, stamped us (CLOCK_REALTIME, microseconds): when it happened. */
+void vcvm_event_at(const char *rundir, const char *host, long long us, const char *fmt,
+		   ...) __attribute__((format(printf, 4, 5)));
+
 #endif

@@ -14,25 +14,48 @@
  *                                  <----  migrate-incoming tcp:<own addr>:0 -> port
  *   caps: pause-before-switchover,
  *   auto-converge, events; params:
- *   max-bandwidth, downtime-limit;
+ *   max-bandwidth, downtime-limit 10 ms;
  *   migrate tcp:<dest>:<port>
  *   ... "active" (progress frames) ...
- *   event "pre-switchover": guest
- *   stopped; migrate-continue at once
+ *   STOP (its timestamp: the pause
+ *   begins), "pre-switchover": serial
+ *   -> null, migrate-continue at once
  *   event "completed": disks flushed
  *   and inactive, the source's last
  *   write has landed
- *   serial -> null; shim closes the
- *   guard (.vcvm.lock)
+ *   shim closes the guard (.vcvm.lock)
  *   COMMIT ---------------------------->  incoming "completed" (event); shim
  *                                         opens the guard (waits for our
  *                                         release on vcfs) while serial -> the
  *                                         log; cont
- *                                  <----  progress "resumed" (switchover_ms)
- *                                         ha.last_host
- *                                  <----  ok
+ *                                  <----  progress "resumed"
+ *                                         RESUME (its timestamp: the pause
+ *                                         ends), ha.last_host
+ *                                  <----  ok {resume_us}
  *   query-migrate (downtime), quit
  *   QEMU, exit record "migrated"
+ *
+ * What the figures cover.  QEMU 7.2's query-migrate "downtime" is measured
+ * by the source QEMU alone (migration_completion(): downtime_start is taken
+ * under the big lock just before vm_stop_force_state(FINISH_MIGRATE); it
+ * ends in migration_calculate_complete() once the last RAM pages and the
+ * device state went into the socket and the disks were inactivated): it
+ * includes our pre-switchover round trip (serial -> null, migrate-continue)
+ * but not the destination loading that state, the lock hand-over or cont.
+ * No return-path: with it the source would also wait for the destination's
+ * acknowledgement, a round trip more inside the pause, and "completed"
+ * would still not mean the destination runs.  The guest-visible pause is
+ * pause_ms: the source QEMU's STOP event to the destination QEMU's RESUME
+ * event, each stamped by its QEMU (CLOCK_REALTIME: comparable across hosts
+ * only as far as their clocks agree; the hosts of the tests share one).
+ *
+ * Inside the pause we poll nothing: every wait is on an event (QMP events,
+ * the shim's answer through inotify, the COMMIT frame; only vcfs itself
+ * re-reads a lock record, with backoff, while the other host's release is
+ * on its way), the serial log's release on the datastore overlaps the copy
+ * of the last pages, and the
+ * processes of the chain run at real-time priority for its duration
+ * (rt_prio) so that a busy host does not add a scheduling delay per hop.
  *
  * Before "completed" any failure (destination QEMU or agent gone, link cut:
  * no progress for VCVM_MIGRATE_STALL_MS, MIGRATE_CANCEL) ends in
@@ -60,6 +83,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,11 +108,70 @@ static uint64_t mono_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/* A QMP event's own timestamp (QEMU's CLOCK_REALTIME), in us; 0 if none. */
+static long long ev_us(json_t *ev)
+{
+	json_t *ts = json_object_get(ev, "timestamp");
+
+	if (!ts)
+		return 0;
+	return (long long)json_integer_value(json_object_get(ts, "seconds")) * 1000000 +
+	       (long long)json_integer_value(json_object_get(ts, "microseconds"));
+}
+
+static long long real_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 static void sleep_ms(int ms)
 {
 	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
 
 	nanosleep(&ts, NULL);
+}
+
+/*
+ * The switch-over's processes run at real-time priority (SCHED_FIFO 1) while
+ * the guest is paused or about to be: this process, and a shim for its
+ * close/open of the lock file.  On a busy host a wake-up otherwise waits
+ * behind CPU-bound work (vCPU threads, builds) for 10-20 ms, and the
+ * switch-over is a chain of them (QEMU event -> agent -> COMMIT -> agent ->
+ * shim -> agent -> cont).  They block at once each time (no spinning).
+ * Best effort (without CAP_SYS_NICE nothing changes); reset on fork;
+ * VCVM_SWITCHOVER_RT=0 leaves every priority alone.
+ */
+static void rt_prio(pid_t pid, bool on)
+{
+	struct sched_param sp = { .sched_priority = on ? 1 : 0 };
+	const char *env = getenv("VCVM_SWITCHOVER_RT");
+
+	if (env && !strcmp(env, "0"))
+		return;
+	if (pid > 0 && sched_setscheduler(pid, on ? SCHED_FIFO | SCHED_RESET_ON_FORK : SCHED_OTHER,
+					  &sp) < 0 && on)
+		vcfs_debug("switch-over priority for pid %d: %s", (int)pid, strerror(errno));
+}
+
+/* The shim of QEMU pid (its parent), 0 if none. */
+static pid_t shim_of(int qemu_pid)
+{
+	char path[64], buf[512], *p;
+	int ppid = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", qemu_pid);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	p = fgets(buf, sizeof(buf), f) ? strrchr(buf, ')') : NULL;
+	if (!p || sscanf(p + 2, "%*c %d", &ppid) != 1)
+		ppid = 0;
+	fclose(f);
+	return ppid > 1 ? ppid : 0;
 }
 
 /* What this host knows of the VM in folder dir. */
@@ -233,6 +316,7 @@ static struct {
 
 static void in_drop(void)
 {
+	rt_prio(getpid(), false);	/* from PREPARE's end */
 	vcvm_qmp_close(in.q);
 	if (in.have_m)
 		mvm_free(&in.m);
@@ -322,22 +406,31 @@ static int in_settle(struct vcvm_qmp *q, int ms, char *st, size_t n)
 static int finish_here(const struct vcvm_env *e, struct mvm *m, struct vcvm_qmp *q, bool overlap,
 		       const char *how, char *why, size_t n)
 {
+	long long t0 = real_us(), t_held, t_cont, t_ser = 0;
+	pid_t shim = shim_of(m->pid);
 	char w[256] = "";
 	int rc, ser = -EAGAIN;
 
+	rt_prio(getpid(), true);	/* until in_drop */
+	rt_prio(shim, true);
 	rc = vcvm_guard_ask(m->rundir, m->pid, true, why, n);
 	if (rc < 0)
 		return rc;
-	if (overlap)
+	if (overlap) {
 		ser = serial_to(q, m->dir, &m->c, true, w, sizeof(w));
+		t_ser = real_us() - t0;
+	}
 	rc = vcvm_guard_wait(m->rundir, m->pid, true, why, n);
+	rt_prio(shim, false);
 	if (rc < 0) {
 		if (ser == 0)	/* the source may reopen it */
 			serial_to(q, m->dir, &m->c, false, w, sizeof(w));
 		return rc;
 	}
+	t_held = real_us();
 	if (ser == -EAGAIN)
 		ser = serial_to(q, m->dir, &m->c, true, w, sizeof(w));
+	t_cont = real_us();
 	rc = ser < 0 ? ser : qmp_do(q, "cont", NULL, w, sizeof(w));
 	if (rc == -ETIMEDOUT && ser == 0) {
 		/* the guest may run: keep the lock, the VM is ours */
@@ -352,7 +445,10 @@ static int finish_here(const struct vcvm_env *e, struct mvm *m, struct vcvm_qmp 
 		vcvm_guard_ctl(m->rundir, m->pid, false, w2, sizeof(w2));
 		return rc;
 	}
-	vcvm_event(m->rundir, e->host, "cont (%s; the guest's first write comes after this)", how);
+	vcvm_event_at(m->rundir, e->host, t0, "lock asked of the shim (%s)", how);
+	vcvm_event(m->rundir, e->host, "cont (%s; the guest's first write comes after this; lock "
+		   "asked -> held %lld us, serial log opened +%lld us, cont sent +%lld us, took %lld "
+		   "us)", how, t_held - t0, t_ser, t_cont - t0, real_us() - t_cont);
 	return 0;
 }
 
@@ -499,6 +595,7 @@ static int do_prepare(const struct vcvm_env *e, const struct vcvm_request *req,
 		in.have_m = in.m.pid > 0;
 	if (!in.have_m)
 		mvm_free(&in.m);
+	rt_prio(getpid(), true);	/* COMMIT wakes us at once (until in_drop) */
 	r->why[0] = 0;
 	rc = 0;
 	goto out;
@@ -532,12 +629,15 @@ static int do_commit(const struct vcvm_env *e, const struct vcvm_request *req,
 	struct vcvm_progress p = { "resumed", 0, 0 };
 	struct vcvm_qmp *q = NULL;
 	bool finished = false;
+	long long resume_us = 0, t0, t1;
 	struct mvm own, *m;
+	json_t *ev = NULL;
 	int rc;
 
 	rc = in_mvm(e, req->vm, &own, &m, r->why, sizeof(r->why));
 	if (rc < 0)
 		return rc;
+	vcvm_event(m->rundir, e->host, "commit from %s", req->u.migrate_commit.from_host);
 	if (!m->pid || !from_matches(m, req->u.migrate_commit.from_host, &finished)) {
 		rc = -VCVM_ENOTRUNNING;
 		hv_fmt(r->why, sizeof(r->why), "no incoming migration of %s from %s on host %s",
@@ -551,11 +651,21 @@ static int do_commit(const struct vcvm_env *e, const struct vcvm_request *req,
 				    "finished_alone", 1);
 		goto out;
 	}
+	/*
+	 * Its QEMU's main thread loads the last of the stream (the source
+	 * completed once it was in the socket) and then runs cont: at the
+	 * switch-over's priority too, until cont (it blocks once loaded).
+	 */
+	rt_prio(m->pid, true);
+	t0 = real_us();
 	rc = mvm_runlock(m, r->why, sizeof(r->why));
+	t1 = real_us();
 	if (rc == 0)
 		rc = in_qmp(e, m, &q);
 	if (rc == 0)
 		rc = in_settle(q, 10000, st, sizeof(st));
+	vcvm_event(m->rundir, e->host, "incoming %s (run lock %lld us, then %lld us)", st, t1 - t0,
+		   real_us() - t1);
 	if (rc < 0 || strcmp(st, "completed")) {
 		rc = rc < 0 ? rc : -VCVM_EMIGRATE;
 		hv_fmt(r->why, sizeof(r->why), "incoming migration on %s is \"%s\", not completed",
@@ -563,13 +673,25 @@ static int do_commit(const struct vcvm_env *e, const struct vcvm_request *req,
 		goto out;
 	}
 	rc = finish_here(e, m, q, true, "commit", r->why, sizeof(r->why));
+	rt_prio(m->pid, false);
 	if (rc < 0)
 		goto out;
 	if (progress_fn)	/* the source times the switch-over by this frame */
 		progress_fn(&p, arg);
+	/*
+	 * cont emitted RESUME before it answered: its timestamp is the moment
+	 * the guest runs here again, on QEMU's clock (the source's STOP is on
+	 * its own: the guest-visible pause is the difference).
+	 */
+	if (vcvm_qmp_wait_event(q, "RESUME", 1000, &ev) == 0 && (resume_us = ev_us(ev)))
+		vcvm_event_at(m->rundir, e->host, resume_us, "guest running (RESUME event)");
+	json_decref(ev);
 	finished_here(e, m, false);
-	r->data = json_pack("{s:s, s:s}", "host", e->host, "state", "running");
+	r->data = json_pack("{s:s, s:s, s:I}", "host", e->host, "state", "running",
+			    "resume_us", (json_int_t)resume_us);
 out:
+	if (m->pid > 0)
+		rt_prio(m->pid, false);
 	in_drop();
 	mvm_free(&own);
 	return rc;
@@ -900,6 +1022,9 @@ struct mig {
 	char to[VCVM_HOST_MAX];
 	char st[32];			/* outgoing status, from MIGRATION events */
 	uint64_t t_resumed;		/* mono ms the destination said "resumed" */
+	long long stop_us;		/* the source QEMU's STOP event (its clock), 0 */
+	long long resumed_us;		/* real us the destination said "resumed" */
+	bool serial_off;		/* serial port switched to null (pre-switchover) */
 };
 
 /* COMMIT's progress frame "resumed": the destination's guest runs. */
@@ -907,8 +1032,10 @@ static void commit_progress(const struct vcvm_progress *p, void *arg)
 {
 	struct mig *g = arg;
 
-	if (!strcmp(p->phase, "resumed") && !g->t_resumed)
+	if (!strcmp(p->phase, "resumed") && !g->t_resumed) {
 		g->t_resumed = mono_ms();
+		g->resumed_us = real_us();
+	}
 }
 
 /*
@@ -960,7 +1087,13 @@ static void mig_wait(struct mig *g, int ms)
 	}
 	if (rc == -VCVM_EQMPCLOSED)
 		snprintf(g->st, sizeof(g->st), "failed");
-	vcvm_qmp_flush_events(g->q);	/* STOP, RESUME, ...: not ours */
+	/* STOP: the moment the guest paused for the switch-over (its timestamp) */
+	while (vcvm_qmp_wait_event(g->q, "STOP", 0, &ev) == 0) {
+		g->stop_us = ev_us(ev);
+		json_decref(ev);
+		ev = NULL;
+	}
+	vcvm_qmp_flush_events(g->q);	/* RESUME, ...: not ours */
 }
 
 static void progress(struct mig *g, const char *phase, uint64_t done, uint64_t total)
@@ -1001,6 +1134,11 @@ static void resume_source(struct mig *g)
 	char st[32], w[256];
 	uint64_t deadline = mono_ms() + 10000;
 
+	/* log back first: QEMU itself may resume the guest when it cancels */
+	if (g->serial_off && serial_to(g->q, g->m.dir, &g->m.c, true, w, sizeof(w)) < 0)
+		vcfs_warn("%s: serial port stays off: %s", g->m.c.name, w);
+	else
+		g->serial_off = false;
 	vcvm_qmp_execute(g->q, "migrate_cancel", NULL, VCVM_QMP_MS, NULL);
 	while (st_busy(g->st) && mono_ms() < deadline)
 		mig_wait(g, 200);
@@ -1020,7 +1158,8 @@ static int do_migrate(const struct vcvm_env *e, const struct vcvm_request *req,
 	char path[VCVM_PATH_MAX + 80], *st = g.st, uri[128], w[256], err[256] = "";
 	uint8_t key[VCVM_KEY_LEN];
 	uint64_t t0 = mono_ms(), t_pause = 0, last_bytes = 0, last_move = mono_ms(), ram_total = 0;
-	uint64_t t_completed = 0;
+	long long t_completed_us = 0, resume_us = 0;
+	pid_t shim = 0;
 	char w2[256] = "";
 	bool asked;
 	int64_t downtime = -1, total_time = -1;
@@ -1083,6 +1222,12 @@ static int do_migrate(const struct vcvm_env *e, const struct vcvm_request *req,
 	port = (int)json_integer_value(json_object_get(presp.data, "port"));
 
 	/* 2. the stream */
+	/*
+	 * pause-before-switchover: the guest stopped, QEMU waits (without its
+	 * big lock) for our migrate-continue; we close the serial log there, so
+	 * that its release on the datastore overlaps the copy of the last pages
+	 * and the destination's open of it does not wait in the switch-over.
+	 */
 	rc = qmp_do(g.q, "migrate-set-capabilities", json_pack(
 		    "{s:[{s:s, s:b}, {s:s, s:b}, {s:s, s:b}]}", "capabilities",
 		    "capability", "pause-before-switchover", "state", 1,
@@ -1103,6 +1248,7 @@ static int do_migrate(const struct vcvm_env *e, const struct vcvm_request *req,
 	vcvm_qmp_flush_events(g.q);
 	snprintf(g.st, sizeof(g.st), "setup");
 	last_move = mono_ms();		/* PREPARE may have taken long (QEMU start) */
+	rt_prio(getpid(), true);		/* STOP and completed wake us at once (until out) */
 	rc = qmp_do(g.q, "migrate", json_pack("{s:s}", "uri", uri), r->why, sizeof(r->why));
 	if (rc < 0)
 		goto out_abort;
@@ -1113,14 +1259,20 @@ static int do_migrate(const struct vcvm_env *e, const struct vcvm_request *req,
 		uint64_t moved;
 
 		if (!strcmp(st, "pre-switchover")) {
-			/* the guest is stopped: continue at once, then block on the
-			 * MIGRATION events until the end (no query, no polling) */
+			/* the guest is stopped: serial log closed (it writes nothing
+			 * more), continue at once, then block on the MIGRATION
+			 * events until the end (no query, no polling) */
 			t_pause = mono_ms();
+			rc = serial_to(g.q, g.m.dir, &g.m.c, false, err, sizeof(err));
+			if (rc < 0)
+				break;
+			g.serial_off = true;
 			rc = qmp_do(g.q, "migrate-continue", json_pack("{s:s}", "state", "pre-switchover"),
 				    err, sizeof(err));
 			if (rc < 0)
 				break;
-			vcvm_event(g.m.rundir, e->host, "pre-switchover: guest paused, continued");
+			vcvm_event(g.m.rundir, e->host, "pre-switchover: guest paused, serial log closed, "
+				   "continued");
 			progress(&g, "switch-over", last_bytes, ram_total);
 			snprintf(g.st, sizeof(g.st), "device");
 			while (st_busy(st) && mono_ms() - t_pause < VCVM_MIGRATE_STALL_MS)
@@ -1179,22 +1331,35 @@ static int do_migrate(const struct vcvm_env *e, const struct vcvm_request *req,
 		       g.m.c.name, g.to, cancelled ? "cancelled" : "failed", err[0] ? err : st, e->host);
 		goto out;
 	}
-	t_completed = mono_ms();
+	t_completed_us = real_us();
+	if (!g.stop_us) {
+		json_t *ev = NULL;
+
+		if (vcvm_qmp_wait_event(g.q, "STOP", 0, &ev) == 0)
+			g.stop_us = ev_us(ev);
+		json_decref(ev);
+	}
+	if (g.stop_us)
+		vcvm_event_at(g.m.rundir, e->host, g.stop_us, "guest stopped for the switch-over "
+			      "(STOP event)");
 	vcvm_event(g.m.rundir, e->host, "completed: source disks flushed and inactive");
 	test_die(&g, "completed");
 
 	/*
 	 * 4. switch-over: guard from us to the destination, then its cont.  The
-	 * shim closes the lock file while we switch the serial port off and send
-	 * COMMIT: the destination's open waits for the release on the datastore
-	 * (vcfs), so nothing here needs to wait for it first.
+	 * shim closes the lock file while we send COMMIT (the serial port went
+	 * off at pre-switchover): the destination's open waits for the release
+	 * on the datastore (vcfs), so nothing here needs to wait for it first.
 	 */
+	shim = shim_of(g.m.pid);
+	rt_prio(shim, true);		/* its release is the destination's wait */
 	rc = vcvm_guard_ask(g.m.rundir, g.m.pid, false, w, sizeof(w));
 	asked = rc == 0;
-	if (rc == 0)
+	if (rc == 0 && !g.serial_off)	/* closed at pre-switchover, normally */
 		rc = serial_to(g.q, g.m.dir, &g.m.c, false, w, sizeof(w));
 	if (rc == 0 && getenv("VCVM_TEST_DIE_AFTER")) {
 		rc = vcvm_guard_wait(g.m.rundir, g.m.pid, false, w, sizeof(w));
+		rt_prio(shim, false);
 		asked = false;
 		if (rc == 0)
 			test_die(&g, "lock-released");
@@ -1211,6 +1376,7 @@ static int do_migrate(const struct vcvm_env *e, const struct vcvm_request *req,
 	/* the shim's answer, before any other request to it */
 	if (asked && vcvm_guard_wait(g.m.rundir, g.m.pid, false, w2, sizeof(w2)) < 0)
 		vcfs_warn("%s: guard release: %s", g.m.c.name, w2);
+	rt_prio(shim, false);
 	if (rc < 0) {
 		char hh[64] = "";
 		int rc2;
@@ -1257,13 +1423,19 @@ static int do_migrate(const struct vcvm_env *e, const struct vcvm_request *req,
 		uint64_t t_done = mono_ms();
 		json_t *ret = NULL;
 
-		if (!g.t_resumed)
+		long long done_us = real_us();
+		long long p0 = g.stop_us;	/* the guest paused (source QEMU's STOP) */
+
+		if (!g.t_resumed) {
 			g.t_resumed = t_done;
-		vcvm_event(g.m.rundir, e->host, "commit acknowledged by %s (paused -> running %llu ms: "
-			   "completed +%llu, destination resumed +%llu)", g.to,
-			   (unsigned long long)(g.t_resumed - t_pause),
-			   (unsigned long long)(t_completed - t_pause),
-			   (unsigned long long)(g.t_resumed - t_pause));
+			g.resumed_us = done_us;
+		}
+		resume_us = (long long)json_integer_value(json_object_get(cresp.data, "resume_us"));
+		vcvm_event(g.m.rundir, e->host, "commit acknowledged by %s (stopped -> running: "
+			   "completed +%lld ms, resumed frame +%lld ms, destination RESUME +%lld ms)",
+			   g.to, p0 ? (t_completed_us - p0) / 1000 : -1,
+			   p0 ? (g.resumed_us - p0) / 1000 : -1,
+			   p0 && resume_us ? (resume_us - p0) / 1000 : -1);
 		/* QEMU's own figures, now that the guest runs again */
 		if (vcvm_qmp_execute(g.q, "query-migrate", NULL, VCVM_QMP_MS, &ret) == 0) {
 			char *dump = json_dumps(ret, JSON_COMPACT);
@@ -1276,12 +1448,15 @@ static int do_migrate(const struct vcvm_env *e, const struct vcvm_request *req,
 		json_decref(ret);
 		hv_fmt(w2, sizeof(w2), "migrated to %s", g.to);
 		source_quit(&g.m, &g.q, w2);
-		r->data = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "name",
-				    g.m.c.name, "state", "running", "host", g.to, "from", e->host,
+		r->data = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+				    "name", g.m.c.name, "state", "running", "host", g.to,
+				    "from", e->host,
 				    "downtime_ms", (json_int_t)downtime,
 				    "total_ms", (json_int_t)total_time,
-				    "switchover_ms", (json_int_t)(t_pause ? g.t_resumed - t_pause : 0),
-				    "commit_ms", (json_int_t)(t_pause ? t_done - t_pause : 0),
+				    "pause_ms", (json_int_t)(p0 && resume_us ? (resume_us - p0) / 1000
+							     : -1),
+				    "switchover_ms", (json_int_t)(p0 ? (g.resumed_us - p0) / 1000 : -1),
+				    "commit_ms", (json_int_t)(p0 ? (done_us - p0) / 1000 : -1),
 				    "elapsed_ms", (json_int_t)(t_done - t0),
 				    "ram_bytes", (json_int_t)ram_total);
 		rc = 0;
@@ -1293,6 +1468,7 @@ out_abort:
 out_nodest:
 	;
 out:
+	rt_prio(getpid(), false);
 	hv_fmt(path, sizeof(path), "%s/migrate.json", g.m.rundir);
 	unlink(path);
 	hv_fmt(path, sizeof(path), "%s/migrate.cancel", g.m.rundir);

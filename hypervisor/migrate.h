@@ -19,7 +19,7 @@
 #define VCVM_MIGRATE_COMMIT_MS	10000	/* destination: completed, no COMMIT that long */
 #define VCVM_MIGRATE_STALL_MS	15000	/* no byte moved that long: link cut, cancel */
 #define VCVM_MIGRATE_BW		(10ull << 30)	/* default max-bandwidth, bytes/s */
-#define VCVM_MIGRATE_DOWNTIME	50	/* default downtime-limit, ms */
+#define VCVM_MIGRATE_DOWNTIME	10	/* default downtime-limit, ms: a small last copy */
 
 /* One MIGRATE* request (vcvm_handle dispatches them here). */
 int vcvm_migrate_handle(const struct vcvm_env *e, const struct vcvm_request *req,

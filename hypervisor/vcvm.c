@@ -187,11 +187,12 @@ static int cmd_migrate(const struct vcvm_env *e, int argc, char **argv)
 	else if (req.type == VCVM_REQ_MIGRATE_CANCEL)
 		printf("%s: cancelling the migration\n", req.vm);
 	else
-		printf("%s: migrated %s -> %s in %lld ms (downtime %lld ms, switch-over %lld ms, "
-		       "%.1f MiB RAM)\n", jstr(r.data, "name"), jstr(r.data, "from"),
-		       jstr(r.data, "host"),
+		printf("%s: migrated %s -> %s in %lld ms (QEMU downtime %lld ms, guest paused "
+		       "%lld ms, switch-over %lld ms, %.1f MiB RAM)\n", jstr(r.data, "name"),
+		       jstr(r.data, "from"), jstr(r.data, "host"),
 		       (long long)json_integer_value(json_object_get(r.data, "elapsed_ms")),
 		       (long long)json_integer_value(json_object_get(r.data, "downtime_ms")),
+		       (long long)json_integer_value(json_object_get(r.data, "pause_ms")),
 		       (long long)json_integer_value(json_object_get(r.data, "switchover_ms")),
 		       json_integer_value(json_object_get(r.data, "ram_bytes")) / 1048576.0);
 	vcvm_response_free(&r);
