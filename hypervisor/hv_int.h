@@ -21,4 +21,14 @@ int hv_fmt(char *buf, size_t n, const char *fmt, ...) __attribute__((format(prin
  */
 int vcvm_run_lock(const char *rundir, char *why, size_t whylen);
 
+/*
+ * Run argv (no shell; argv[0] looked up in PATH) with in (may be NULL) on
+ * its stdin, its stdout into out (NUL-terminated, cut at outsz - 1), the
+ * last line of its stderr into err.  Returns the exit status (127: could
+ * not exec, 128 + n: killed by signal n), or -errno when it could not run.
+ * For short tools (qemu-img, a QEMU probe): stdin is written whole before
+ * stdout is read, so in must fit a pipe (64 KiB).  hv_run.c.
+ */
+int hv_run(char *const argv[], const char *in, char *out, size_t outsz, char *err, size_t errsz);
+
 #endif

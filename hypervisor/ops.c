@@ -6,8 +6,10 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "hypervisor/agent.h"
+#include "hypervisor/cpumodel.h"
 #include "hypervisor/hv_err.h"
 #include "hypervisor/hv_int.h"
 #include "hypervisor/inventory.h"
@@ -47,6 +49,23 @@ void vcvm_response_free(struct vcvm_response *resp)
 {
 	json_decref(resp->data);
 	resp->data = NULL;
+}
+
+/* First number of the line of /proc/<file> that starts with key, or -1. */
+static double proc_num(const char *file, const char *key)
+{
+	char line[256];
+	double v = -1;
+	FILE *f = fopen(file, "r");
+
+	while (f && fgets(line, sizeof(line), f))
+		if (strncmp(line, key, strlen(key)) == 0) {
+			v = strtod(line + strlen(key), NULL);
+			break;
+		}
+	if (f)
+		fclose(f);
+	return v;
 }
 
 /* The status object the CLI prints (and an agent would send). */
@@ -129,8 +148,18 @@ static int do_create(const struct vcvm_env *e, const struct vcvm_request *req,
 		c.memory_mib = a->memory_mib;
 	if (a->vcpus)
 		c.vcpus = a->vcpus;
-	if (a->cpu_model[0])
+	if (a->cpu_model[0]) {
 		snprintf(c.cpu_model, sizeof(c.cpu_model), "%s", a->cpu_model);
+	} else {
+		/* the cluster's model, when `vcvm cluster-cpu` recorded one here */
+		char m[sizeof(c.cpu_model)];
+
+		rc = vcvm_cluster_cpu_get(a->datastore, m, sizeof(m), r->why, sizeof(r->why));
+		if (rc < 0)
+			return rc;
+		if (m[0])
+			snprintf(c.cpu_model, sizeof(c.cpu_model), "%s", m);
+	}
 	if (a->append[0])
 		snprintf(c.append, sizeof(c.append), "%s", a->append);
 	if (a->append[0] && !a->kernel[0]) {
@@ -148,6 +177,37 @@ static int do_create(const struct vcvm_env *e, const struct vcvm_request *req,
 		return rc;
 	r->data = json_pack("{s:s, s:s, s:s}", "name", c.name, "uuid", c.uuid, "folder", folder);
 	return 0;
+}
+
+/*
+ * HOST_INFO: what placement (DRS, HA, cluster-cpu) needs to know of this
+ * host: its name, accelerator, the CPU models it runs (cpumodel.h), load,
+ * free memory and how many VMs it runs.
+ */
+static int host_info(const struct vcvm_env *e, struct vcvm_response *r)
+{
+	struct list_ctx lc = { e, json_array() };
+	json_t *models = NULL, *v;
+	size_t i, running = 0;
+	int rc;
+
+	rc = vcvm_cpu_usable(e, &models, r->why, sizeof(r->why));
+	if (rc < 0) {
+		json_decref(lc.arr);
+		return rc;
+	}
+	vcvm_inv_foreach(e, list_one, &lc);
+	json_array_foreach(lc.arr, i, v)
+		running += strcmp(json_string_value(json_object_get(v, "host")) ?: "", e->host) == 0 &&
+			   strcmp(json_string_value(json_object_get(v, "state")) ?: "", "running") == 0;
+	json_decref(lc.arr);
+	r->data = json_pack("{s:s, s:s, s:s, s:o, s:f, s:I, s:I}", "host", e->host,
+			    "accel", e->accel, "cpu_best", vcvm_cpu_common(&models, 1),
+			    "cpu_models", models, "load1", proc_num("/proc/loadavg", ""),
+			    "mem_available_mib",
+			    (json_int_t)(proc_num("/proc/meminfo", "MemAvailable:") / 1024),
+			    "vms_running", (json_int_t)running);
+	return r->data ? 0 : -ENOMEM;
 }
 
 int vcvm_handle(const struct vcvm_env *e, const struct vcvm_request *req,
@@ -232,6 +292,9 @@ int vcvm_handle(const struct vcvm_env *e, const struct vcvm_request *req,
 	case VCVM_REQ_MIGRATE_ABORT:
 	case VCVM_REQ_MIGRATE_CANCEL:
 		rc = vcvm_migrate_handle(e, req, progress, arg, r);
+		break;
+	case VCVM_REQ_HOST_INFO:
+		rc = host_info(e, r);
 		break;
 	case VCVM_REQ_MOVE_STORAGE:	/* storage_move.c */
 	case VCVM_REQ_MOVE_CANCEL:

@@ -65,7 +65,6 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
-#include <sys/wait.h>
 #include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
@@ -945,79 +944,6 @@ static int target_dir(struct mv *m, const char *to, char *why, size_t whylen)
 
 /* ---- qcow2 targets (live moves) ---- */
 
-/* Read fd to its end: the first sz - 1 bytes into buf (NUL-terminated). */
-static void read_all(int fd, char *buf, size_t sz)
-{
-	char sink[512];
-	size_t n = 0;
-	ssize_t r;
-
-	for (;;) {
-		if (n < sz - 1)
-			r = read(fd, buf + n, sz - 1 - n);
-		else
-			r = read(fd, sink, sizeof(sink));
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			break;
-		if (n < sz - 1)
-			n += (size_t)r;
-	}
-	buf[n] = '\0';
-	close(fd);
-}
-
-/*
- * Run argv (no shell), its stdout into out (NUL-terminated, truncated at
- * outsz), the last line of its stderr into err.  Returns the exit status,
- * or -errno when it could not run.  (Pipes read one after the other: the
- * tools run here write little to stderr.)
- */
-static int run_tool(char *const argv[], char *out, size_t outsz, char *err, size_t errsz)
-{
-	int po[2], pe[2], st;
-	char *nl;
-	pid_t pid;
-
-	if (pipe2(po, O_CLOEXEC) < 0)
-		return -errno;
-	if (pipe2(pe, O_CLOEXEC) < 0) {
-		st = -errno;
-		close(po[0]);
-		close(po[1]);
-		return st;
-	}
-	pid = fork();
-	if (pid < 0) {
-		st = -errno;
-		close(po[0]);
-		close(po[1]);
-		close(pe[0]);
-		close(pe[1]);
-		return st;
-	}
-	if (pid == 0) {
-		dup2(po[1], 1);
-		dup2(pe[1], 2);
-		execvp(argv[0], argv);
-		dprintf(2, "cannot run %s: %s\n", argv[0], strerror(errno));
-		_exit(127);
-	}
-	close(po[1]);
-	close(pe[1]);
-	read_all(po[0], out, outsz);
-	read_all(pe[0], err, errsz);
-	while (*err && err[strlen(err) - 1] == '\n')
-		err[strlen(err) - 1] = '\0';
-	if ((nl = strrchr(err, '\n')))
-		memmove(err, nl + 1, strlen(nl + 1) + 1);
-	while (waitpid(pid, &st, 0) < 0)
-		if (errno != EINTR)
-			return -errno;
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
 static const char *qemu_img(void)
 {
 	const char *s = getenv("VCVM_QEMU_IMG");
@@ -1032,7 +958,7 @@ static int qcow2_geometry(struct mv_disk *d, char *why, size_t whylen)
 	char *argv[] = { (char *)qemu_img(), "info", "-U", "--output=json", "-f", "qcow2",
 			 d->src, NULL };
 	json_t *j, *v;
-	int rc = run_tool(argv, out, sizeof(out), err, sizeof(err));
+	int rc = hv_run(argv, NULL, out, sizeof(out), err, sizeof(err));
 
 	if (rc != 0) {
 		say(why, whylen, "%s: %s info failed: %s", d->src, argv[0],
@@ -1073,7 +999,7 @@ static int qcow2_create(struct mv_disk *d, char *why, size_t whylen)
 
 	snprintf(opt, sizeof(opt), "cluster_size=%llu", (unsigned long long)d->cluster);
 	snprintf(size, sizeof(size), "%llu", (unsigned long long)d->vsize);
-	rc = run_tool(argv, out, sizeof(out), err, sizeof(err));
+	rc = hv_run(argv, NULL, out, sizeof(out), err, sizeof(err));
 	if (rc != 0) {
 		say(why, whylen, "target %s: %s create failed: %s", d->dst, argv[0],
 		    rc < 0 ? strerror(-rc) : err);

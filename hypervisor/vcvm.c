@@ -18,6 +18,7 @@
 #include <unistd.h>
 #include "common/log.h"
 #include "hypervisor/agent.h"
+#include "hypervisor/cpumodel.h"
 #include "hypervisor/hv_err.h"
 #include "hypervisor/storage_move.h"
 #include "hypervisor/wire.h"
@@ -46,6 +47,9 @@ static void usage(FILE *f)
 		"  move-storage VM --cancel      move the disks while the VM runs (Storage vMotion)\n"
 		"  migrate VM --to HOST [--downtime MS] [--max-bandwidth BYTES/S]   vMotion\n"
 		"  migrate VM --cancel           stop a vMotion in progress (VM stays)\n"
+		"  host-info [--json]            this host's (or --host's) CPU models, load, memory\n"
+		"  cluster-cpu --datastore DIR [--hosts H1,H2,...] [--dry-run] [--json]\n"
+		"                                ask every host, record the cluster's CPU model\n"
 		"  keygen [FILE]                 new cluster key (default %s)\n"
 		"--host: send the request to HOST's vcvm-agent; without it, run it here.\n"
 		"VM is a registered name or a folder path.  See vcvm(1).\n", VCVM_KEY_DEFAULT);
@@ -374,6 +378,170 @@ static int cmd_list(const struct vcvm_env *e, int argc, char **argv)
 	return 0;
 }
 
+static void print_models(json_t *models)
+{
+	json_t *v;
+	size_t i;
+
+	json_array_foreach(models, i, v)
+		printf("%s%s", i ? " " : "", json_string_value(v));
+	printf("\n");
+}
+
+/* host-info: this host (direct mode) or --host's agent. */
+static int cmd_host_info(const struct vcvm_env *e, int argc, char **argv)
+{
+	struct vcvm_request req = { .type = VCVM_REQ_HOST_INFO };
+	struct vcvm_response r;
+
+	if (argc == 2 && strcmp(argv[1], "--json") == 0)
+		json_out = 1;
+	else if (argc != 1) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (run(e, &req, &r) < 0) {
+		fail("host-info", NULL, &r);
+		vcvm_response_free(&r);
+		return EXIT_FAIL;
+	}
+	if (json_out) {
+		print_data(r.data);
+	} else {
+		printf("host:       %s (%s)\n", jstr(r.data, "host"), jstr(r.data, "accel"));
+		printf("cpu best:   %s\n", jstr(r.data, "cpu_best"));
+		printf("cpu models: ");
+		print_models(json_object_get(r.data, "cpu_models"));
+		printf("load:       %.2f\n", json_number_value(json_object_get(r.data, "load1")));
+		printf("memory:     %lld MiB available\n",
+		       (long long)json_integer_value(json_object_get(r.data, "mem_available_mib")));
+		printf("vms:        %lld running here\n",
+		       (long long)json_integer_value(json_object_get(r.data, "vms_running")));
+	}
+	vcvm_response_free(&r);
+	return 0;
+}
+
+/* The host names of the hosts file (VCVM_HOSTS_FILE), comma-joined. */
+static int hosts_from_file(char *out, size_t n)
+{
+	const char *file = getenv("VCVM_HOSTS_FILE");
+	char line[512], name[256];
+	FILE *f = fopen(file && *file ? file : VCVM_HOSTS_DEFAULT, "r");
+
+	out[0] = '\0';
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f))
+		if (line[0] != '#' && sscanf(line, "%255s", name) == 1 &&
+		    strlen(out) + strlen(name) + 2 < n)
+			snprintf(out + strlen(out), n - strlen(out), "%s%s", out[0] ? "," : "", name);
+	fclose(f);
+	return 0;
+}
+
+/*
+ * cluster-cpu: ask every host's agent which CPU models it runs (HOST_INFO),
+ * pick the highest ladder model all run (cpumodel.h), record it on the
+ * datastore; `vcvm create` there then uses it.  Every host must answer: a
+ * host left out could not take the cluster's VMs.
+ */
+static int cmd_cluster_cpu(const struct vcvm_env *e, int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "datastore", required_argument, 0, 'd' },
+		{ "hosts", required_argument, 0, 'H' },
+		{ "dry-run", no_argument, 0, 'n' },
+		{ "json", no_argument, 0, 'j' },
+		{ "help", no_argument, 0, 'h' },
+		{ 0, 0, 0, 0 } };
+	char hosts[4096] = "", why[512] = "", *h, *save = NULL;
+	const char *ds = NULL, *best;
+	json_t *sets[256], *rows = json_array();
+	size_t n = 0, i;
+	int c, dry = 0, rc = 0;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+		switch (c) {
+		case 'd': ds = optarg; break;
+		case 'H': snprintf(hosts, sizeof(hosts), "%s", optarg); break;
+		case 'n': dry = 1; break;
+		case 'j': json_out = 1; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return EXIT_USAGE;
+		}
+	}
+	if (optind != argc || (!ds && !dry)) {
+		fprintf(stderr, "vcvm: cluster-cpu --datastore DIR [--hosts H1,H2,...] [--dry-run]\n");
+		return EXIT_USAGE;
+	}
+	if (!hosts[0] && (hosts_from_file(hosts, sizeof(hosts)) < 0 || !hosts[0])) {
+		fprintf(stderr, "vcvm: cluster-cpu: no --hosts and no host names in %s\n",
+			getenv("VCVM_HOSTS_FILE") ?: VCVM_HOSTS_DEFAULT);
+		return EXIT_USAGE;
+	}
+	for (h = strtok_r(hosts, ",", &save); h && n < 256; h = strtok_r(NULL, ",", &save)) {
+		struct vcvm_request req = { .type = VCVM_REQ_HOST_INFO };
+		struct vcvm_response r = { 0 };
+
+		if (vcvm_remote(h, &req, NULL, NULL, &r) < 0) {
+			fprintf(stderr, "vcvm: cluster-cpu: host %s: %s\n", h,
+				r.why[0] ? r.why : vcvm_strerror(r.rc));
+			vcvm_response_free(&r);
+			rc = EXIT_FAIL;
+			goto out;
+		}
+		sets[n] = json_incref(json_object_get(r.data, "cpu_models"));
+		if (!json_is_array(sets[n])) {
+			json_decref(sets[n]);
+			fprintf(stderr, "vcvm: cluster-cpu: host %s answered no cpu_models\n", h);
+			vcvm_response_free(&r);
+			rc = EXIT_FAIL;
+			goto out;
+		}
+		json_array_append_new(rows, json_pack("{s:s, s:s, s:s, s:I}", "host", h, "accel",
+						      jstr(r.data, "accel"), "best",
+						      jstr(r.data, "cpu_best"), "models",
+						      (json_int_t)json_array_size(sets[n])));
+		n++;
+		vcvm_response_free(&r);
+	}
+	best = vcvm_cpu_common(sets, n);
+	if (!best[0]) {
+		fprintf(stderr, "vcvm: cluster-cpu: these hosts have no CPU model in common\n");
+		rc = EXIT_FAIL;
+		goto out;
+	}
+	if (!dry && vcvm_cluster_cpu_set(ds, best, rows, e->host, why, sizeof(why)) < 0) {
+		fprintf(stderr, "vcvm: cluster-cpu: %s\n", why);
+		rc = EXIT_FAIL;
+		goto out;
+	}
+	if (json_out) {
+		json_t *d = json_pack("{s:s, s:b, s:O}", "cpu_model", best, "recorded", !dry,
+				      "hosts", rows);
+		print_data(d);
+		json_decref(d);
+	} else {
+		json_t *row;
+
+		printf("%-20s %-5s %-20s %s\n", "HOST", "ACCEL", "BEST MODEL", "MODELS");
+		json_array_foreach(rows, i, row)
+			printf("%-20s %-5s %-20s %d\n", jstr(row, "host"), jstr(row, "accel"),
+			       jstr(row, "best"), (int)json_integer_value(json_object_get(row, "models")));
+		printf("cluster CPU model: %s\n", best);
+		if (!dry)
+			printf("recorded in %s/%s: vcvm create there uses it\n", ds,
+			       VCVM_CLUSTER_FILE);
+	}
+out:
+	for (i = 0; i < n; i++)
+		json_decref(sets[i]);
+	json_decref(rows);
+	return rc;
+}
+
 /* console: the serial log from the datastore; -f follows it while the VM runs. */
 static int cmd_console(const struct vcvm_env *e, int argc, char **argv)
 {
@@ -648,6 +816,10 @@ int main(int argc, char **argv)
 		return simple(&e, VCVM_REQ_UNREGISTER, argc, argv);
 	if (strcmp(cmd, "migrate") == 0)
 		return cmd_migrate(&e, argc, argv);
+	if (strcmp(cmd, "host-info") == 0)
+		return cmd_host_info(&e, argc, argv);
+	if (strcmp(cmd, "cluster-cpu") == 0)
+		return cmd_cluster_cpu(&e, argc, argv);
 	fprintf(stderr, "vcvm: unknown command %s\n", cmd);
 	usage(stderr);
 	return EXIT_USAGE;

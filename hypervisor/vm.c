@@ -467,7 +467,7 @@ static int build_argv(const struct vcvm_env *e, const char *dir, const struct vc
 	arg(a, "-accel");
 	arg(a, "%s", e->accel);
 	arg(a, "-cpu");
-	arg(a, "%s", c->cpu_model);
+	arg(a, "%s,enforce", c->cpu_model);	/* refuse a model this host cannot run */
 	arg(a, "-m");
 	arg(a, "%u", c->memory_mib);
 	arg(a, "-smp");
@@ -936,6 +936,19 @@ int vcvm_vm_start_ex(const struct vcvm_env *e, const char *dir, unsigned flags,
 		if (rc == 0)
 			break;
 		if (rc != -ETIMEDOUT || mono_ms() > deadline) {
+			uint64_t until = mono_ms() + 2000;
+
+			/* QEMU opens its monitor before it checks the CPU model
+			 * (-cpu ...,enforce) and the devices: a QEMU that
+			 * exits now says why in its log */
+			while (mono_ms() < until && waitpid(shim_pid, &wst, WNOHANG) == 0)
+				sleep_ms(20);
+			if (kill(shim_pid, 0) < 0) {
+				tail_of(logp, tail, sizeof(tail), 2);
+				rc = -VCVM_EQEMUDIED;
+				say(why, whylen, "QEMU did not start (cpu %s): %s", c.cpu_model, tail);
+				goto out_argv;
+			}
 			say(why, whylen, "QEMU's monitor %s did not answer: %s", sock,
 			    vcvm_strerror(rc));
 			goto out_kill;
