@@ -16,8 +16,11 @@
 #                  whether direct writes to one file are serialised: 16
 #                  threads of synchronous 4 KiB random writes (QEMU aio=threads
 #                  does this) on one file, and on one file each; plus the
-#                  first write of a new thin file (allocating).  Targets from
-#                  issue 3: 1 MiB >= 0.85x raw, 4 KiB QD16 >= 0.5x raw IOPS.
+#                  first write of a new thin file (allocating), with fio at
+#                  QD4 and with dd (1 GiB, bs=1M, oflag=direct, QD1: what a
+#                  copy into a new disk does; VCFS_FSBENCH_DD_MB).  Targets from
+#                  issue 3: 1 MiB >= 0.85x raw, 4 KiB QD16 >= 0.5x raw IOPS;
+#                  dd into a new file >= 0.85x raw.
 #   2. metadata    build/bench/meta_bench: N creates, stats, unlinks in one
 #                  directory, raw filesystem vs one vcfs mount.
 #   3. cluster     build/bench/lock_bench (lock acquire+release p50/p99 on the
@@ -39,6 +42,7 @@
 #                           0.5 s ramp)
 #   VCFS_FSBENCH_FILE_MB    size of the fio file, MiB (default 256)
 #   VCFS_FSBENCH_SEQ_QD     queue depth of the 1 MiB rows (default 4)
+#   VCFS_FSBENCH_DD_MB      MiB dd writes into a new file (default 1024)
 #   VCFS_FSBENCH_META_N     files per metadata run (default 300)
 #   VCFS_FSBENCH_SCALE_SECS seconds per multi-host create run (default 2)
 #   VCFS_FSBENCH_ONLY       parts to run: "data meta lock recovery scale"
@@ -55,6 +59,7 @@ die() { echo "fs_bench: $*" >&2; exit 2; }
 REPS=${VCFS_FSBENCH_REPS:-3}
 SECS=${VCFS_FSBENCH_SECS:-1.5}
 FILE_MB=${VCFS_FSBENCH_FILE_MB:-256}
+DD_MB=${VCFS_FSBENCH_DD_MB:-1024}
 SEQ_QD=${VCFS_FSBENCH_SEQ_QD:-4}
 META_N=${VCFS_FSBENCH_META_N:-300}
 SCALE_SECS=${VCFS_FSBENCH_SCALE_SECS:-2}
@@ -63,6 +68,7 @@ RUNTIME_MS=$(awk -v s="$SECS" 'BEGIN { printf "%d", s * 1000 }')
 [[ $REPS =~ ^[0-9]+$ ]] && [ "$REPS" -ge 1 ] || die "VCFS_FSBENCH_REPS='$REPS': want 1 or more"
 [[ $SECS =~ ^[0-9]*\.?[0-9]+$ ]] || die "VCFS_FSBENCH_SECS='$SECS': want seconds"
 [[ $FILE_MB =~ ^[0-9]+$ ]] && [ "$FILE_MB" -ge 16 ] || die "VCFS_FSBENCH_FILE_MB: want MiB >= 16"
+[[ $DD_MB =~ ^[0-9]+$ ]] && [ "$DD_MB" -ge 16 ] || die "VCFS_FSBENCH_DD_MB: want MiB >= 16"
 [[ $SEQ_QD =~ ^[0-9]+$ ]] && [ "$SEQ_QD" -ge 1 ] || die "VCFS_FSBENCH_SEQ_QD: want >= 1"
 [[ $META_N =~ ^[0-9]+$ ]] && [ "$META_N" -ge 10 ] || die "VCFS_FSBENCH_META_N: want >= 10"
 [[ $SCALE_SECS =~ ^[0-9]*\.?[0-9]+$ ]] || die "VCFS_FSBENCH_SCALE_SECS='$SCALE_SECS': want seconds"
@@ -160,7 +166,7 @@ fio_run() {
 		{ echo "unreadable fio output: $(head -c 200 "$out" | tr '\n' ' ')" >> "$out.log"; return 1; }
 }
 
-DATA_ROWS="seqrd seqwr rndrd rndwr t16one t16files firstwr"
+DATA_ROWS="seqrd seqwr rndrd rndwr t16one t16files firstwr ddnew"
 declare -A DATA_DESC=(
 	[seqrd]="1 MiB seq read, QD$SEQ_QD (MiB/s)"
 	[seqwr]="1 MiB seq write, QD$SEQ_QD (MiB/s)"
@@ -169,9 +175,10 @@ declare -A DATA_DESC=(
 	[t16one]="4 KiB rand write, 16 threads psync, 1 file (IOPS)"
 	[t16files]="4 KiB rand write, 16 threads psync, 16 files (IOPS)"
 	[firstwr]="1 MiB first write of a new thin file, QD$SEQ_QD (MiB/s)"
+	[ddnew]="dd $DD_MB MiB into a new file, bs=1M direct (MiB/s)"
 )
 declare -A DATA_KEY=([seqrd]=bw_mibs [seqwr]=bw_mibs [rndrd]=iops [rndwr]=iops
-	[t16one]=iops [t16files]=iops [firstwr]=bw_mibs)
+	[t16one]=iops [t16files]=iops [firstwr]=bw_mibs [ddnew]=bw_mibs)
 declare -A TDIR
 
 data_part() {
@@ -181,6 +188,8 @@ data_part() {
 	mkdir -p "${TDIR[raw]}"
 	host_exec h1 mkdir -p "${TDIR[vcfs]}" || { FAILS+=("data: mkdir on the mount"); return; }
 	echo "1. data path: writing the ${FILE_MB} MiB test file and 16 x $((FILE_MB / 16)) MiB files on each target..."
+	dd if=/dev/urandom of="$BENCH_DIR/ddsrc" bs=1M count="$DD_MB" status=none ||
+		FAILS+=("data: the dd source file")
 	for t in raw vcfs; do
 		d=${TDIR[$t]}
 		# fully written, so that no read hits a hole and no write allocates
@@ -211,9 +220,23 @@ data_part() {
 					host_exec h1 rm -f "$d/new"
 					args=(--filename="$d/new" --rw=write --bs=1M --ioengine=libaio --iodepth="$SEQ_QD"
 						--size=128M --fallocate=none) ;;
+				ddnew) host_exec h1 rm -f "$d/new"; args=() ;;
 				esac
 				c0=$(cpu_ticks "${HOST_PID[h1]}"); w0=$(now)
-				if line=$(fio_run "$out" "${args[@]}") && [ -n "$line" ]; then
+				if [ $row = ddnew ]; then
+					# dd from a file of random bytes (read from the page
+					# cache) into a new file: every 1 MiB allocates
+					if host_exec h1 dd if="$BENCH_DIR/ddsrc" of="$d/new" bs=1M count="$DD_MB" \
+						oflag=direct status=none 2> "$out.log"; then
+						line="bw_mibs=$(awk -v n="$DD_MB" -v s="$(elapsed "$w0" "$(now)")" \
+							'BEGIN { printf "%.0f", s > 0 ? n / s : 0 }')"
+					else
+						line=
+					fi
+				else
+					line=$(fio_run "$out" "${args[@]}")
+				fi
+				if [ -n "$line" ]; then
 					for kv in $line; do add "data|$row|$t|${kv%%=*}" "${kv#*=}"; done
 					# the daemon's CPU over the whole fio run, % of one CPU
 					[ $t = vcfs ] && add "data|$row|vcfs|dcpu" "$(awk -v c="$(( $(cpu_ticks "${HOST_PID[h1]}") - c0 ))" \
@@ -248,6 +271,7 @@ data_table() {
 		case $row in
 		seqrd|seqwr) tgt=0.85 ;;
 		rndrd|rndwr) tgt=0.5 ;;
+		ddnew) tgt=0.85 ;;
 		*) tgt= ;;
 		esac
 		if [ -z "$tgt" ]; then met="-"

@@ -14,8 +14,13 @@
  *    shared), after vcfs_hb_write_ok;
  *  - a hole or an unwritten block is filled in an op (map_rw exclusive):
  *    allocate, zero what the write does not cover, write the data, and only
- *    then commit the map: a crash leaves the old map, never a map pointing
- *    at stale data;
+ *    then hand the map change to the journal's group, marked as mapping
+ *    data (the record that commits it is preceded by a flush): a crash
+ *    leaves the old map, never a map pointing at stale data.  Under an
+ *    EXCL open the op does not checkpoint (fs_int.h "Deferred data-path
+ *    ops"): one op per large block costs no flush and no journal write of
+ *    its own; fsync commits the group and checkpoints, release checkpoints
+ *    before the record goes (open_unlock);
  *  - size and mtime changes are kept in the cached body (ip->dirty) and
  *    committed at fsync, release and with any allocation;
  *  - multi-writer (MW) opens: VCFS_OPEN_MULTIWRITER, or any open of a file
@@ -23,10 +28,17 @@
  *    "Multi-writer files" in docs/architecture.md.  They write in place only
  *    inside the size.  A map change (hole filled, unwritten -> written, size
  *    grown) runs as an op under the record's map-change claim (lock.h:
- *    vcfs_lock_claim; op.c OPL_CLAIM): the op reads the body from disk,
- *    allocates, zeroes, writes data, flushes, commits, writes home, and only
- *    then unclaims (obj_version + 1), so another host sees a map change
- *    whole or not at all.  While other hosts hold the file (the claim counts
+ *    vcfs_lock_claim; op.c OPL_CLAIM): the op reads the body from disk
+ *    (through our journal), allocates, zeroes, writes data, flushes,
+ *    commits, writes home, and only then unclaims (obj_version + 1), so
+ *    another host sees a map change whole or not at all.  A fill (write_alloc:
+ *    op.mw_keep) whose claim found no other holder -- a storage-move target,
+ *    a new disk only this host has open -- keeps the claim after the op and
+ *    defers its change to the group like an EXCL open's fill; the next
+ *    fills reuse the claim with no lock I/O; it is given back (checkpoint,
+ *    unclaim) by the lock cache's clock within T/4, at release, and before
+ *    any other map change of the file, and a host that joins meanwhile
+ *    waits for it before loading the body.  While other hosts hold the file (the claim counts
  *    them), maps only grow: truncate down, punch, zero-range, the
  *    small -> large conversion and removing the last name fail with -EBUSY.
  *    A holder whose cached map shows a hole, an unwritten block or an offset
@@ -127,12 +139,20 @@ static int open_lock(struct vcfs_fs *fs, struct vcfs_inode *ip, enum vcfs_lock_m
 	return rc;
 }
 
+/* bump: the record was held EXCL or MW (changes may have been made under it). */
 static int open_unlock(struct vcfs_fs *fs, struct vcfs_inode *ip, int bump)
 {
 	int rc;
 
 	if (!fs->hb || ip->lock_lost)
 		return 0;
+	if (bump || ip->claim_kept) {
+		/* map changes of our writes may be in the journal only, under
+		 * this record (or a claim we kept): home first */
+		rc = lcache_before_release(fs, ip);
+		if (rc)
+			return rc;	/* fenced: the record stays ours */
+	}
 	rc = vcfs_lock_release(fs->hb, vcfs_inode_lock_blk(&fs->sb, ip->ino), bump);
 	return rc == -ESTALE ? 0 : rc;
 }
@@ -213,7 +233,7 @@ relock:
 	/* upgrade RO -> EXCL/MW, or MW <-> EXCL */
 	old = ip->held;
 	inode_set_held(ip, VCFS_LOCK_FREE);
-	rc = open_unlock(fs, ip, 0);
+	rc = open_unlock(fs, ip, old != VCFS_LOCK_RO);
 	if (rc) {
 		inode_set_held(ip, old);
 		goto fail;
@@ -572,6 +592,10 @@ static int mw_refresh(struct vcfs_fs *fs, struct vcfs_inode *ip)
 			fs_inval(fs, ip->ino);
 			rc = -EIO;
 		}
+		if (!rc && fs->j && vcfs_journal_lookup(fs->j, blk, di))
+			break;	/* our own change under a claim we keep, not
+				 * home yet: newer than home, and nobody else
+				 * changes it while we keep the claim */
 		if (!rc)
 			rc = vcfs_disk_read(fs->d, blk * VCFS_BLK, di, VCFS_BLK);
 		if (rc)
@@ -744,6 +768,7 @@ static ssize_t write_alloc(struct vcfs_file *f, uint64_t off, const uint8_t *buf
 	rc = op_begin(fs, &op);
 	if (rc)
 		return rc;
+	op.mw_keep = 1;		/* only grows the map: see the file comment */
 	rc = op_lock_inodes(&op, &f->ino, 1);
 	if (!rc)
 		rc = op_inode(&op, f->ino, &di);
@@ -915,6 +940,12 @@ int vcfs_file_fsync(struct vcfs_file *f, int datasync)
 		return rc;
 	if (f->locked && !f->ip->lock_lost && f->ip->held != VCFS_LOCK_RO) {
 		rc = commit_body(fs, f->ip);
+		/* the map changes of our fills wait in the journal's group:
+		 * one record (after a data flush) makes them durable, the
+		 * checkpoint puts them home, where other hosts read the body
+		 * (what fsync always promised: size committed at fsync) */
+		if (!rc && fs->j)
+			rc = vcfs_journal_checkpoint(fs->j);
 		if (rc)
 			return rc;
 	}

@@ -51,11 +51,11 @@
  * its newest metadata).  Rule: every block our journal holds newer than home
  * is protected by a record we hold, and before any such record is released
  * the journal is checkpointed -- other hosts read home locations only.  Hence
- * op_end checkpoints (and releases) when the op holds a lock that an open
- * here owns or shares (OPL_OPEN, _DANCE, _CLAIM: the data path's ops stay
- * synchronous, except a create handing its fresh inode to an open), when it
- * changed the body of an existing non-directory inode (another host reads a
- * body it finds held EXCL: close-to-open), freed small blocks (a journaled
+ * op_end checkpoints (and releases) when the op holds a lock that opens here
+ * share with others (OPL_DANCE; OPL_CLAIM unless the claim is kept, below),
+ * when it changed the body of an existing non-directory inode under a record
+ * the op itself took (another host reads a body it finds held EXCL:
+ * close-to-open), freed small blocks (a journaled
  * indirect or directory block must not be live in the log when it can be
  * reused as data), freed data to unmap, or the cache is full
  * (VCFS_LC_MAX).  Nothing tells us that another host waits for a record we
@@ -70,6 +70,32 @@
  * through the journal.  Metadata ops are durable at the next record: fsync
  * of a file, fsync of a directory and vcfs_fs_sync commit the pending group;
  * a crash loses at most the ops of the last T/4, never half of one.
+ *
+ * Deferred data-path ops (first writes into thin files).  An op under a
+ * record an open here holds EXCL (OPL_OPEN: a fill of holes, the size
+ * commit, fallocate) is deferred like a cached op: its transaction joins the
+ * group and the record stays with the open, which is the "record we hold"
+ * of the rule above; the open's release (open_unlock ->
+ * lcache_before_release) and fsync checkpoint first.  Other hosts cannot
+ * open the file meanwhile and read its body with close-to-open semantics
+ * anyway.  The data an op's map points at is ordered by the journal, not by
+ * the op: the txn is marked (vcfs_txn_set_data) and the record that commits
+ * the group is preceded by one disk flush -- one flush per group instead of
+ * per large block.  A multi-writer file holds MW, not EXCL, and other hosts
+ * read its body from home whenever their cached map falls short; so only a
+ * fill (op->mw_keep) whose claim found NO other holder keeps the claim after
+ * the op (fs->kc, ip->claim_kept) and leaves its change in the group: a host
+ * that joins waits for claims older than its join before loading the body
+ * (lock.h vcfs_lock_claim_wait), and the lock cache's clock gives kept claims
+ * back like cached records (checkpoint, unclaim with obj_version + 1; within
+ * lc_hold_ns, so the joiner waits at most about T/4); the next fill then
+ * counts the joiner and runs synchronously.  Any other change of a file
+ * whose claim we keep drops the kept claim first and claims afresh; the
+ * release of the file, lcache_flush and unmount drop it too.  mw_refresh
+ * reads the body from our journal first (our own change under the kept
+ * claim).  Costs that remain per large block: one op (op_mu, the cached
+ * cluster lock, bitmap and inode images merged into the group) and the data
+ * write; per T/4: one checkpoint.
  *   Large changes (truncating a big file) run as several ops, each below
  *   vcfs_journal_max_blocks(); the map stays consistent between them.
  *
@@ -100,11 +126,13 @@
  * Data (file.c) never goes through the journal: a write to a written block
  * goes straight to the disk under the open's EXCL lock (vcfs_hb_write_ok
  * first); a write into a hole or an unwritten block allocates in an op,
- * writes zeroes and data, and only then commits the map change -- after a
- * flush (op->data_written): the journal record is FUA, which orders nothing
- * before it, and a map must never reach the media before its data.  size and
- * mtime of an open-for-write inode live in its cached body and are committed
- * at fsync, release, and with any allocation.
+ * writes zeroes and data, and only then hands the map change to the journal
+ * marked op->data_written: the record that commits it is preceded by a flush
+ * (the journal record is FUA, which orders nothing before it, and a map must
+ * never reach the media before its data).  size and mtime of an
+ * open-for-write inode live in its cached body and are committed at fsync,
+ * release, and with any allocation (durable at the next record, home at
+ * fsync and release: see "Deferred data-path ops").
  *
  * Directories (dir.c): linear hashing (ondisk.h); readdir goes in order of
  * bit-reversed hash, in which every bucket is an interval that a split only
@@ -162,6 +190,8 @@ struct vcfs_inode {
 					 * the indirect cache; never across I/O */
 	struct vcfs_inode_disk *body;	/* valid while held != FREE */
 	int dirty;			/* body changed in memory, not committed */
+	int claim_kept;			/* our MW map-change claim outlives the
+					 * op that took it (fs->kc; op_mu) */
 	struct { uint64_t blk; uint8_t *buf; } ic[VCFS_IND_CACHE];
 };
 
@@ -182,6 +212,7 @@ struct vcfs_file {
 #define VCFS_LC_MAX 64		/* lock records one host caches at most */
 #define VCFS_LC_BUSY 16		/* contended records it remembers */
 #define VCFS_LC_HIST 128	/* released records whose version it remembers */
+#define VCFS_KC_MAX 8		/* MW map-change claims kept after their op */
 
 /*
  * Versioned metadata cache for lockless reads.  Every metadata block belongs
@@ -248,6 +279,10 @@ struct vcfs_fs {
 	struct { uint64_t blkno, until; } lc_busy[VCFS_LC_BUSY];	/* records
 					 * another host held when we wanted them
 					 * lately: not cached (op_mu) */
+	struct vcfs_inode *kc[VCFS_KC_MAX];	/* inodes whose MW claim we keep
+					 * (one itab reference each; op_mu) */
+	uint32_t nkc;			/* atomic store: lc_main peeks */
+	uint64_t kc_since;		/* vcfs_now_ns when kc last filled */
 	pthread_t lc_thread;
 	int lc_started, lc_stop;	/* lc_stop: atomic */
 };
@@ -302,6 +337,8 @@ struct op_lock {
 	uint8_t again;		/* we had it last: nobody changed it since */
 	uint64_t ver;		/* obj_version when acquired */
 	uint32_t others;	/* OPL_CLAIM: other hosts holding it MW */
+	uint8_t kept;		/* OPL_CLAIM: a kept claim reused (our journal
+				 * may hold blocks changed under it) */
 };
 
 #define OP_MAXLOCK 32
@@ -320,6 +357,9 @@ struct vcfs_op {
 	int freed_meta;			/* freed small blocks (alloc.c): may have
 					 * been metadata, checkpoint at the end */
 	int data_written;		/* data for blocks this op maps: flush first */
+	int mw_keep;			/* a fill of holes (write_alloc): an MW
+					 * claim with no other holder may be kept
+					 * after the op, and a kept one reused */
 	/* lockless reads: the version of the lock record guarding every block
 	 * this op reads, when blocks may be served from fs->vc */
 	int vc_ok;
@@ -361,6 +401,10 @@ int lcache_flush(struct vcfs_fs *fs);
 /* Before taking lock record blkno outside an op (opens; op_mu held): if the
  * cache holds it, flush the cache. */
 void lcache_drop(struct vcfs_fs *fs, uint64_t blkno);
+/* Before releasing an open's record (op_mu held): drop a kept MW claim and
+ * checkpoint the journal, which may hold blocks changed under the record.
+ * An error means we are fenced: the record must stay ours. */
+int lcache_before_release(struct vcfs_fs *fs, struct vcfs_inode *ip);
 
 /* Read a metadata block of type t: -VCFS_ECORRUPT if not initialised. */
 int op_read(struct vcfs_op *op, uint64_t blkno, enum vcfs_btype t, void **out);

@@ -444,11 +444,47 @@ static int lc_release(struct vcfs_fs *fs, uint64_t blkno, uint64_t ver, int bump
 	return rc;
 }
 
+static void kc_set_n(struct vcfs_fs *fs, uint32_t n)
+{
+	__atomic_store_n(&fs->nkc, n, __ATOMIC_RELAXED);
+}
+
+static int kc_find(const struct vcfs_fs *fs, const struct vcfs_inode *ip)
+{
+	for (uint32_t i = 0; i < fs->nkc; i++)
+		if (fs->kc[i] == ip)
+			return (int)i;
+	return -1;
+}
+
+/* Forget kept claim i (the claim itself was dropped, or we crashed). */
+static void kc_forget(struct vcfs_fs *fs, uint32_t i)
+{
+	struct vcfs_inode *ip = fs->kc[i];
+
+	ip->claim_kept = 0;
+	fs->kc[i] = fs->kc[fs->nkc - 1];
+	kc_set_n(fs, fs->nkc - 1);
+	itab_put(fs, ip);
+}
+
+/* Drop kept claim i: the journal is checkpointed (the caller did). */
+static void kc_unclaim(struct vcfs_fs *fs, uint32_t i)
+{
+	struct vcfs_inode *ip = fs->kc[i];
+	int rc = vcfs_lock_unclaim(fs->hb, vcfs_inode_lock_blk(&fs->sb, ip->ino), 1);
+
+	if (rc && rc != -VCFS_EFENCED)
+		vcfs_warn("inode %llu: dropping the kept map-change claim: %s",
+			  (unsigned long long)ip->ino, vcfs_strerror(rc));
+	kc_forget(fs, i);
+}
+
 int lcache_flush(struct vcfs_fs *fs)
 {
 	int rc;
 
-	if (!fs->j || !fs->nlc)
+	if (!fs->j || (!fs->nlc && !fs->nkc))
 		return 0;
 	/* everything the records protect goes home before they go */
 	rc = vcfs_journal_checkpoint(fs->j);
@@ -458,9 +494,33 @@ int lcache_flush(struct vcfs_fs *fs)
 			vcfs_warn("releasing cached lock record %llu: %s",
 				  (unsigned long long)fs->lc[i].blkno, vcfs_strerror(r2));
 	}
-	/* on a failed checkpoint we are fenced: the records stay ours on disk
-	 * until a survivor replays the journal and recovers the slot */
+	/* on a failed checkpoint we are fenced: the records (and claims) stay
+	 * ours on disk until a survivor replays the journal and recovers the
+	 * slot */
+	while (fs->nkc) {
+		if (rc)
+			kc_forget(fs, fs->nkc - 1);
+		else
+			kc_unclaim(fs, fs->nkc - 1);
+	}
 	lc_set_n(fs, 0);
+	return rc;
+}
+
+int lcache_before_release(struct vcfs_fs *fs, struct vcfs_inode *ip)
+{
+	int rc, i;
+
+	if (!fs->j)
+		return 0;
+	rc = vcfs_journal_checkpoint(fs->j);
+	i = kc_find(fs, ip);
+	if (i >= 0) {
+		if (rc)
+			kc_forget(fs, (uint32_t)i);
+		else
+			kc_unclaim(fs, (uint32_t)i);
+	}
 	return rc;
 }
 
@@ -517,12 +577,14 @@ static void *lc_main(void *arg)
 
 	while (!__atomic_load_n(&fs->lc_stop, __ATOMIC_ACQUIRE)) {
 		vcfs_sleep_ns(10 * VCFS_NS_PER_MS);
-		if (!__atomic_load_n(&fs->nlc, __ATOMIC_RELAXED))
+		if (!__atomic_load_n(&fs->nlc, __ATOMIC_RELAXED) &&
+		    !__atomic_load_n(&fs->nkc, __ATOMIC_RELAXED))
 			continue;
 		pthread_mutex_lock(&fs->op_mu);
-		if (fs->nlc) {
+		if (fs->nlc || fs->nkc) {
 			uint64_t now = vcfs_now_ns();
-			int held = now - fs->lc_since >= fs->lc_hold_ns;
+			int held = (fs->nlc && now - fs->lc_since >= fs->lc_hold_ns) ||
+				   (fs->nkc && now - fs->kc_since >= fs->lc_hold_ns);
 			if (held || now - fs->lc_last >= fs->lc_idle_ns) {
 				lcache_flush(fs);
 				if (held)
@@ -571,6 +633,8 @@ void lcache_stop(struct vcfs_fs *fs, int flush)
 			  fs->slot, (unsigned long long)js.commits,
 			  (unsigned long long)js.checkpoints);
 	}
+	while (fs->nkc)
+		kc_forget(fs, fs->nkc - 1);	/* a crash: the claims stay on disk */
 	lc_set_n(fs, 0);
 	fs->lc_started = 0;
 	pthread_mutex_unlock(&fs->op_mu);
@@ -612,6 +676,23 @@ static int lock_one_inode(struct vcfs_op *op, uint64_t ino, int wait)
 			/* shared with other hosts' MW opens: the map-change
 			 * claim, and the body comes from disk (op_inode) */
 			l->how = OPL_CLAIM;
+			if (ip->claim_kept) {
+				int k = kc_find(fs, ip);
+				if (op->mw_keep && k >= 0) {
+					/* ours since an earlier fill, with no
+					 * other holder then: a joiner waits for
+					 * it before it loads the body */
+					kc_forget(fs, (uint32_t)k);
+					l->kept = 1;
+					op->nlocks++;
+					return 0;
+				}
+				/* any other change claims afresh, counting
+				 * the holders: the kept one goes first */
+				rc = lcache_before_release(fs, ip);
+				if (rc)
+					goto fail_unlock;
+			}
 			rc = vcfs_lock_claim(fs->hb, blk, wait ? VCFS_LOCK_WAIT : 0,
 					     fs->lock_wait_ms, &l->others, &busy);
 			if (rc == -ESTALE) {
@@ -825,6 +906,18 @@ int op_inode(struct vcfs_op *op, uint64_t ino, struct vcfs_inode_disk **out)
 /* Release every lock; committed: bump and refresh open inodes. */
 static int lock_keepable(struct vcfs_op *op, const struct op_lock *l);
 
+/*
+ * Whether an MW claim may outlive its op (kept in fs->kc): only a fill of
+ * holes (op->mw_keep) that found no other holder, with room in fs->kc.
+ */
+static int claim_keepable(const struct vcfs_op *op, const struct op_lock *l)
+{
+	const struct vcfs_fs *fs = op->fs;
+
+	return op->mw_keep && !l->others && fs->nkc < VCFS_KC_MAX && fs->hb &&
+	       lc_enabled(fs) && vcfs_now_ns() >= fs->lc_cool_until;
+}
+
 /* Release every lock (cache: OPL_OWN ones go to the lock cache; else the
  * caller checkpointed the journal); committed: bump and refresh open inodes. */
 static void release_locks(struct vcfs_op *op, int committed, int cache)
@@ -853,8 +946,19 @@ static void release_locks(struct vcfs_op *op, int committed, int cache)
 			if (rc && rc != -VCFS_EFENCED)
 				vcfs_warn("releasing lock record %llu: %s",
 					  (unsigned long long)l->blkno, vcfs_strerror(rc));
+		} else if (l->how == OPL_CLAIM && cache && claim_keepable(op, l)) {
+			/* kept (fs->kc) with the itab reference of this lock */
+			if (fs->nkc == 0)
+				fs->kc_since = vcfs_now_ns();
+			fs->kc[fs->nkc] = ip;
+			kc_set_n(fs, fs->nkc + 1);
+			ip->claim_kept = 1;
+			pthread_rwlock_unlock(&ip->map_rw);
+			continue;
 		} else if (l->how == OPL_CLAIM) {
-			rc = vcfs_lock_unclaim(fs->hb, l->blkno, committed);
+			if (l->kept && fs->j)
+				vcfs_journal_checkpoint(fs->j);	/* error: fenced */
+			rc = vcfs_lock_unclaim(fs->hb, l->blkno, committed || l->kept);
 			if (rc && rc != -VCFS_EFENCED)
 				vcfs_warn("inode %llu: dropping the map-change claim: %s",
 					  (unsigned long long)l->ino, vcfs_strerror(rc));
@@ -916,12 +1020,17 @@ static int op_may_cache(struct vcfs_op *op)
 		return 0;
 	for (uint32_t i = 0; i < op->nlocks; i++) {
 		const struct op_lock *l = &op->locks[i];
-		if (l->how == OPL_OPEN && l->fresh)
-			continue;	/* a create handing its new inode to an
-					 * open: reached only through the
+		if (l->how == OPL_OPEN)
+			continue;	/* held EXCL by an open here: kept, and
+					 * checkpointed before its release
+					 * (lcache_before_release); a new
+					 * inode is reached only through its
 					 * directory, which stays cached */
+		if (l->how == OPL_CLAIM && claim_keepable(op, l))
+			continue;	/* a fill of holes nobody else sees yet */
 		if (l->how != OPL_OWN)
-			return 0;	/* opens here: their ops stay synchronous */
+			return 0;	/* RO dance, a claim others share: the
+					 * change goes home at the op's end */
 		nown++;
 	}
 	if (fs->nlc + nown > VCFS_LC_MAX)
@@ -965,14 +1074,12 @@ int op_end(struct vcfs_op *op, int rc)
 	int cache = op_may_cache(op), ckpt = 0;
 	uint32_t i;
 
-	if (!rc && op->ndirty && op->data_written) {
-		/* the data the new map points at first (see fs_int.h) */
-		rc = vcfs_disk_flush(fs->d);
-		if (rc)
-			vcfs_err("flushing data before a journal commit: %s", vcfs_strerror(rc));
-	}
 	if (!rc && op->ndirty) {
 		rc = vcfs_txn_begin(fs->j, &t);
+		/* the data the new map points at first (see fs_int.h): the
+		 * journal flushes before the record that holds this txn */
+		if (!rc && op->data_written)
+			vcfs_txn_set_data(t);
 		for (i = 0; !rc && i < op->nbufs; i++) {
 			struct op_buf *ob = &op->bufs[i];
 			if (!ob->dirty)
@@ -1008,10 +1115,9 @@ int op_end(struct vcfs_op *op, int rc)
 	 * data) or freed data to unmap (the free must be durable first).
 	 */
 	for (i = 0; cache && i < op->nlocks; i++)
-		if (!lock_keepable(op, &op->locks[i]))
+		if (op->locks[i].how == OPL_OWN && !lock_keepable(op, &op->locks[i]))
 			ckpt = 1;	/* that one is released: home first */
-	if (fs->j && (!cache || ckpt ||
-		      (!rc && (op->freed_meta || op->nunmap || op->data_written)))) {
+	if (fs->j && (!cache || ckpt || (!rc && (op->freed_meta || op->nunmap)))) {
 		int r2 = vcfs_journal_checkpoint(fs->j);
 		if (r2) {
 			vcfs_err("journal commit failed: %s", vcfs_strerror(r2));

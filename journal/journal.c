@@ -80,6 +80,7 @@ struct txn_ent {
 struct vcfs_txn {
 	struct vcfs_journal *j;
 	uint32_t n;		/* images at j->stage + i * VCFS_BLK */
+	int data;		/* maps data written before it: flush first */
 	struct txn_ent ent[VCFS_JDESC_MAX];
 };
 
@@ -104,6 +105,8 @@ struct vcfs_journal {
 	int err;		/* sticky: a write failed, no more transactions */
 	struct jent *hash[JHASH];
 	uint32_t npend, ncommitted;
+	int pend_data;		/* a pending txn maps data: the record that
+				 * commits it is preceded by a flush */
 	uint8_t *rec;		/* (max + 2) blocks: a record, or a home run */
 	uint8_t *hdr;		/* one block */
 	struct jent **sorted;	/* scratch, for sorting entries */
@@ -911,6 +914,14 @@ static int commit_locked(struct vcfs_journal *j)
 		if (rc)
 			return rc;
 	}
+	if (j->pend_data) {
+		/* the data the pending maps point at is on the media before
+		 * the FUA record that maps it (FUA orders nothing before it) */
+		rc = vcfs_disk_flush(j->d);
+		if (rc)
+			return fail(j, rc, "flushing data before a journal record");
+		j->pend_data = 0;
+	}
 	rc = collect(j, 1, &n);
 	if (rc)
 		return rc;
@@ -1073,9 +1084,15 @@ uint32_t vcfs_txn_nblocks(const struct vcfs_txn *t)
 	return t->n;
 }
 
+void vcfs_txn_set_data(struct vcfs_txn *t)
+{
+	t->data = 1;
+}
+
 static void txn_end(struct vcfs_txn *t)
 {
 	t->n = 0;
+	t->data = 0;
 	pthread_mutex_unlock(&t->j->mu);
 }
 
@@ -1120,6 +1137,8 @@ static int merge_locked(struct vcfs_txn *t)
 		}
 		memcpy(e->pimg, txn_img(t, i), VCFS_BLK);
 	}
+	if (t->data && t->n)
+		j->pend_data = 1;
 	return 0;
 }
 

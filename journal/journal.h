@@ -16,7 +16,10 @@
  *      or vcfs_txn_commit, which also commits and checkpoints at once;
  *   3. vcfs_journal_commit writes every pending image as ONE record at the
  *      head of the log with FUA (durable: fsync); a torn write fails the
- *      commit crc and is then simply not a transaction;
+ *      commit crc and is then simply not a transaction; when a pending
+ *      transaction maps data (vcfs_txn_set_data: a block filled by the data
+ *      path), a disk flush precedes the record -- one flush per group, not
+ *      per allocation;
  *   4. vcfs_journal_checkpoint commits, then writes every committed image
  *      home, flushes, and writes the header with ckpt_seq = the last record
  *      and tail = the head (FUA).  Automatic when the log is over half full
@@ -112,6 +115,12 @@ int vcfs_txn_add(struct vcfs_txn *t, uint64_t blkno, const void *blk);
 /* The sealed image the transaction will write (after add), or NULL. */
 const void *vcfs_txn_image(struct vcfs_txn *t, uint64_t blkno);
 uint32_t vcfs_txn_nblocks(const struct vcfs_txn *t);
+/*
+ * t maps data blocks the caller wrote (and saw complete) before: the record
+ * that commits t is preceded by a disk flush (so a map never reaches the
+ * media before its data, whenever the group is committed).
+ */
+void vcfs_txn_set_data(struct vcfs_txn *t);
 /* Commit, write home, checkpoint; frees t.  Error => the host is fenced. */
 int vcfs_txn_commit(struct vcfs_txn *t);
 /* Join the pending group (committed later); frees t.  Error => fenced. */
