@@ -93,6 +93,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "common/log.h"
+#include "hypervisor/cpumodel.h"
 #include "hypervisor/guard.h"
 #include "hypervisor/hv_err.h"
 #include "hypervisor/hv_int.h"
@@ -495,11 +496,25 @@ static bool qemu_offers(const struct vcvm_env *e, bool cpu, const char *word)
 	return yes;
 }
 
+/*
+ * Does this host run model?  The models its QEMU runs with its accelerator,
+ * within its policy (cpumodel.c: no unavailable features, migration-safe,
+ * VCVM_CPU_MODELS): host and max are not, they differ between hosts.  If
+ * the probe fails, what QEMU lists and the policy allows (enforce decides).
+ */
 static bool cpu_allowed(const struct vcvm_env *e, const char *model)
 {
 	const char *list = getenv("VCVM_CPU_MODELS");
-	char buf[1024], *t, *save = NULL;
+	char why[256], buf[1024], *t, *save = NULL;
+	json_t *models = NULL;
+	bool yes;
 
+	if (vcvm_cpu_usable(e, &models, why, sizeof(why)) == 0) {
+		yes = vcvm_cpu_has(models, model);
+		json_decref(models);
+		return yes;
+	}
+	vcfs_warn("%s; checking the CPU model against qemu -cpu help", why);
 	if (!list || !*list)
 		return qemu_offers(e, true, model);
 	snprintf(buf, sizeof(buf), "%s", list);
@@ -529,9 +544,10 @@ static int do_prepare(const struct vcvm_env *e, const struct vcvm_request *req,
 	}
 	if (!cpu_allowed(e, m.c.cpu_model) || (a->cpu_model[0] && strcmp(a->cpu_model, m.c.cpu_model))) {
 		rc = -VCVM_ECPU;
-		hv_fmt(r->why, sizeof(r->why), "host %s does not offer CPU model \"%s\" (cluster "
-		       "models: %s); set cpu_model in vm.json to one every host has", e->host,
-		       m.c.cpu_model, getenv("VCVM_CPU_MODELS") ?: "qemu -cpu help");
+		hv_fmt(r->why, sizeof(r->why), "host %s does not offer CPU model \"%s\" (%s); set "
+		       "cpu_model in vm.json to one every host runs (vcvm cluster-cpu finds it)",
+		       e->host, m.c.cpu_model, getenv("VCVM_CPU_MODELS") ? "its --cpu-models"
+		       : "vcvm host-info lists what it runs");
 		goto out;
 	}
 	if (!qemu_offers(e, false, a->machine[0] ? a->machine : m.c.machine)) {
