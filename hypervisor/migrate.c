@@ -54,8 +54,9 @@
  * re-reads a lock record, with backoff, while the other host's release is
  * on its way), the serial log's release on the datastore overlaps the copy
  * of the last pages, and the
- * processes of the chain run at real-time priority for its duration
- * (rt_prio) so that a busy host does not add a scheduling delay per hop.
+ * processes of the chain (agents, shims, the destination QEMU's main thread
+ * from COMMIT to cont) run at real-time priority for its duration (rt_prio)
+ * so that a busy host does not add a scheduling delay per hop.
  *
  * Before "completed" any failure (destination QEMU or agent gone, link cut:
  * no progress for VCVM_MIGRATE_STALL_MS, MIGRATE_CANCEL) ends in
