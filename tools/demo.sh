@@ -86,6 +86,15 @@ counter_at_least() { [ "$(host_exec esx2 sh -c "tr -d '\r' < $DSP/web01/serial.l
 G=$(bash tests/guest/build.sh 2> "$VCFS_TEST_TMP/guest.log") ||
 	{ echo "  (the test guest could not be built: $(tail -n 1 "$VCFS_TEST_TMP/guest.log"))"; G=; }
 
+say "The cluster's CPU model: every agent says what its QEMU runs; the highest common model is recorded on the datastore"
+for h in esx2 esx3; do	# the agents listen within a moment
+	wait_for 20 host_exec "$h" env VCVM_KEY_FILE="$KEY" VCVM_HOSTS_FILE="$HF" \
+		$VCFS_TOP/$B/vcvm --host "$h" host-info > /dev/null 2>&1 || true
+done
+printf '\033[2m[%s]$ vcvm %s\033[0m\n' esx2 "cluster-cpu --datastore $DSP --hosts esx2,esx3"
+host_exec esx2 env VCVM_KEY_FILE="$KEY" VCVM_HOSTS_FILE="$HF" $VCFS_TOP/$B/vcvm cluster-cpu \
+	--datastore "$DSP" --hosts esx2,esx3 || true
+
 if [ -n "$G" ]; then
 say "A small VM on the datastore boots on esx2 (QEMU, TCG here); its guest writes block n = 'counter n' every 100 ms"
 vc esx2 create web01 --datastore "$DSP" --memory 128 --disk-size 64M --kernel "$G/vmlinuz" \
