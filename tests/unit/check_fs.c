@@ -1718,6 +1718,64 @@ START_TEST(mw_dead_claimer)
 END_TEST
 
 /*
+ * A multi-writer file only this host has open (a storage-move target): its
+ * fills keep the map-change claim and leave their changes in the journal's
+ * group (fs_int.h "Deferred data-path ops").  A second host that opens it
+ * meanwhile must wait for that claim and then see every fill (size and
+ * data); from then on fills on either host are seen by the other, and the
+ * kept claim never outlives the file's release.
+ */
+START_TEST(mw_join_kept_claim)
+{
+	uint32_t lbs = fs->sb.lblock_size;
+	uint8_t *w = malloc(6 * (size_t)lbs), *r = malloc(6 * (size_t)lbs);
+	uint64_t ino = mkfile(fs, root(), "target");
+	struct vcfs_file *fa, *fb;
+	struct vcfs_attr a;
+	struct vcfs_fs *b;
+
+	fill(w, 0, 6 * (size_t)lbs, 41);
+	set_mw(fs, ino, "1", 0);
+	ck_assert_int_eq(vcfs_fs_open(fs, ino, O_RDWR, 0, &fa), 0);
+	ck_assert(vcfs_file_shared(fa));
+	/* alone: sequential fills, the first claims, the next reuse it */
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(vcfs_file_write(fa, (uint64_t)i * lbs, w + (size_t)i * lbs, lbs),
+				 (ssize_t)lbs);
+	/* B joins right away (A may still keep the claim) */
+	b = mount_as("hostB");
+	ck_assert_uint_eq(ino_of(b, root(), "target"), ino);
+	ck_assert_int_eq(vcfs_fs_open(b, ino, O_RDWR, 0, &fb), 0);
+	ck_assert(vcfs_file_shared(fb));
+	ck_assert_int_eq(vcfs_fs_getattr(b, ino, &a), 0);
+	ck_assert_uint_eq(a.size, 3ull * lbs);
+	ck_assert_int_eq(vcfs_file_read(fb, 0, r, 3 * (size_t)lbs), (ssize_t)(3 * (size_t)lbs));
+	ck_assert_msg(!memcmp(r, w, 3 * (size_t)lbs), "B reads other bytes than A's fills");
+	/* both hold it now: A's next fill is seen by B, B's by A */
+	ck_assert_int_eq(vcfs_file_write(fa, 3ull * lbs, w + 3 * (size_t)lbs, lbs), (ssize_t)lbs);
+	ck_assert_int_eq(vcfs_file_read(fb, 3ull * lbs, r, lbs), (ssize_t)lbs);
+	ck_assert(!memcmp(r, w + 3 * (size_t)lbs, lbs));
+	ck_assert_int_eq(vcfs_file_write(fb, 4ull * lbs, w + 4 * (size_t)lbs, lbs), (ssize_t)lbs);
+	ck_assert_int_eq(vcfs_file_read(fa, 4ull * lbs, r, lbs), (ssize_t)lbs);
+	ck_assert(!memcmp(r, w + 4 * (size_t)lbs, lbs));
+	ck_assert_int_eq(vcfs_file_release(fb), 0);
+	/* alone again: kept claim again; release gives it back (no claim
+	 * left on the record: B can open and claim at once) */
+	ck_assert_int_eq(vcfs_file_write(fa, 5ull * lbs, w + 5 * (size_t)lbs, lbs), (ssize_t)lbs);
+	ck_assert_int_eq(vcfs_file_release(fa), 0);
+	ck_assert_uint_eq(fs->nkc, 0);
+	ck_assert_int_eq(vcfs_fs_open(b, ino, O_RDWR, 0, &fb), 0);
+	ck_assert_int_eq(vcfs_file_read(fb, 0, r, 6 * (size_t)lbs), (ssize_t)(6 * (size_t)lbs));
+	ck_assert(!memcmp(r, w, 6 * (size_t)lbs));
+	ck_assert_int_eq(vcfs_file_release(fb), 0);
+	ck_assert_int_eq(vcfs_fs_unmount(b), 0);
+	free(w);
+	free(r);
+	unmount_and_fsck();
+}
+END_TEST
+
+/*
  * A lock that justified a cache is lost (B takes the file while A's read
  * open had let go of its record for an op): the fs tells the front end
  * (inval hook), A's old descriptor fails instead of serving old data, and
@@ -2255,6 +2313,7 @@ static Suite *suite(void)
 	tcase_add_test(t, mw_concurrent_fill);
 	tcase_add_test(t, mw_dead_claimer);
 	tcase_add_test(t, lock_loss_invalidates);
+	tcase_add_test(t, mw_join_kept_claim);
 	suite_add_tcase(s, t);
 	tcase_add_checked_fixture(big, setup_big, teardown);
 	tcase_set_timeout(big, 900);
