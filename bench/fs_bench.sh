@@ -229,7 +229,7 @@ data_part() {
 					if host_exec h1 dd if="$BENCH_DIR/ddsrc" of="$d/new" bs=1M count="$DD_MB" \
 						oflag=direct status=none 2> "$out.log"; then
 						line="bw_mibs=$(awk -v n="$DD_MB" -v s="$(elapsed "$w0" "$(now)")" \
-							'BEGIN { printf "%.0f", s > 0 ? n / s : 0 }')"
+							'BEGIN { printf "%.0f", (s > 0 ? n / s : 0) }')"
 					else
 						line=
 					fi
