@@ -288,6 +288,36 @@ static void answer(const char *rundir, const char *state, const char *why)
 	json_decref(j);
 }
 
+/*
+ * After the close of the guard: wait (bounded) until the lock record is
+ * no longer held EXCL.  FUSE sends RELEASE after close() has returned,
+ * so without this the destination's open could still find the record held
+ * and back off (lock.c: exponential, up to 20 ms a wait) inside the guest's
+ * pause; polling the record here, 100 us apart, answers "released" as soon
+ * as the release CAS landed.  Not a vcfs mount (no user.vcfs.lock): at once.
+ */
+static void wait_released(const char *dir)
+{
+	char path[VCVM_PATH_MAX + 32], buf[256];
+	struct timespec t = { 0, 100 * 1000 };
+	uint64_t until = mono_ms() + 2000;
+	ssize_t l;
+
+	/* held EXCL at all: nobody else takes it before we answer "released"
+	 * (the destination tries only after COMMIT), and our mount's host name
+	 * need not be VCVM_HOST */
+	hv_fmt(path, sizeof(path), "%s/%s", dir, VCVM_GUARD_FILE);
+	do {
+		l = getxattr(path, "user.vcfs.lock", buf, sizeof(buf) - 1);
+		if (l <= 0)
+			return;
+		buf[l] = 0;
+		if (strncmp(buf, "EXCL ", 5) != 0)
+			return;
+		nanosleep(&t, NULL);
+	} while (mono_ms() < until);
+}
+
 void vcvm_guard_shim_wait(pid_t qemu, int *guardfd, const char *dir, const char *host,
 			  const char *rundir, int *wstatus)
 {
@@ -311,6 +341,7 @@ void vcvm_guard_shim_wait(pid_t qemu, int *guardfd, const char *dir, const char 
 			if (*guardfd >= 0) {
 				close(*guardfd);	/* vcfs: the lock record's release CAS */
 				*guardfd = -1;
+				wait_released(dir);
 			}
 			answer(rundir, "released", NULL);
 			/* stamped before the close: the release cannot come earlier */

@@ -15,7 +15,9 @@
  * too: PR_SET_PDEATHSIG), a host crash frees it with the host's heartbeat.
  * For vMotion the agent asks the shim to release it (SIGUSR1) or take it
  * (SIGUSR2); the shim answers in <run_dir>/<uuid>/guard.json as soon as the
- * lock file is closed, or open with the holder's name written into it (one
+ * lock file is closed and (vcfs) its record no longer held (the shim polls
+ * user.vcfs.lock: FUSE's RELEASE comes after close returns), or open with
+ * the holder's name written into it (one
  * fixed-width write in place; a source taking the lock back reads the name
  * there first: vcvm_guard_retake).  On vcfs the release is the close
  * (the lock record's release CAS, sent by the kernel after the close
