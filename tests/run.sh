@@ -173,6 +173,20 @@ flush_done() {
 	done
 }
 
+# Interrupted: SIGTERM to every process under a running job (timeout passes
+# it on to its script's process group; a script's EXIT trap cleans up).
+descendants() { local c; for c in $(pgrep -P "$1"); do echo "$c"; descendants "$c"; done; }
+stop_jobs() {
+	local p
+	for p in "${!PID_JOB[@]}"; do
+		kill -TERM $(descendants "$p") 2>/dev/null
+	done
+	wait
+	echo "interrupted"
+	exit 130
+}
+trap stop_jobs INT TERM
+
 while [ ${#pending[@]} -gt 0 ] || [ $running -gt 0 ]; do
 	while [ $running -lt "$LANES" ] && [ ${#pending[@]} -gt 0 ]; do
 		started=

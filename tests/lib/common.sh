@@ -4,6 +4,12 @@
 # runner (tests/run.sh) adds the counts up and prints "N passed, N failed".
 # Servers that tests start register a cleanup with t_cleanup_push so that
 # nothing is left running, even when a test fails half way.
+#
+# tests/run.sh runs scripts two at a time (VCFS_JOBS), each with a
+# VCFS_TEST_TMP and a T_RESULTS of its own.  A script must therefore name
+# whatever is machine-wide after itself: namespaces and links with $$, ports
+# from free_port, /tmp files with $$; and it must never kill by name
+# (pkill, killall) or clean up anything it did not start.
 
 VCFS_TOP=${VCFS_TOP:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 # the build the scripts test (tests/sanitizers.sh points it at build-asan/)
