@@ -10,8 +10,8 @@
  *      virtual size and cluster size (qemu-img info -U reads them while QEMU
  *      runs; a qcow2 with a backing file is refused: sync=full would flatten
  *      its chain into more data than the space check counted);
- *   2. blockdev-add a file node (cache.direct, aio=threads: native AIO and
- *      io_uring are not a given on a FUSE mount) and a format node (raw or
+ *   2. blockdev-add a file node (cache.direct, aio as the VM's disks:
+ *      VCVM_AIO, vm.h) and a format node (raw or
  *      qcow2, as the disk) over it with discard=unmap and
  *      detect-zeroes=unmap: the mirror's initial zeroing and every all-zero
  *      write become punched holes (qcow2: unallocated clusters), not
@@ -529,7 +529,7 @@ static int start_disk(struct mv *m, struct vcvm_qmp *q, struct mv_disk *d, uint6
 		return rc;
 	}
 	a = json_pack("{s:s, s:s, s:s, s:s, s:s, s:{s:b, s:b}}", "driver", "file", "node-name",
-		      d->tfile, "filename", d->dst, "aio", "threads", "discard", "unmap",
+		      d->tfile, "filename", d->dst, "aio", m->e->aio, "discard", "unmap",
 		      "cache", "direct", 1, "no-flush", 0);
 	rc = vcvm_qmp_execute(q, "blockdev-add", a, VCVM_QMP_MS, NULL);
 	json_decref(a);

@@ -167,8 +167,8 @@ int main(int argc, char **argv)
 		vcfs_log_set_level(VCFS_LOG_DEBUG);
 	else
 		vcfs_log_set_level(VCFS_LOG_INFO);
-	if (vcvm_env_init(&e) < 0) {
-		fprintf(stderr, "vcvm-agent: VCVM_ACCEL must be kvm, tcg or auto\n");
+	if (vcvm_env_init(&e, why, sizeof(why)) < 0) {
+		fprintf(stderr, "vcvm-agent: %s\n", why);
 		return 2;
 	}
 	rc = vcvm_key_load(vcvm_key_path(), key, why, sizeof(why));

@@ -752,6 +752,7 @@ int main(int argc, char **argv)
 {
 	struct vcvm_env e;
 	const char *cmd;
+	char why[512] = "";
 	int rc;
 
 	/* global options before the command */
@@ -769,7 +770,6 @@ int main(int argc, char **argv)
 	}
 	cmd = argv[1];
 	if (strcmp(cmd, "keygen") == 0) {
-		char why[512] = "";
 		const char *path = argc > 2 ? argv[2] : vcvm_key_path();
 
 		if (vcvm_key_generate(path, why, sizeof(why)) < 0) {
@@ -785,9 +785,9 @@ int main(int argc, char **argv)
 	}
 	if (getenv("VCVM_DEBUG"))
 		vcfs_log_set_level(VCFS_LOG_DEBUG);
-	rc = vcvm_env_init(&e);
+	rc = vcvm_env_init(&e, why, sizeof(why));
 	if (rc < 0) {
-		fprintf(stderr, "vcvm: VCVM_ACCEL must be kvm, tcg or auto\n");
+		fprintf(stderr, "vcvm: %s\n", why);
 		return EXIT_USAGE;
 	}
 	argc--;

@@ -100,7 +100,7 @@ static bool cpu_has_virt(void)
 	return yes;
 }
 
-int vcvm_env_init(struct vcvm_env *e)
+int vcvm_env_init(struct vcvm_env *e, char *why, size_t whylen)
 {
 	char hn[VCVM_HOST_MAX] = "localhost";
 	int fd;
@@ -120,8 +120,15 @@ int vcvm_env_init(struct vcvm_env *e)
 		if (fd >= 0)
 			close(fd);
 	}
-	if (strcmp(e->accel, "kvm") && strcmp(e->accel, "tcg"))
+	if (strcmp(e->accel, "kvm") && strcmp(e->accel, "tcg")) {
+		say(why, whylen, "VCVM_ACCEL=%s: must be kvm, tcg or auto", e->accel);
 		return -EINVAL;
+	}
+	env_str(e->aio, sizeof(e->aio), "VCVM_AIO", "native");
+	if (strcmp(e->aio, "native") && strcmp(e->aio, "io_uring") && strcmp(e->aio, "threads")) {
+		say(why, whylen, "VCVM_AIO=%s: must be native, io_uring or threads", e->aio);
+		return -EINVAL;
+	}
 	return 0;
 }
 
@@ -512,9 +519,9 @@ static int build_argv(const struct vcvm_env *e, const char *dir, const struct vc
 	}
 
 	/*
-	 * Disks: protocol node (file, O_DIRECT, thread pool: io_uring/native AIO
-	 * are not a given on a FUSE mount) under a format node; discards pass
-	 * down so holes stay holes.  JSON syntax: no escaping of file names.
+	 * Disks: protocol node (file, O_DIRECT, aio e->aio: Linux AIO by
+	 * default, see vm.h) under a format node; discards pass down so holes
+	 * stay holes.  JSON syntax: no escaping of file names.
 	 */
 	for (i = 0; i < c->ndisks; i++) {
 		const struct vcvm_disk *d = &c->disks[i];
@@ -525,7 +532,7 @@ static int build_argv(const struct vcvm_env *e, const char *dir, const struct vc
 		vcvm_cfg_path(dir, d->file, path, sizeof(path));
 		arg(a, "-blockdev");
 		arg_json(a, json_pack("{s:s, s:s, s:s, s:s, s:s, s:{s:b, s:b}}", "driver", "file",
-				      "node-name", fnode, "filename", path, "aio", "threads",
+				      "node-name", fnode, "filename", path, "aio", e->aio,
 				      "discard", "unmap", "cache", "direct", 1, "no-flush", 0));
 		arg(a, "-blockdev");
 		arg_json(a, json_pack("{s:s, s:s, s:s, s:s, s:s, s:{s:b, s:b}}",

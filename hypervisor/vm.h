@@ -51,9 +51,19 @@ struct vcvm_env {
 	char qemu[256];			/* VCVM_QEMU, qemu-system-x86_64 */
 	char accel[8];			/* VCVM_ACCEL=kvm|tcg|auto (default): kvm if
 					 * /dev/kvm opens and the CPU has VMX/SVM */
+	char aio[16];			/* VCVM_AIO=native (default)|io_uring|threads:
+					 * QEMU's aio for disks (cache.direct).  Not
+					 * threads by default: FUSE (libfuse < 3.15)
+					 * runs direct writes to one file one at a
+					 * time, so a thread pool's parallel pwrites
+					 * queue up; Linux AIO keeps its queue depth
+					 * (qemu-img bench, 4 KiB writes QD16 on vcfs:
+					 * 4.6x faster) */
 };
 
-int vcvm_env_init(struct vcvm_env *e);
+/* Fill e from the environment; -EINVAL with a message in why (a bad
+ * VCVM_ACCEL or VCVM_AIO). */
+int vcvm_env_init(struct vcvm_env *e, char *why, size_t whylen);
 
 enum vcvm_run_state {
 	VCVM_ST_STOPPED,	/* no QEMU on this host */

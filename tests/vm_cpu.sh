@@ -121,6 +121,7 @@ t_run "vm.json says Nehalem" host_exec a grep -q '"cpu_model": "Nehalem"' "$DSP/
 t_run "start on a" vc a start c1
 pid=$(cat "$T"/a/run/*/qemu.pid 2>/dev/null | head -n 1)
 t_run "QEMU runs -cpu Nehalem,enforce" sh -c "tr '\\0' ' ' < /proc/$pid/cmdline | grep -q -- '-cpu Nehalem,enforce'"
+t_run "its disk uses native AIO (VCVM_AIO default)" sh -c "tr '\\0' ' ' < /proc/$pid/cmdline | grep -q '\"aio\":\"native\"'"
 t_run "migrate to b (b runs Nehalem)" vc a migrate c1 --to b
 out=$(vc b status c1 2>&1)
 echo "$out" | grep -q "running on b" && t_pass "status on b: running on b" ||
