@@ -176,6 +176,25 @@ static pid_t shim_of(int qemu_pid)
 	return ppid > 1 ? ppid : 0;
 }
 
+/* Does QEMU pid still run: alive and not a zombie its shim has yet to reap? */
+static bool qemu_runs(int pid)
+{
+	char path[64], buf[512], *p, state = 0;
+	FILE *f;
+
+	if (pid <= 0 || kill(pid, 0) < 0)
+		return false;
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	p = fgets(buf, sizeof(buf), f) ? strrchr(buf, ')') : NULL;
+	if (p && sscanf(p + 2, "%c", &state) != 1)
+		state = 0;
+	fclose(f);
+	return state && state != 'Z' && state != 'X';
+}
+
 /* What this host knows of the VM in folder dir. */
 struct mvm {
 	char dir[VCVM_PATH_MAX];
@@ -215,7 +234,7 @@ static int mvm_load(const struct vcvm_env *e, const char *vm, struct mvm *m, cha
 		m->pid = (int)json_integer_value(json_object_get(j, "pid"));
 		snprintf(m->qmp, sizeof(m->qmp), "%s", json_string_value(json_object_get(j, "qmp")) ?: "");
 		json_decref(j);
-		if (m->pid > 0 && kill(m->pid, 0) < 0)
+		if (!qemu_runs(m->pid))
 			m->pid = 0;
 	}
 	return 0;
@@ -333,7 +352,7 @@ static void in_drop(void)
 static int in_mvm(const struct vcvm_env *e, const char *vm, struct mvm *own, struct mvm **m,
 		  char *why, size_t n)
 {
-	if (in.have_m && !strcmp(in.m.dir, vm) && in.m.pid > 0 && kill(in.m.pid, 0) == 0) {
+	if (in.have_m && !strcmp(in.m.dir, vm) && qemu_runs(in.m.pid)) {
 		*m = &in.m;
 		memset(own, 0, sizeof(*own));
 		own->runlock = -1;
@@ -659,6 +678,18 @@ static int do_commit(const struct vcvm_env *e, const struct vcvm_request *req,
 		rc = -VCVM_ENOTRUNNING;
 		hv_fmt(r->why, sizeof(r->why), "no incoming migration of %s from %s on host %s",
 		       m->c.name, req->u.migrate_commit.from_host, e->host);
+		goto out;
+	}
+	if (finished && !qemu_runs(m->pid)) {
+		/* it ran here after the source went quiet, and has stopped since
+		 * (killed, crashed): not "done" -- the source must learn that
+		 * another host held the lock after its release (its copy is
+		 * stale) and stop its QEMU, not report a running VM.  A QEMU
+		 * killed a moment ago can still be a zombie: kill(0) is not
+		 * enough (tests/vm_migrate_fail.sh, "stale"). */
+		rc = -VCVM_ENOTRUNNING;
+		hv_fmt(r->why, sizeof(r->why), "%s ran on %s after %s went silent, and its QEMU "
+		       "has stopped since", m->c.name, e->host, req->u.migrate_commit.from_host);
 		goto out;
 	}
 	if (finished) {		/* the source went quiet after its release: done already */
