@@ -171,6 +171,12 @@ rm -f "$T/ds3.img"; truncate -s 96M "$T/ds3.img"; mkdir -p "$T/ds3"
 if "$B/mkfs.vcfs" -q -H 2 "$T/ds3.img" && "$B/vcfs-fuse" -o host=svm3 "$T/ds3.img" "$T/ds3" \
 	> "$T/fuse3.log" 2>&1 && wait_for 10 mountpoint -q "$T/ds3"; then
 	t_cleanup_push "umount_ds '$T/ds3'"
+	# The copy must still need a new 1 MiB block once the filler has taken the
+	# space: the guest's counters (4 KiB each) must reach past the first MiB
+	# of the disk, or every write of the copy lands in the block its first
+	# write allocated and the move succeeds (seen in CI: 1 MiB copied)
+	wait_for 120 counter_at_least 400 ||
+		t_fail "the guest wrote no counter 400 in 120 s (at $(last_counter))"
 	# 64 KiB/s: the first MiB of the copy takes ~16 s, the fill about a second
 	"$V" move-storage "$VM" --to "$T/ds3" --max-bandwidth 64K > "$T/mv-full.out" 2>&1 &
 	mv_pid=$!
