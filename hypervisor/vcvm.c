@@ -345,12 +345,14 @@ static int cmd_create(const struct vcvm_env *e, int argc, char **argv)
 	return 0;
 }
 
-static int cmd_list(const struct vcvm_env *e, int argc, char **argv)
+/*
+ * A request about no VM, taking only [--json] (list, host-info): run it and
+ * leave the answer in *r (0), or say why and return the exit code.
+ */
+static int run_no_vm(const struct vcvm_env *e, enum vcvm_req_type t, int argc, char **argv,
+		     struct vcvm_response *r)
 {
-	struct vcvm_request req = { .type = VCVM_REQ_LIST };
-	struct vcvm_response r;
-	json_t *vm;
-	size_t i;
+	struct vcvm_request req = { .type = t };
 
 	if (argc == 2 && strcmp(argv[1], "--json") == 0)
 		json_out = 1;
@@ -358,11 +360,23 @@ static int cmd_list(const struct vcvm_env *e, int argc, char **argv)
 		usage(stderr);
 		return EXIT_USAGE;
 	}
-	if (run(e, &req, &r) < 0) {
-		fail("list", NULL, &r);
-		vcvm_response_free(&r);
+	if (run(e, &req, r) < 0) {
+		fail(vcvm_req_name(t), NULL, r);
+		vcvm_response_free(r);
 		return EXIT_FAIL;
 	}
+	return 0;
+}
+
+static int cmd_list(const struct vcvm_env *e, int argc, char **argv)
+{
+	struct vcvm_response r;
+	json_t *vm;
+	size_t i;
+	int rc = run_no_vm(e, VCVM_REQ_LIST, argc, argv, &r);
+
+	if (rc)
+		return rc;
 	if (json_out) {
 		print_data(r.data);
 	} else {
@@ -391,20 +405,11 @@ static void print_models(json_t *models)
 /* host-info: this host (direct mode) or --host's agent. */
 static int cmd_host_info(const struct vcvm_env *e, int argc, char **argv)
 {
-	struct vcvm_request req = { .type = VCVM_REQ_HOST_INFO };
 	struct vcvm_response r;
+	int rc = run_no_vm(e, VCVM_REQ_HOST_INFO, argc, argv, &r);
 
-	if (argc == 2 && strcmp(argv[1], "--json") == 0)
-		json_out = 1;
-	else if (argc != 1) {
-		usage(stderr);
-		return EXIT_USAGE;
-	}
-	if (run(e, &req, &r) < 0) {
-		fail("host-info", NULL, &r);
-		vcvm_response_free(&r);
-		return EXIT_FAIL;
-	}
+	if (rc)
+		return rc;
 	if (json_out) {
 		print_data(r.data);
 	} else {
