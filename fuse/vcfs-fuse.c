@@ -34,6 +34,7 @@
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
 #include <limits.h>
+#include <linux/fuse.h>
 #include <pthread.h>
 #include <sys/file.h>
 #include <semaphore.h>
@@ -45,6 +46,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/statvfs.h>
 #include <syslog.h>
 #include <unistd.h>
@@ -414,6 +416,8 @@ static int open_handle(struct vcfs_file *f, uint32_t mode, struct fuse_file_info
 	return 0;
 }
 
+static __thread int t_parallel_dio;
+
 static void set_open_flags(struct fuse_file_info *fi)
 {
 	/*
@@ -430,6 +434,44 @@ static void set_open_flags(struct fuse_file_info *fi)
 	fi->direct_io = (fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_DIRECT) ||
 			vcfs_file_shared(((struct vfh *)(uintptr_t)fi->fh)->f);
 	fi->keep_cache = 0;
+	t_parallel_dio = fi->direct_io;
+}
+
+/*
+ * Parallel direct writes.  Unless an open's reply carries
+ * FOPEN_PARALLEL_DIRECT_WRITES (Linux 6.2+), the kernel takes the file's
+ * inode lock exclusively around every direct write, so synchronous writers
+ * to ONE file (QEMU aio=threads, 16 psync threads) run one at a time.  The
+ * daemon is safe with them (the fast path shares ip->map_rw; fills run as
+ * ops): libaio already brings it concurrent writes of one file.  libfuse
+ * 3.14's fuse_file_info has no field for the flag (3.15 added
+ * parallel_direct_writes), so replies go out through io_writev, which sets
+ * the bit in the fuse_open_out of a successful open or create reply that
+ * set_open_flags marked in this thread (t_parallel_dio).  Writes that extend
+ * the file or append still take the lock exclusively (the kernel decides).
+ */
+static ssize_t io_writev(int fd, struct iovec *iov, int count, void *userdata)
+{
+	(void)userdata;
+	if (t_parallel_dio) {
+		const struct fuse_out_header *oh = iov[0].iov_base;
+
+		t_parallel_dio = 0;
+		if (count == 2 && oh->error == 0 &&
+		    (iov[1].iov_len == sizeof(struct fuse_open_out) ||
+		     iov[1].iov_len == sizeof(struct fuse_entry_out) + sizeof(struct fuse_open_out))) {
+			struct fuse_open_out *o = (struct fuse_open_out *)(void *)
+				((char *)iov[1].iov_base + iov[1].iov_len - sizeof(*o));
+			o->open_flags |= FOPEN_PARALLEL_DIRECT_WRITES;
+		}
+	}
+	return writev(fd, iov, count);
+}
+
+static ssize_t io_read(int fd, void *buf, size_t len, void *userdata)
+{
+	(void)userdata;
+	return read(fd, buf, len);
 }
 
 static struct vfh *vfh(struct fuse_file_info *fi)
@@ -472,7 +514,9 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	set_open_flags(fi);
-	if (fuse_reply_open(req, fi) == -ENOENT)
+	rc = fuse_reply_open(req, fi);
+	t_parallel_dio = 0;
+	if (rc == -ENOENT)
 		release_handle(fi);	/* the opener was interrupted */
 }
 
@@ -505,7 +549,9 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	}
 	set_open_flags(fi);
 	gen_note(a.ino, a.generation);
-	if (fuse_reply_create(req, &e, fi) == -ENOENT) {
+	rc = fuse_reply_create(req, &e, fi);
+	t_parallel_dio = 0;
+	if (rc == -ENOENT) {
 		gen_forget(a.ino, 1);
 		release_handle(fi);
 	}
@@ -1423,6 +1469,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "vcfs-fuse: cannot mount on %s\n", c.mountpoint);
 		goto out_signals;
 	}
+	if (fuse_session_custom_io(g_se, &(struct fuse_custom_io){ .writev = io_writev, .read = io_read },
+				   fuse_session_fd(g_se)))
+		vcfs_warn("replies without FOPEN_PARALLEL_DIRECT_WRITES: direct writes to one file "
+			  "run one at a time");
 	vcfs_fs_set_inval(g_fs, inval_inode, NULL);
 	vcfs_info("%s mounted on %s", red ? red : "datastore", c.mountpoint);
 	if (!c.foreground) {
