@@ -181,7 +181,18 @@ if VCFS_FAULT="write:0:delay=100000" "$B/vcfs-fuse" -o host=par "$pimg" "$M" \
 		echo \"16 writes took \$e ms\"
 		cmp '$T/par.new' '$M/par'
 		[ \$e -lt 800 ]"
+	t_run "16 direct writers filling holes of one thin file concurrently: every byte lands" \
+		sh -ec "truncate -s 64M '$M/thin'
+		for i in \$(seq 0 15); do dd if='$T/par.new' of='$M/thin' bs=4K skip=\$i \
+			seek=\$(( i * 1024 + i )) count=1 oflag=direct conv=notrunc status=none & done
+		wait
+		for i in \$(seq 0 15); do
+			dd if='$M/thin' bs=4K skip=\$(( i * 1024 + i )) count=1 status=none |
+				cmp - '$T/par.new' -i 0:\$(( i * 4096 )) -n 4096
+		done
+		[ \$(stat -c %s '$M/thin') = 67108864 ]"
 	umount_it >/dev/null 2>&1
+	t_run "fsck is clean after the concurrent writers" "$B/fsck.vcfs" -n "$pimg"
 else
 	t_fail "mount with a slowed disk (log $T/fuse-par.log)"
 fi
