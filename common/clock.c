@@ -50,3 +50,18 @@ void vcfs_sleep_ns(uint64_t ns)
 	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
 		;
 }
+
+static vcfs_idle_fn idle_fn;
+static void *idle_arg;
+
+void vcfs_clock_set_idle(vcfs_idle_fn fn, void *arg)
+{
+	idle_fn = fn;
+	idle_arg = arg;
+}
+
+void vcfs_idle(int idle)
+{
+	if (idle_fn)
+		idle_fn(idle_arg, idle);
+}

@@ -27,6 +27,17 @@ void vcfs_sleep_ns(uint64_t ns);
 typedef void (*vcfs_sleep_fn)(void *arg, uint64_t ns);
 void vcfs_clock_set_sleep(vcfs_sleep_fn fn, void *arg);
 
+/*
+ * Simulation seam: a thread about to block until another thread hands it
+ * work (no timeout: the orphan worker waiting for recovered slots) calls
+ * vcfs_idle(1) before the wait and vcfs_idle(0) after it; a simulator that
+ * runs background threads in step counts it as parked meanwhile instead of
+ * waiting for it to reach its next backoff.  A no-op without a hook.
+ */
+typedef void (*vcfs_idle_fn)(void *arg, int idle);
+void vcfs_clock_set_idle(vcfs_idle_fn fn, void *arg);
+void vcfs_idle(int idle);
+
 #define VCFS_NS_PER_MS 1000000ULL
 #define VCFS_NS_PER_S  1000000000ULL
 

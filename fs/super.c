@@ -249,8 +249,11 @@ static void *worker_main(void *arg)
 
 	pthread_mutex_lock(&fs->misc_mu);
 	for (;;) {
-		while (!fs->worker_stop && !fs->norphan_slots)
+		while (!fs->worker_stop && !fs->norphan_slots) {
+			vcfs_idle(1);
 			pthread_cond_wait(&fs->work_cv, &fs->misc_mu);
+			vcfs_idle(0);
+		}
 		if (fs->worker_stop)
 			break;
 		uint32_t slot = fs->orphan_slots[--fs->norphan_slots];
