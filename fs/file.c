@@ -110,8 +110,10 @@ static void warn_locked(struct vcfs_fs *fs, uint64_t ino, enum vcfs_lock_mode wa
 		  busy->nholders ? busy->holders[0].slot : 0, vcfs_lock_mode_name(want));
 }
 
-/* Take the lock record of ip in mode for opens (op_mu held). */
-static int open_lock(struct vcfs_fs *fs, struct vcfs_inode *ip, enum vcfs_lock_mode mode)
+/* Take the lock record of ip in mode for opens (op_mu held); wait: for a
+ * holder, up to one I/O timeout (else only try: the open waited already). */
+static int open_lock(struct vcfs_fs *fs, struct vcfs_inode *ip, enum vcfs_lock_mode mode,
+		     int wait)
 {
 	uint64_t blk = vcfs_inode_lock_blk(&fs->sb, ip->ino);
 	struct vcfs_lock_info busy;
@@ -122,8 +124,8 @@ static int open_lock(struct vcfs_fs *fs, struct vcfs_inode *ip, enum vcfs_lock_m
 	lcache_drop(fs, blk);	/* our own ops may still cache it */
 	/* A holder that is another host's op goes within milliseconds; one
 	 * that is an open stays: wait one I/O timeout, not the op bound. */
-	rc = vcfs_lock_acquire(fs->hb, blk, mode, VCFS_LOCK_WAIT, fs->sb.io_timeout_ms, NULL,
-			       &busy);
+	rc = vcfs_lock_acquire(fs->hb, blk, mode, wait ? VCFS_LOCK_WAIT : 0, fs->sb.io_timeout_ms,
+			       NULL, &busy);
 	if (rc == -EBUSY)
 		warn_locked(fs, ip->ino, mode, &busy);
 	if (!rc && mode == VCFS_LOCK_MW) {
@@ -183,8 +185,8 @@ static enum vcfs_lock_mode mw_mode(const struct vcfs_file *f, const struct vcfs_
 	return (le32_get(di->flags) & VCFS_IF_MULTIWRITER) ? VCFS_LOCK_MW : f->base_mode;
 }
 
-/* Open regular file ino (op_mu held). */
-static int open_regular(struct vcfs_fs *fs, struct vcfs_file *f, int fresh_excl)
+/* Open regular file ino (op_mu held); wait as open_lock's. */
+static int open_regular(struct vcfs_fs *fs, struct vcfs_file *f, int fresh_excl, int wait)
 {
 	enum vcfs_lock_mode want = f->mode, old;
 	struct vcfs_inode *ip = itab_get(fs, f->ino, 1);
@@ -205,7 +207,7 @@ static int open_regular(struct vcfs_fs *fs, struct vcfs_file *f, int fresh_excl)
 			goto fail;
 		}
 relock:
-		rc = open_lock(fs, ip, want);
+		rc = open_lock(fs, ip, want, wait);
 		if (rc)
 			goto fail;
 		rc = load_body(fs, ip);
@@ -238,9 +240,9 @@ relock:
 		inode_set_held(ip, old);
 		goto fail;
 	}
-	rc = open_lock(fs, ip, want);
+	rc = open_lock(fs, ip, want, wait);
 	if (rc) {
-		int r2 = open_lock(fs, ip, old);
+		int r2 = open_lock(fs, ip, old, 1);
 		if (r2) {
 			vcfs_warn("inode %llu: lost its %s lock while upgrading it",
 				  (unsigned long long)ip->ino, vcfs_lock_mode_name(old));
@@ -327,7 +329,7 @@ static int do_open(struct vcfs_fs *fs, uint64_t ino, uint64_t gen, int oflags,
 {
 	struct vcfs_inode_disk *di = NULL;
 	struct vcfs_file *f = NULL;
-	int rc = fs_check(fs, (oflags & O_ACCMODE) != O_RDONLY);
+	int rc = fs_check(fs, (oflags & O_ACCMODE) != O_RDONLY), wait = 1;
 
 	if (rc)
 		return rc;
@@ -363,8 +365,20 @@ static int do_open(struct vcfs_fs *fs, uint64_t ino, uint64_t gen, int oflags,
 				f->vflags |= VCFS_OPEN_MULTIWRITER;
 		}
 	}
+	if (!fresh_excl && fs->hb) {
+		/* a holder on another host (its open, or an op): wait for it
+		 * here, without op_mu (fs_int.h, struct rec_wait); the
+		 * acquire under op_mu then only tries if it is still there */
+		struct rec_wait w;
+
+		rec_wait_init(fs, &w, fs->sb.io_timeout_ms);
+		rc = rec_wait(fs, vcfs_inode_lock_blk(&fs->sb, f->ino), f->mode, &w, 0);
+		if (rc < 0)
+			goto err;
+		wait = rc;
+	}
 	pthread_mutex_lock(&fs->op_mu);
-	rc = open_regular(fs, f, fresh_excl);
+	rc = open_regular(fs, f, fresh_excl, wait);
 	pthread_mutex_unlock(&fs->op_mu);
 	if (rc)
 		goto err;

@@ -152,11 +152,18 @@
  * open, waiting at most one I/O timeout (another host's op ends within it,
  * an open does not): EBUSY names the holder.
  *
- * Limits, on purpose for now: metadata ops of one host run one at a time (an
- * op waiting up to lock_wait_ms for another host's lock delays this host's
- * other metadata ops, never its data I/O; the group commit therefore groups
- * successive ops, not concurrent ones); atime is not maintained;
- * directories never give buckets back.
+ * Opens (and ops) wait for another host's record without op_mu where they
+ * hold nothing yet (struct rec_wait below).
+ *
+ * Limits, on purpose for now: metadata ops of one host run one at a time.
+ * An op waiting for its FIRST record (the directory of a create, unlink,
+ * mkdir; the inode of a setattr) and an open waiting for a file held
+ * elsewhere wait without op_mu, so this host's other ops -- the fills of
+ * thin files among them -- go on; a later record of an op (a rename's second
+ * directory, a resource cluster, a new inode) is waited for under op_mu and
+ * delays them, up to lock_wait_ms.  Writes to allocated blocks never take
+ * op_mu.  The group commit therefore groups successive ops, not concurrent
+ * ones.  atime is not maintained; directories never give buckets back.
  */
 #ifndef VCFS_FS_INT_H
 #define VCFS_FS_INT_H
@@ -405,6 +412,29 @@ void lcache_drop(struct vcfs_fs *fs, uint64_t blkno);
  * checkpoint the journal, which may hold blocks changed under the record.
  * An error means we are fenced: the record must stay ours. */
 int lcache_before_release(struct vcfs_fs *fs, struct vcfs_inode *ip);
+
+/*
+ * Waiting for another host's record without op_mu.  An op whose FIRST record
+ * is held by another host, and an open of a file held elsewhere, wait for it
+ * here with op_mu released, so that this host's other metadata ops (the
+ * fills of thin VM disks among them) go on meanwhile; then they take the
+ * record under op_mu as before (an op starts over: it holds nothing yet).
+ * Only a wait with nothing held can drop op_mu: a record this host holds
+ * must never be contended between its own threads.  A later record of an
+ * op still waits under op_mu.
+ */
+struct rec_wait {
+	uint64_t wait_ns;	/* per change of the record, as vcfs_lock_acquire */
+	uint64_t deadline, hard, seq, backoff;
+};
+void rec_wait_init(struct vcfs_fs *fs, struct rec_wait *w, uint32_t wait_ms);
+/* op_mu held on entry and return iff held: wait until record blk looks
+ * takeable in mode (no live holder of another host in a conflicting mode: a
+ * holder that is this host, dead or gone counts as takeable -- the acquire
+ * decides).  1 takeable, 0 at the deadline, < 0 error (fenced, I/O).  A
+ * second call sleeps a backoff before it looks (the acquire lost a race). */
+int rec_wait(struct vcfs_fs *fs, uint64_t blk, enum vcfs_lock_mode mode, struct rec_wait *w,
+	     int held);
 
 /* Read a metadata block of type t: -VCFS_ECORRUPT if not initialised. */
 int op_read(struct vcfs_op *op, uint64_t blkno, enum vcfs_btype t, void **out);

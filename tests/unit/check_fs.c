@@ -1187,6 +1187,83 @@ START_TEST(dead_host_recovered)
 END_TEST
 
 /* An inode open read-only here can still be changed by this host. */
+/*
+ * A wait for another host's record does not hold up this host's other
+ * metadata ops (fs_int.h, struct rec_wait).  B takes directory d's record
+ * (as an op of B would) and opens "held" for writing, then dies: A's create
+ * in d waits until B is declared dead and recovered (7 T), A's open of "held"
+ * waits one T and is refused; meanwhile A creates, fills and removes files
+ * elsewhere.  Before, the waiting op held the host's op mutex and the
+ * others waited behind it.
+ */
+struct waiter { uint64_t dir, ino; int rc; int done; };
+
+static void *create_waiter(void *arg)
+{
+	struct waiter *w = arg;
+	struct vcfs_attr a;
+	struct vcfs_file *f;
+
+	w->rc = vcfs_fs_create(fs, w->dir, "late", 0644, 0, 0, O_RDWR, &a, &f);
+	if (!w->rc)
+		w->rc = vcfs_file_release(f);
+	__atomic_store_n(&w->done, 1, __ATOMIC_SEQ_CST);
+	return NULL;
+}
+
+static void *open_waiter(void *arg)
+{
+	struct waiter *w = arg;
+	struct vcfs_file *f;
+
+	w->rc = vcfs_fs_open(fs, w->ino, O_RDWR, 0, &f);
+	if (!w->rc)
+		vcfs_file_release(f);
+	__atomic_store_n(&w->done, 1, __ATOMIC_SEQ_CST);
+	return NULL;
+}
+
+START_TEST(waits_leave_op_mutex)
+{
+	struct vcfs_fs *b = mount_as("hostB");
+	struct waiter wc = { 0 }, wo = { 0 };
+	struct vcfs_file *fb, *fa;
+	struct vcfs_attr a;
+	pthread_t tc, to;
+	uint8_t blk[4096];
+
+	wc.dir = mkd(root(), "d");
+	wo.ino = mkfile(fs, root(), "held");
+	pthread_mutex_lock(&fs->op_mu);
+	ck_assert_int_eq(lcache_flush(fs), 0);	/* A's cache gives d back */
+	pthread_mutex_unlock(&fs->op_mu);
+	ck_assert_int_eq(vcfs_lock_acquire(b->hb, vcfs_inode_lock_blk(&b->sb, wc.dir),
+					   VCFS_LOCK_EXCL, 0, 0, NULL, NULL), 0);
+	ck_assert_int_eq(vcfs_fs_open(b, wo.ino, O_RDWR, 0, &fb), 0);
+	lcache_stop(b, 0);
+	vcfs_hb_abandon(b->hb);
+
+	ck_assert_int_eq(pthread_create(&tc, NULL, create_waiter, &wc), 0);
+	ck_assert_int_eq(pthread_create(&to, NULL, open_waiter, &wo), 0);
+	usleep(20 * 1000);	/* both are waiting for B's records now */
+	ck_assert_int_eq(vcfs_fs_create(fs, root(), "meanwhile", 0644, 0, 0, O_RDWR, &a, &fa), 0);
+	memset(blk, 0x5a, sizeof(blk));
+	ck_assert_int_eq(vcfs_file_write(fa, 2 * MIB, blk, sizeof(blk)), sizeof(blk));
+	ck_assert_int_eq(vcfs_file_release(fa), 0);
+	ck_assert_int_eq(vcfs_fs_unlink(fs, root(), "meanwhile"), 0);
+	ck_assert_msg(!__atomic_load_n(&wo.done, __ATOMIC_SEQ_CST),
+		      "A's ops waited for A's open of a file held by B");
+	ck_assert_msg(!__atomic_load_n(&wc.done, __ATOMIC_SEQ_CST),
+		      "A's ops waited for A's create in a directory held by B");
+	pthread_join(to, NULL);
+	ck_assert_int_eq(wo.rc, -EBUSY);	/* one T, B not yet dead */
+	pthread_join(tc, NULL);
+	ck_assert_int_eq(wc.rc, 0);		/* once B was recovered */
+	ck_assert_uint_ne(ino_of(fs, wc.dir, "late"), 0);
+	unmount_and_fsck();
+}
+END_TEST
+
 START_TEST(change_while_read_open)
 {
 	struct vcfs_attr in = { .mode = 0600 }, a;
@@ -2319,6 +2396,7 @@ static Suite *suite(void)
 	tcase_add_test(t, lock_loss_invalidates);
 	tcase_add_test(t, mw_join_kept_claim);
 	suite_add_tcase(s, t);
+	tcase_add_test(t, waits_leave_op_mutex);
 	tcase_add_checked_fixture(big, setup_big, teardown);
 	tcase_set_timeout(big, 900);
 	tcase_add_test(big, big_directory);
