@@ -10,6 +10,7 @@
  * never read back from the layer under test.
  */
 #include <check.h>
+#include "ck_tmpdir.h"
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -1745,38 +1746,8 @@ static Suite *suite(void)
 	return s;
 }
 
-/* Remove the per-run directory and whatever failed tests left in it. */
-static void remove_rundir(void)
-{
-	DIR *dir = opendir(rundir);
-	struct dirent *e;
-	char p[400];
-
-	if (!dir)
-		return;
-	while ((e = readdir(dir)))
-		if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-			snprintf(p, sizeof(p), "%s/%s", rundir, e->d_name);
-			unlink(p);
-		}
-	closedir(dir);
-	rmdir(rundir);
-}
-
 int main(void)
 {
-	SRunner *sr;
-	int nf;
-
 	snprintf(rundir, sizeof(rundir), "/var/tmp/check_disk.XXXXXX");
-	if (!mkdtemp(rundir)) {
-		perror("mkdtemp /var/tmp");
-		return 1;
-	}
-	sr = srunner_create(suite());
-	srunner_run_all(sr, CK_NORMAL);
-	nf = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	remove_rundir();
-	return nf ? 1 : 0;
+	return ck_run_in_tmpdir(suite(), rundir);
 }

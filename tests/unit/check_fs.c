@@ -9,6 +9,7 @@
  * its own heartbeat slot and journal; their CAS meet in OFD locks).
  */
 #include <check.h>
+#include "ck_tmpdir.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -1186,7 +1187,6 @@ START_TEST(dead_host_recovered)
 }
 END_TEST
 
-/* An inode open read-only here can still be changed by this host. */
 /*
  * A wait for another host's record does not hold up this host's other
  * metadata ops (fs_int.h, struct rec_wait).  B takes directory d's record
@@ -1264,6 +1264,7 @@ START_TEST(waits_leave_op_mutex)
 }
 END_TEST
 
+/* An inode open read-only here can still be changed by this host. */
 START_TEST(change_while_read_open)
 {
 	struct vcfs_attr in = { .mode = 0600 }, a;
@@ -2395,8 +2396,8 @@ static Suite *suite(void)
 	tcase_add_test(t, mw_dead_claimer);
 	tcase_add_test(t, lock_loss_invalidates);
 	tcase_add_test(t, mw_join_kept_claim);
-	suite_add_tcase(s, t);
 	tcase_add_test(t, waits_leave_op_mutex);
+	suite_add_tcase(s, t);
 	tcase_add_checked_fixture(big, setup_big, teardown);
 	tcase_set_timeout(big, 900);
 	tcase_add_test(big, big_directory);
@@ -2412,17 +2413,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-	SRunner *sr;
-	int nf;
-
-	if (!mkdtemp(dir_tmpl)) {
-		perror("mkdtemp");
-		return 1;
-	}
-	sr = srunner_create(suite());
-	srunner_run_all(sr, CK_NORMAL);
-	nf = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	rmdir(dir_tmpl);
-	return nf ? 1 : 0;
+	return ck_run_in_tmpdir(suite(), dir_tmpl);
 }

@@ -17,6 +17,7 @@
  * those by hand.
  */
 #include <check.h>
+#include "ck_tmpdir.h"
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -1272,37 +1273,8 @@ static Suite *suite(void)
 	return s;
 }
 
-static void remove_dir(void)
-{
-	DIR *dp = opendir(dir);
-	struct dirent *e;
-	char path[400];
-
-	while (dp && (e = readdir(dp))) {
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-		unlink(path);
-	}
-	if (dp)
-		closedir(dp);
-	rmdir(dir);
-}
-
 int main(void)
 {
-	SRunner *sr = srunner_create(suite());
-	int nf;
-
 	strcpy(dir, "/var/tmp/vcfs-journal-XXXXXX");
-	if (!mkdtemp(dir)) {
-		perror(dir);
-		return 1;
-	}
-	srunner_set_fork_status(sr, CK_FORK);
-	srunner_run_all(sr, CK_NORMAL);
-	nf = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	remove_dir();
-	return nf ? 1 : 0;
+	return ck_run_in_tmpdir(suite(), dir);
 }

@@ -9,6 +9,7 @@
  * processes that count under one EXCL lock.
  */
 #include <check.h>
+#include "ck_tmpdir.h"
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -1091,38 +1092,8 @@ static Suite *suite(void)
 	return s;
 }
 
-/* A failed test exits without its teardown: sweep what it left. */
-static void remove_dir(void)
-{
-	DIR *dp = opendir(dir);
-	struct dirent *e;
-	char path[400];
-
-	while (dp && (e = readdir(dp))) {
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-		unlink(path);
-	}
-	if (dp)
-		closedir(dp);
-	rmdir(dir);
-}
-
 int main(void)
 {
-	SRunner *sr = srunner_create(suite());
-	int nf;
-
 	strcpy(dir, "/var/tmp/vcfs-lock-XXXXXX");
-	if (!mkdtemp(dir)) {
-		perror(dir);
-		return 1;
-	}
-	srunner_set_fork_status(sr, CK_FORK);
-	srunner_run_all(sr, CK_NORMAL);
-	nf = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	remove_dir();
-	return nf ? 1 : 0;
+	return ck_run_in_tmpdir(suite(), dir);
 }
