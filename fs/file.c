@@ -166,8 +166,11 @@ static int load_body(struct vcfs_fs *fs, struct vcfs_inode *ip)
 	int rc = 0;
 
 	/* a body our journal holds newer than home (a create's) first */
-	if (!fs->j || !vcfs_journal_lookup(fs->j, blk, ip->body))
+	if (!fs->j || !vcfs_journal_lookup(fs->j, blk, ip->body)) {
 		rc = vcfs_disk_read(fs->d, blk * VCFS_BLK, ip->body, VCFS_BLK);
+		if (!rc && fs->read_only)
+			ro_overlay(fs, blk, ip->body);	/* a dead holder's journal */
+	}
 	if (!rc) {
 		rc = vcfs_mhdr_check(ip->body, VCFS_T_INODE, blk, fs->sb.volgen);
 		if (rc == 1 || (!rc && !le32_get(ip->body->mode)))

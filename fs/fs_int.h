@@ -292,7 +292,30 @@ struct vcfs_fs {
 	uint64_t kc_since;		/* vcfs_now_ns when kc last filled */
 	pthread_t lc_thread;
 	int lc_started, lc_stop;	/* lc_stop: atomic */
+
+	/* read-only mounts (ronly.c): other hosts' heartbeats as seen from
+	 * here, and the journal images of dead lock holders (the overlay);
+	 * NULL on read-write mounts.  ro_mu; ro_n also read atomically. */
+	pthread_mutex_t ro_mu;
+	struct ro_slot *ro_slots;
+	struct vcfs_slot_info *ro_info;
+	uint64_t ro_read_at;
+	struct ro_img *ro_ov;
+	uint32_t ro_cap, ro_n;
+	int ro_err;
 };
+
+/* ronly.c: a read-only mount reading past a dead host.  ro_init/ro_free:
+ * at mount and unmount (ro_free is a no-op on read-write mounts). */
+int ro_init(struct vcfs_fs *fs);
+void ro_free(struct vcfs_fs *fs);
+/* How a read-only mount judges lock holder (slot, low 32 bits of gen): an
+ * enum vcfs_holder_state.  The first time it is DEAD, its journal joins the
+ * overlay (if that fails it stays LIVE: never read past it). */
+int ro_holder_state(struct vcfs_fs *fs, uint32_t slot, uint32_t gen32);
+/* A home block just read into buf: the overlay's image instead when it is
+ * newer (change seq) or home is not a valid block there. */
+void ro_overlay(struct vcfs_fs *fs, uint64_t blkno, void *buf);
 
 /*
  * held and lock_lost also tell inode_read_lockless (which holds only ip->mu,

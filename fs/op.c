@@ -194,6 +194,8 @@ int op_read_maybe(struct vcfs_op *op, uint64_t blkno, enum vcfs_btype t, void **
 			 (unsigned long long)blkno, vcfs_strerror(rc));
 		goto fail;
 	}
+	if (fs->read_only)
+		ro_overlay(fs, blkno, ob->b);	/* a dead holder's journal */
 	rc = vcfs_mhdr_check(ob->b, t, blkno, fs->sb.volgen);
 	if (rc < 0) {
 		rc = VCFS_CORRUPT(vcfs_btype_name(t), blkno);
@@ -1291,7 +1293,9 @@ int lockless_read(struct vcfs_fs *fs, uint64_t lockblk, int accept_held,
 		if (a.mode == VCFS_LOCK_EXCL && !accept_held && vcfs_now_ns() < deadline) {
 			int live = 0;
 			for (uint32_t i = 0; i < a.nholders; i++)
-				live |= !a.holders[i].stale;
+				live |= fs->hb ? !a.holders[i].stale :
+					ro_holder_state(fs, a.holders[i].slot, a.holders[i].gen) ==
+						VCFS_HOLDER_LIVE;
 			if (live) {
 				vcfs_sleep_ns(backoff);
 				if (backoff < 20 * VCFS_NS_PER_MS)

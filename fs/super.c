@@ -426,6 +426,9 @@ int vcfs_fs_mount_disk(struct vcfs_disk *d, const struct vcfs_mount_opts *o,
 	fs->lock_wait_ms = 10 * fs->sb.io_timeout_ms;
 	if (fs->read_only) {
 		fs->slot = VCFS_NO_SLOT;
+		rc = ro_init(fs);
+		if (rc)
+			goto err_disk;
 		goto done;
 	}
 	fs->jmax = vcfs_journal_max_blocks(&fs->sb);
@@ -484,6 +487,7 @@ err_hb:
 err_disk:
 	vcfs_disk_close(fs->d);
 	vc_free(fs);
+	ro_free(fs);
 	pthread_cond_destroy(&fs->work_cv);
 	pthread_mutex_destroy(&fs->misc_mu);
 	pthread_mutex_destroy(&fs->itab_mu);
@@ -564,6 +568,7 @@ int vcfs_fs_unmount(struct vcfs_fs *fs)
 	vcfs_disk_close(fs->d);
 	free(fs->orphan_slots);
 	vc_free(fs);
+	ro_free(fs);
 	pthread_cond_destroy(&fs->work_cv);
 	pthread_mutex_destroy(&fs->misc_mu);
 	pthread_mutex_destroy(&fs->itab_mu);
@@ -617,6 +622,7 @@ void vcfs_fs_crash(struct vcfs_fs *fs)
 	vcfs_disk_close(fs->d);
 	free(fs->orphan_slots);
 	vc_free(fs);
+	ro_free(fs);
 	pthread_cond_destroy(&fs->work_cv);
 	pthread_mutex_destroy(&fs->misc_mu);
 	pthread_mutex_destroy(&fs->itab_mu);

@@ -349,12 +349,13 @@ struct replay_res {
 
 /*
  * The records live in slot's journal, in order; apply: write them home (seq
- * guard) or only count them.  rec: (max + 2) blocks; home: one block.
+ * guard), or with scan set hand each verified image to scan instead (no
+ * write), or only count them.  rec: (max + 2) blocks; home: one block.
  */
 static int walk_log(struct vcfs_disk *d, const struct vcfs_sb *sb, uint32_t slot,
 		    struct vcfs_hb *hb, const struct jhdr_state *st, int apply, uint8_t *rec,
 		    uint8_t *home, uint8_t *sel, uint64_t *targets, struct replay_res *r,
-		    const char **why)
+		    const char **why, vcfs_journal_scan_fn scan, void *scan_arg)
 {
 	uint32_t pos = st->tail, n, i, nlog = sb->journal_blocks - 1;
 	uint64_t tseq = st->ckpt_seq + 1;
@@ -382,7 +383,9 @@ static int walk_log(struct vcfs_disk *d, const struct vcfs_sb *sb, uint32_t slot
 					return VCFS_CORRUPT("journal image does not match its target",
 							    targets[i]);
 			}
-			for (i = 0; i < n; i++) {
+			for (i = 0; scan && i < n; i++)
+				scan(scan_arg, targets[i], rec + (size_t)(i + 1) * VCFS_BLK);
+			for (i = 0; !scan && i < n; i++) {
 				rc = vcfs_disk_read(d, blk_off(targets[i]), home, VCFS_BLK);
 				if (rc)
 					return rc;
@@ -390,7 +393,7 @@ static int walk_log(struct vcfs_disk *d, const struct vcfs_sb *sb, uint32_t slot
 							  targets[i], sb->volgen);
 				r->nwrite += sel[i];
 			}
-			rc = write_home(d, hb, targets, rec + VCFS_BLK, sel, n);
+			rc = scan ? 0 : write_home(d, hb, targets, rec + VCFS_BLK, sel, n);
 			if (rc)
 				return rc;
 		}
@@ -444,7 +447,7 @@ static int replay_slot(struct vcfs_disk *d, const struct vcfs_sb *sb, uint32_t s
 		vcfs_debug("journal of slot %u: never used, nothing to replay", slot);
 		goto out_free;
 	}
-	rc = walk_log(d, sb, slot, hb, st, 1, rec, home, sel, targets, &r, &why);
+	rc = walk_log(d, sb, slot, hb, st, 1, rec, home, sel, targets, &r, &why, NULL, NULL);
 	if (rc < 0)
 		goto out_io;
 	if (r.ntxn == 0) {
@@ -519,7 +522,7 @@ int vcfs_journal_inspect(struct vcfs_disk *d, const struct vcfs_sb *sb, uint32_t
 	out->initialised = 1;
 	out->jgen = st.jgen;
 	out->ckpt_seq = st.ckpt_seq;
-	rc = walk_log(d, sb, slot, NULL, &st, 0, rec, NULL, NULL, NULL, &r, &why);
+	rc = walk_log(d, sb, slot, NULL, &st, 0, rec, NULL, NULL, NULL, &r, &why, NULL, NULL);
 	if (rc < 0)
 		goto out_free;
 	out->pending = r.ntxn > 0;
@@ -527,6 +530,41 @@ int vcfs_journal_inspect(struct vcfs_disk *d, const struct vcfs_sb *sb, uint32_t
 	out->pending_blocks = r.nblocks;
 	rc = 0;
 out_free:
+	free(rec);
+	return rc;
+}
+
+int vcfs_journal_scan(struct vcfs_disk *d, const struct vcfs_sb *sb, uint32_t slot,
+		      vcfs_journal_scan_fn fn, void *arg, unsigned *nimages)
+{
+	uint32_t max = vcfs_journal_max_blocks(sb);
+	struct jhdr_state st;
+	struct replay_res r = { 0 };
+	const char *why = "";
+	uint64_t *targets;
+	uint8_t *rec;
+	int rc;
+
+	if (nimages)
+		*nimages = 0;
+	if (slot >= sb->max_hosts || max == 0 || !fn)
+		return -EINVAL;
+	rec = vcfs_disk_buf_alloc((size_t)(max + 2) * VCFS_BLK);
+	targets = calloc(max, sizeof(*targets));
+	if (!rec || !targets) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	rc = read_header(d, sb, slot, rec, &st);
+	if (rc || !st.init)
+		goto out;
+	rc = walk_log(d, sb, slot, NULL, &st, 1, rec, NULL, NULL, targets, &r, &why, fn, arg);
+	if (rc > 0)
+		rc = 0;
+	if (!rc && nimages)
+		*nimages = r.nblocks;
+out:
+	free(targets);
 	free(rec);
 	return rc;
 }

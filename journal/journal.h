@@ -90,6 +90,18 @@ int vcfs_journal_replay(struct vcfs_disk *d, const struct vcfs_sb *sb, uint32_t 
 int vcfs_journal_reset(struct vcfs_disk *d, const struct vcfs_sb *sb, uint32_t slot,
 		       struct vcfs_hb *hb);
 
+/*
+ * Read-only: hand every block image of slot's committed transactions that
+ * are not checkpointed yet to fn, in commit order (a block's later image
+ * after its earlier one), writing nothing.  A read-only mount uses it to see
+ * what a dead host committed before a read-write host has recovered it.
+ * 0 also when there is nothing (*nimages, may be NULL: images handed);
+ * -VCFS_ECORRUPT if the header is damaged.
+ */
+typedef void (*vcfs_journal_scan_fn)(void *arg, uint64_t blkno, const void *img);
+int vcfs_journal_scan(struct vcfs_disk *d, const struct vcfs_sb *sb, uint32_t slot,
+		      vcfs_journal_scan_fn fn, void *arg, unsigned *nimages);
+
 /* What fsck and `vcfs hosts` show about a journal. */
 struct vcfs_journal_state {
 	int initialised;	/* header valid */

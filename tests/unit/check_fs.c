@@ -27,6 +27,8 @@
 #include "fs/fs_int.h"	/* white box: a host's hb, to crash or fence it */
 #include "fs/mkfs.h"
 #include "fs/fsck.h"
+#include "journal/journal.h"
+#include "common/clock.h"
 #include "disk/disk.h"
 #include "common/log.h"
 
@@ -1096,6 +1098,59 @@ START_TEST(read_only_mount)
 	ck_assert_int_eq(vcfs_fs_open(r, ino, O_RDONLY, 0, &f), 0);
 	ck_assert_int_eq(vcfs_file_read(f, 0, buf, sizeof(buf)), 3);
 	ck_assert_int_eq(vcfs_file_release(f), 0);
+	ck_assert_int_eq(vcfs_fs_unmount(r), 0);
+	unmount_and_fsck();
+}
+END_TEST
+
+/*
+ * A read-only mount reads past a dead host (fs/ronly.c).  B makes a directory
+ * with a file and a subdirectory in it, commits its journal group (sync) but
+ * never checkpoints (its lock cache keeps the records: idle and hold times
+ * raised so the cache's clock cannot give them back first), and dies.  With
+ * no read-write host to recover B, the read-only mount R still finds all of
+ * it: it judges B dead from B's heartbeat after D and reads through B's
+ * journal.  Then A mounts read-write and recovers B; R reads the same.
+ */
+START_TEST(read_only_past_dead_host)
+{
+	struct vcfs_mount_opts o = { .read_only = 1 };
+	struct vcfs_journal_state js;
+	struct vcfs_fs *b, *r;
+	struct vcfs_attr d, f, sub, a;
+	uint64_t t0;
+
+	ck_assert_int_eq(vcfs_fs_unmount(fs), 0);	/* nobody to recover B */
+	fs = NULL;
+	b = mount_as("hostB");
+	b->lc_idle_ns = b->lc_hold_ns = 600 * VCFS_NS_PER_S;
+	ck_assert_int_eq(vcfs_fs_mkdir(b, vcfs_fs_root(b), "dir", 0755, 0, 0, &d), 0);
+	ck_assert_int_eq(vcfs_fs_mknod(b, d.ino, "f1", S_IFREG | 0644, 0, 0, 0, &f), 0);
+	ck_assert_int_eq(vcfs_fs_mkdir(b, d.ino, "sub", 0755, 0, 0, &sub), 0);
+	ck_assert_int_eq(vcfs_fs_sync(b), 0);
+	ck_assert_int_eq(vcfs_journal_inspect(b->d, &b->sb, b->slot, &js), 0);
+	ck_assert_msg(js.pending_txns > 0, "B's changes should wait in its journal");
+	vcfs_fs_crash(b);
+
+	ck_assert_int_eq(vcfs_fs_mount(uri, &o, &r), 0);
+	t0 = vcfs_now_ns();
+	ck_assert_uint_eq(ino_of(r, vcfs_fs_root(r), "dir"), d.ino);
+	ck_assert_uint_eq(ino_of(r, d.ino, "f1"), f.ino);
+	ck_assert_uint_eq(ino_of(r, d.ino, "sub"), sub.ino);
+	ck_assert_int_eq(vcfs_fs_getattr(r, sub.ino, &a), 0);
+	ck_assert(S_ISDIR(a.mode));
+	/* it had to watch B's heartbeat for D = 7 T first */
+	ck_assert_uint_ge(vcfs_now_ns() - t0, 7ull * io_tmo * VCFS_NS_PER_MS);
+
+	fs = mount_as("hostA");		/* recovers B within about D */
+	for (int i = 0; i < 100 && ino_of(fs, d.ino, "f1") != f.ino; i++)
+		usleep(100 * 1000);
+	ck_assert_uint_eq(ino_of(fs, d.ino, "f1"), f.ino);
+	ck_assert_int_eq(vcfs_fs_unlink(fs, d.ino, "f1"), 0);
+	ck_assert_uint_eq(ino_of(r, d.ino, "sub"), sub.ino);
+	for (int i = 0; i < 30 && ino_of(r, d.ino, "f1"); i++)
+		usleep(100 * 1000);	/* A's unlink: home is newer than B's journal */
+	ck_assert_uint_eq(ino_of(r, d.ino, "f1"), 0);
 	ck_assert_int_eq(vcfs_fs_unmount(r), 0);
 	unmount_and_fsck();
 }
@@ -2383,6 +2438,7 @@ static Suite *suite(void)
 	tcase_add_test(t, reused_inode_not_reopened);
 	tcase_add_test(t, two_hosts_concurrent);
 	tcase_add_test(t, read_only_mount);
+	tcase_add_test(t, read_only_past_dead_host);
 	tcase_add_test(t, remount_persistence);
 	tcase_add_test(t, dead_host_recovered);
 	tcase_add_test(t, change_while_read_open);

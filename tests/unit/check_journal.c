@@ -492,6 +492,57 @@ START_TEST(seq_guard)
 }
 END_TEST
 
+/* vcfs_journal_scan hands over what replay would write, and writes nothing. */
+struct scanned { unsigned n; uint64_t blkno[4]; uint8_t img[4][VCFS_BLK]; };
+
+static void scan_cb(void *arg, uint64_t blkno, const void *image)
+{
+	struct scanned *sc = arg;
+
+	if (sc->n < 4) {
+		sc->blkno[sc->n] = blkno;
+		memcpy(sc->img[sc->n], image, VCFS_BLK);
+	}
+	sc->n++;
+}
+
+START_TEST(scan_writes_nothing)
+{
+	struct vcfs_disk *d = open_img();
+	uint64_t x = sb.inode_start + 11;
+	uint8_t *old[2] = { blk_alloc(), blk_alloc() }, *im[2] = { blk_alloc(), blk_alloc() };
+	struct vcfs_journal_state js;
+	struct scanned *sc = calloc(1, sizeof(*sc));
+	unsigned n;
+
+	live_txn(d, x, old, im);
+	wr(d, x, old[0]);	/* as if the home writes had not happened */
+	wr(d, x + 1, old[1]);
+	ck_assert_int_eq(vcfs_journal_scan(d, &sb, SLOT, scan_cb, sc, &n), 0);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_uint_eq(sc->n, 2);
+	for (int i = 0; i < 2; i++) {
+		ck_assert_uint_eq(sc->blkno[i], x + (uint64_t)i);
+		ck_assert_mem_eq(sc->img[i], im[i], VCFS_BLK);
+		expect_blk(d, x + (uint64_t)i, old[i]);	/* home untouched */
+	}
+	ck_assert_int_eq(vcfs_journal_inspect(d, &sb, SLOT, &js), 0);
+	ck_assert_int_eq(js.pending, 1);		/* still to replay */
+	/* after the replay there is nothing left to hand over */
+	ck_assert_int_eq(vcfs_journal_replay(d, &sb, SLOT, NULL, NULL), 0);
+	sc->n = 0;
+	ck_assert_int_eq(vcfs_journal_scan(d, &sb, SLOT, scan_cb, sc, &n), 0);
+	ck_assert_uint_eq(n, 0);
+	ck_assert_uint_eq(sc->n, 0);
+	for (int i = 0; i < 2; i++) {
+		free(old[i]);
+		free(im[i]);
+	}
+	free(sc);
+	vcfs_disk_close(d);
+}
+END_TEST
+
 START_TEST(torn_home_repaired)
 {
 	struct vcfs_disk *d = open_img();
@@ -1257,6 +1308,7 @@ static Suite *suite(void)
 	tcase_add_checked_fixture(t, setup, teardown);
 	tcase_set_timeout(t, 60);
 	tcase_add_test(t, seq_guard);
+	tcase_add_test(t, scan_writes_nothing);
 	tcase_add_test(t, torn_home_repaired);
 	tcase_add_test(t, corrupt_header);
 	tcase_add_test(t, corrupt_record);

@@ -1,0 +1,227 @@
+/*
+ * ronly.c - what a read-only mount needs to read past a dead host.
+ *
+ * A read-only mount has no heartbeat slot, takes no locks and recovers no
+ * one.  A lock record held EXCL by another host means "the blocks under it
+ * are being changed, and the newest images may be only in that host's
+ * journal" (the lock cache keeps them there: fs_int.h).  While the holder
+ * lives, lockless_read waits for it, as on a read-write mount.  When it has
+ * died, a read-write host recovers it within D; but with none mounted (a
+ * backup host alone, every writer down) nobody ever would, so here:
+ *
+ *  - ro_holder_state judges a holder (slot, generation) the way the
+ *    monitor of a read-write host does, from the slot's heartbeat block
+ *    alone: STALE if the slot is free or at another generation (recovered,
+ *    reused), DEAD once its counter has not moved for D on our clock since we
+ *    first looked (so a host long dead costs one D at the first contact),
+ *    else LIVE.  Slots are re-read at most every T/4.
+ *  - the first time a holder is DEAD, its journal's committed transactions
+ *    that are not home yet (vcfs_journal_scan: read, never written) become
+ *    the overlay: blkno -> newest image.  Reads of home blocks (op_read,
+ *    load_body) take the overlay's image when it is newer than home by the
+ *    block's change seq -- the journal's own seq guard -- so once a
+ *    read-write host has replayed that journal, or changed a block again,
+ *    home wins and the overlay is harmless.  Transactions the dead host never
+ *    committed are lost for everyone alike (its recovery would drop them).
+ *
+ * The overlay lives until unmount (at most one journal's worth of images
+ * per dead incarnation seen).  Locking: ro_mu, never held across I/O of
+ * others' locks; the slot table and overlay are NULL on read-write mounts.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include "fs_int.h"
+#include "../common/clock.h"
+#include "../common/log.h"
+#include "../journal/journal.h"
+
+struct ro_slot {
+	uint64_t gen, counter;
+	uint64_t changed_ns;	/* our clock when we saw gen/counter change */
+	int seen;
+	uint64_t scanned_gen;	/* journal already in the overlay (gen + 1; 0 none) */
+};
+
+struct ro_img {
+	uint64_t blkno;		/* 0: empty (block 0 is the header, never journaled) */
+	uint8_t *img;
+};
+
+int ro_init(struct vcfs_fs *fs)
+{
+	pthread_mutex_init(&fs->ro_mu, NULL);
+	fs->ro_slots = calloc(fs->sb.max_hosts, sizeof(*fs->ro_slots));
+	fs->ro_info = calloc(fs->sb.max_hosts, sizeof(*fs->ro_info));
+	if (!fs->ro_slots || !fs->ro_info) {
+		ro_free(fs);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+void ro_free(struct vcfs_fs *fs)
+{
+	if (!fs->ro_slots && !fs->ro_info)
+		return;
+	for (uint32_t i = 0; i < fs->ro_cap; i++)
+		free(fs->ro_ov[i].img);
+	free(fs->ro_ov);
+	free(fs->ro_slots);
+	free(fs->ro_info);
+	fs->ro_ov = NULL;
+	fs->ro_slots = NULL;
+	fs->ro_info = NULL;
+	fs->ro_cap = fs->ro_n = 0;
+	pthread_mutex_destroy(&fs->ro_mu);
+}
+
+static uint32_t ro_hash(uint64_t blkno, uint32_t cap)
+{
+	return (uint32_t)((blkno * 0x9e3779b97f4a7c15ull) >> 32) & (cap - 1);
+}
+
+/* The entry of blkno, or the empty one where it would go (ro_mu held). */
+static struct ro_img *ro_slot_of(struct ro_img *t, uint32_t cap, uint64_t blkno)
+{
+	uint32_t i = ro_hash(blkno, cap);
+
+	while (t[i].blkno && t[i].blkno != blkno)
+		i = (i + 1) & (cap - 1);
+	return &t[i];
+}
+
+static int ro_grow(struct vcfs_fs *fs)
+{
+	uint32_t cap = fs->ro_cap ? 2 * fs->ro_cap : 256;
+	struct ro_img *t = calloc(cap, sizeof(*t));
+
+	if (!t)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < fs->ro_cap; i++)
+		if (fs->ro_ov[i].blkno)
+			*ro_slot_of(t, cap, fs->ro_ov[i].blkno) = fs->ro_ov[i];
+	free(fs->ro_ov);
+	fs->ro_ov = t;
+	fs->ro_cap = cap;
+	return 0;
+}
+
+/* vcfs_journal_scan callback (ro_mu held by the scanner): keep the newest. */
+static void ro_scan_img(void *arg, uint64_t blkno, const void *img)
+{
+	struct vcfs_fs *fs = arg;
+	struct ro_img *e;
+
+	if (fs->ro_err || !blkno)
+		return;
+	if (2 * (fs->ro_n + 1) > fs->ro_cap && (fs->ro_err = ro_grow(fs)))
+		return;
+	e = ro_slot_of(fs->ro_ov, fs->ro_cap, blkno);
+	if (e->blkno && vcfs_mhdr_seq(e->img) > vcfs_mhdr_seq(img))
+		return;
+	if (!e->img && !(e->img = malloc(VCFS_BLK))) {
+		fs->ro_err = -ENOMEM;
+		return;
+	}
+	if (!e->blkno)
+		__atomic_add_fetch(&fs->ro_n, 1, __ATOMIC_RELEASE);
+	e->blkno = blkno;
+	memcpy(e->img, img, VCFS_BLK);
+}
+
+/* Put slot's journal into the overlay (ro_mu held). */
+static int ro_scan(struct vcfs_fs *fs, uint32_t slot, uint64_t gen)
+{
+	unsigned n = 0;
+	int rc;
+
+	fs->ro_err = 0;
+	rc = vcfs_journal_scan(fs->d, &fs->sb, slot, ro_scan_img, fs, &n);
+	if (!rc)
+		rc = fs->ro_err;
+	if (rc) {
+		vcfs_warn("read-only mount: reading the journal of dead host slot %u: %s; its "
+			  "metadata stays unreadable here until a read-write host recovers it",
+			  slot, vcfs_strerror(rc));
+		return rc;
+	}
+	vcfs_info("read-only mount: host slot %u (generation %llu) is dead; reading its "
+		  "metadata through its journal (%u block image(s) not home yet) until a "
+		  "read-write host recovers it", slot, (unsigned long long)gen, n);
+	return 0;
+}
+
+int ro_holder_state(struct vcfs_fs *fs, uint32_t slot, uint32_t gen32)
+{
+	struct vcfs_hb_timing tm;
+	struct ro_slot *s;
+	struct vcfs_slot_info *in;
+	uint64_t now = vcfs_now_ns();
+	int rc = 0, st;
+
+	if (!fs->ro_slots || slot >= fs->sb.max_hosts)
+		return VCFS_HOLDER_LIVE;
+	vcfs_hb_timing_from(fs->sb.io_timeout_ms, &tm);
+	pthread_mutex_lock(&fs->ro_mu);
+	if (!fs->ro_read_at || now - fs->ro_read_at >= tm.t_ns / 4) {
+		rc = vcfs_hb_read_slots(fs->d, &fs->sb, fs->ro_info);
+		if (!rc) {
+			fs->ro_read_at = now;
+			for (uint32_t i = 0; i < fs->sb.max_hosts; i++) {
+				struct ro_slot *w = &fs->ro_slots[i];
+				in = &fs->ro_info[i];
+				if (!w->seen || w->gen != in->generation || w->counter != in->counter) {
+					w->seen = 1;
+					w->gen = in->generation;
+					w->counter = in->counter;
+					w->changed_ns = now;
+				}
+			}
+		}
+	}
+	if (rc || !fs->ro_read_at) {
+		st = VCFS_HOLDER_LIVE;	/* cannot judge: wait as for a live one */
+		goto out;
+	}
+	s = &fs->ro_slots[slot];
+	in = &fs->ro_info[slot];
+	if (!in->valid || in->state == VCFS_HB_FREE || (uint32_t)in->generation != gen32) {
+		st = VCFS_HOLDER_STALE;
+		goto out;
+	}
+	if (now - s->changed_ns < tm.dead_ns) {
+		st = VCFS_HOLDER_LIVE;
+		goto out;
+	}
+	st = VCFS_HOLDER_DEAD;
+	if (s->scanned_gen != s->gen + 1) {
+		if (ro_scan(fs, slot, s->gen))
+			st = VCFS_HOLDER_LIVE;	/* no overlay: never read past it */
+		else
+			s->scanned_gen = s->gen + 1;
+	}
+out:
+	pthread_mutex_unlock(&fs->ro_mu);
+	return st;
+}
+
+void ro_overlay(struct vcfs_fs *fs, uint64_t blkno, void *buf)
+{
+	const struct vcfs_mhdr *h = buf;
+	struct ro_img *e;
+
+	if (!__atomic_load_n(&fs->ro_n, __ATOMIC_ACQUIRE))
+		return;
+	pthread_mutex_lock(&fs->ro_mu);
+	e = ro_slot_of(fs->ro_ov, fs->ro_cap, blkno);
+	/* home wins unless it is not a valid block of this volume at blkno
+	 * (torn, never written) or is older than the journal's image */
+	if (e->blkno &&
+	    (le32_get(h->magic) != VCFS_MAGIC || le64_get(h->blkno) != blkno ||
+	     le64_get(h->volgen) != fs->sb.volgen ||
+	     vcfs_mhdr_check(buf, (enum vcfs_btype)le16_get(h->type), blkno, fs->sb.volgen) ||
+	     vcfs_mhdr_seq(buf) < vcfs_mhdr_seq(e->img)))
+		memcpy(buf, e->img, VCFS_BLK);
+	pthread_mutex_unlock(&fs->ro_mu);
+}
