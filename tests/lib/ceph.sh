@@ -136,8 +136,16 @@ ceph_start() {
 	fi
 
 	# OSD: registered with the monitor, then its memstore made and started.
+	# Right after "mon stat" answered, a command may still reach the monitor
+	# with a zero fsid and be dropped (mon.a.log: "handle_command on fsid
+	# 0000... != ...", the CLI then prints nothing: seen once in CI); "osd new"
+	# with the same uuid is idempotent, so ask again for a few seconds.
 	osd_uuid=$(uuidgen)
-	osd_id=$(ceph_cli osd new "$osd_uuid" 2>/dev/null)
+	for _ in 1 2 3 4 5 6 7 8 9 10; do
+		osd_id=$(ceph_cli osd new "$osd_uuid" 2>/dev/null)
+		[ "$osd_id" = 0 ] && break
+		sleep 0.5
+	done
 	if [ "$osd_id" != 0 ]; then
 		echo "ceph_start: 'ceph osd new' gave '$osd_id', wanted 0" >&2
 		return 1
