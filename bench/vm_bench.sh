@@ -20,6 +20,7 @@
 . "$(dirname "$0")/../tests/lib/common.sh"
 . "$VCFS_TOP/bench/summary.sh"
 . "$(dirname "$0")/../tests/lib/hosts.sh"
+. "$(dirname "$0")/../tests/lib/vmhosts.sh"
 B=$VCFS_BUILD
 RUNS=${VM_BENCH_RUNS:-10}
 T=$VCFS_TEST_TMP/vmbench
@@ -30,26 +31,8 @@ if ! command -v qemu-system-x86_64 >/dev/null || [ ! -x "$B/vcvm-agent" ]; then
 	echo "vm_bench: skipped (no qemu-system-x86_64 or vcvm-agent)"; exit 0
 fi
 G=$(bash "$VCFS_TOP/tests/guest/build.sh" 2> "$T/guest.log") || { echo "vm_bench: guest build failed"; exit 0; }
-img=$T/ds.img
-truncate -s 4G "$img"
-"$B/mkfs.vcfs" -q -H 8 "$img" || exit 1
-DSP=$T/vmfs; mkdir -p "$DSP"
-hosts_net_setup || exit 1
-KEY=$T/cluster.key; "$B/vcvm" keygen "$KEY" > /dev/null
-HF=$T/hosts; : > "$HF"
-for h in a b; do
-	host_start "$h" "$img" || exit 1
-	host_exec "$h" mount --bind "$(host_mnt "$h")" "$DSP"
-	echo "$h 10.250.0.$((10 + HOST_IDX[$h]))" >> "$HF"
-	mkdir -p "$T/$h"
-	# nsenter itself: $! must be the agent, not a subshell (else it outlives us)
-	nsenter -t "${HOST_PID[$h]}" -m -u -n -- env VCVM_HOST="$h" VCVM_RUN_DIR="$T/$h/run" \
-		VCVM_STATE_DIR="$T/$h/state" VCVM_ACCEL=tcg VCVM_HOSTS_FILE="$HF" "$B/vcvm-agent" \
-		--key "$KEY" > "$T/$h/agent.log" 2>&1 &
-	t_cleanup_push "for p in $T/$h/run/*/qemu.pid; do kill -9 \$(cat \$p); done"
-	t_cleanup_push "kill $!"
-done
-vc() { local h=$1; shift; host_exec "$h" env VCVM_KEY_FILE="$KEY" VCVM_HOSTS_FILE="$HF" "$B/vcvm" --host "$h" "$@"; }
+vm_hosts_setup "$T" 4G || exit 1
+for h in a b; do vm_host_start "$h" || exit 1; done
 sleep 1
 
 # pct FILE P: the P-th percentile (nearest rank) of the numbers in FILE

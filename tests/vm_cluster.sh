@@ -11,6 +11,7 @@
 # vcfs daemon killed while it runs the VM: b starts it once a is dead.  TCG, 128 MiB guests.
 . "$(dirname "$0")/lib/common.sh"
 . "$(dirname "$0")/lib/hosts.sh"
+. "$(dirname "$0")/lib/vmhosts.sh"
 B=$VCFS_BUILD
 CHECK=$B/tests/guest/check_counter
 T=$VCFS_TEST_TMP/vmc
@@ -23,49 +24,11 @@ command -v python3 >/dev/null || need_pkgs python3
 G=$(bash "$VCFS_TOP/tests/guest/build.sh" 2> "$T/guest-build.log") ||
 	{ t_fail "guest build"; tail -n 5 "$T/guest-build.log"; exit 0; }
 
-img=$T/ds.img
-truncate -s 2G "$img"
-"$B/mkfs.vcfs" -q -H 8 "$img" || { t_fail "mkfs"; exit 0; }
-DSP=$T/vmfs			# every host mounts the datastore here (its own namespace)
-mkdir -p "$DSP"
-hosts_net_setup || { t_fail "network namespaces"; exit 0; }
-KEY=$T/cluster.key
-"$B/vcvm" keygen "$KEY" > /dev/null
-HF=$T/hosts
-: > "$HF"
-declare -A AGENT IP
-
-kill_qemus() {	# every QEMU of host $1 (by the pid files in its run dir)
-	local p
-	for p in "$T/$1"/run/*/qemu.pid; do [ -f "$p" ] && kill -9 "$(cat "$p")" 2>/dev/null; done
-	return 0
-}
-
-start_host() {
-	local h=$1
-	host_start "$h" "$img" || return 1
-	host_exec "$h" mount --bind "$(host_mnt "$h")" "$DSP" || return 1
-	IP[$h]=10.250.0.$((10 + HOST_IDX[$h]))
-	echo "$h ${IP[$h]}" >> "$HF"
-	mkdir -p "$T/$h"
-	# nsenter itself, not host_exec: $! must be the agent (nsenter and env
-	# exec it), not the subshell of a backgrounded function
-	nsenter -t "${HOST_PID[$h]}" -m -u -n -- env VCVM_HOST="$h" VCVM_RUN_DIR="$T/$h/run" \
-		VCVM_STATE_DIR="$T/$h/state" VCVM_ACCEL=tcg VCVM_HOSTS_FILE="$HF" \
-		"$B/vcvm-agent" --key "$KEY" > "$T/$h/agent.log" 2>&1 &
-	AGENT[$h]=$!
-	t_cleanup_push "kill_qemus $h"
-	t_cleanup_push "kill ${AGENT[$h]}"
-}
-# vc HOST ARGS: the vcvm CLI inside HOST, talking to HOST's agent
-vc() {
-	local h=$1; shift
-	host_exec "$h" env VCVM_KEY_FILE="$KEY" VCVM_HOSTS_FILE="$HF" "$B/vcvm" --host "$h" "$@"
-}
+vm_hosts_setup "$T" 2G || { t_fail "VM hosts setup"; exit 0; }
 on() { local h=$1; shift; host_exec "$h" "$@"; }
 
 t_section "vm cluster: two hosts, one datastore, an agent each"
-if start_host a && start_host b; then t_pass "hosts a and b mounted the datastore"; else
+if vm_host_start a && vm_host_start b; then t_pass "hosts a and b mounted the datastore"; else
 	t_fail "hosts"; exit 0; fi
 both_list() { vc a list && vc b list; }
 t_run "both agents answer an authenticated list" wait_for 20 both_list

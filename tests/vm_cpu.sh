@@ -10,6 +10,7 @@
 # changed.  TCG, 128 MiB guest.
 . "$(dirname "$0")/lib/common.sh"
 . "$(dirname "$0")/lib/hosts.sh"
+. "$(dirname "$0")/lib/vmhosts.sh"
 B=$VCFS_BUILD
 T=$VCFS_TEST_TMP/vmcpu
 mkdir -p "$T"
@@ -37,49 +38,11 @@ best=$(echo "$out" | sed -n 's/.*"cpu_best": "\([^"]*\)".*/\1/p')
 [ -n "$best" ] && [ "$best" != qemu64 ] && t_pass "best model here: $best" ||
 	t_fail "best model here: '$best'"
 
-img=$T/ds.img
-truncate -s 1G "$img"
-"$B/mkfs.vcfs" -q -H 8 "$img" || { t_fail "mkfs"; exit 0; }
-DSP=$T/vmfs
-mkdir -p "$DSP"
-hosts_net_setup || { t_fail "network namespaces"; exit 0; }
-KEY=$T/cluster.key
-"$B/vcvm" keygen "$KEY" > /dev/null
-HF=$T/hosts
-: > "$HF"
-
-kill_qemus() {
-	local p
-	for p in "$T/$1"/run/*/qemu.pid; do [ -f "$p" ] && kill -9 "$(cat "$p")" 2>/dev/null; done
-	return 0
-}
-# start_host NAME [agent options]
-start_host() {
-	local h=$1; shift
-	host_start "$h" "$img" || return 1
-	host_exec "$h" mount --bind "$(host_mnt "$h")" "$DSP" || return 1
-	echo "$h 10.250.0.$((10 + HOST_IDX[$h]))" >> "$HF"
-	mkdir -p "$T/$h"
-	nsenter -t "${HOST_PID[$h]}" -m -u -n -- env VCVM_HOST="$h" VCVM_RUN_DIR="$T/$h/run" \
-		VCVM_STATE_DIR="$T/$h/state" VCVM_ACCEL=tcg VCVM_HOSTS_FILE="$HF" \
-		"$B/vcvm-agent" --key "$KEY" "$@" > "$T/$h/agent.log" 2>&1 &
-	t_cleanup_push "kill_qemus $h"
-	t_cleanup_push "kill $!"
-}
-vc() {
-	local h=$1; shift
-	host_exec "$h" env VCVM_KEY_FILE="$KEY" VCVM_HOSTS_FILE="$HF" "$B/vcvm" --host "$h" "$@"
-}
-# cli HOST ARGS: the CLI inside HOST without --host (cluster-cpu asks each host)
-cli() {
-	local h=$1; shift
-	host_exec "$h" env VCVM_KEY_FILE="$KEY" VCVM_HOSTS_FILE="$HF" VCVM_HOST="$h" \
-		VCVM_RUN_DIR="$T/$h/run" VCVM_STATE_DIR="$T/$h/state" VCVM_ACCEL=tcg "$B/vcvm" "$@"
-}
+vm_hosts_setup "$T" 1G || { t_fail "VM hosts setup"; exit 0; }
 
 t_section "vm cpu: two hosts, b runs fewer models"
 OLD="qemu64,kvm64,Conroe,Penryn,Nehalem,486"
-if start_host a && start_host b --cpu-models "$OLD"; then
+if vm_host_start a && vm_host_start b --cpu-models "$OLD"; then
 	t_pass "hosts a and b (b: --cpu-models $OLD)"
 else
 	t_fail "hosts"; exit 0
@@ -95,15 +58,15 @@ fi
 
 t_section "vm cpu: cluster-cpu"
 t_expect_fail "an unreachable host fails the command, naming it" "nohost" \
-	cli a cluster-cpu --datastore "$DSP" --hosts a,nohost
+	vcli a cluster-cpu --datastore "$DSP" --hosts a,nohost
 t_run "nothing recorded after the failure" host_exec a sh -c "[ ! -e '$DSP/.vcvm-cluster.json' ]"
-out=$(cli a cluster-cpu --dry-run --hosts a 2>&1)
+out=$(vcli a cluster-cpu --dry-run --hosts a 2>&1)
 if echo "$out" | grep -q "cluster CPU model: $best" && host_exec a sh -c "[ ! -e '$DSP/.vcvm-cluster.json' ]"; then
 	t_pass "--dry-run for a alone: $best, nothing recorded"
 else
 	t_fail "--dry-run: $out"
 fi
-out=$(cli a cluster-cpu --datastore "$DSP" --hosts a,b 2>&1)
+out=$(vcli a cluster-cpu --datastore "$DSP" --hosts a,b 2>&1)
 echo "$out" | sed 's/^/          | /'
 if echo "$out" | grep -q "cluster CPU model: Nehalem" &&
 	host_exec a grep -q '"cpu_model": "Nehalem"' "$DSP/.vcvm-cluster.json"; then

@@ -21,6 +21,7 @@
 # TCG, 128 MiB guest.
 . "$(dirname "$0")/lib/common.sh"
 . "$(dirname "$0")/lib/hosts.sh"
+. "$(dirname "$0")/lib/vmhosts.sh"
 B=$VCFS_BUILD
 CHECK=$B/tests/guest/check_counter
 T=$VCFS_TEST_TMP/vmf
@@ -32,46 +33,12 @@ if [ ! -x "$B/vcvm-agent" ] || [ ! -x "$B/vcfs-fuse" ]; then t_skip "vm migrate 
 G=$(bash "$VCFS_TOP/tests/guest/build.sh" 2> "$T/guest-build.log") ||
 	{ t_fail "guest build"; tail -n 5 "$T/guest-build.log"; exit 0; }
 
-img=$T/ds.img
-truncate -s 2G "$img"
-"$B/mkfs.vcfs" -q -H 8 "$img" || { t_fail "mkfs"; exit 0; }
-DSP=$T/vmfs
-mkdir -p "$DSP"
-hosts_net_setup || { t_fail "network namespaces"; exit 0; }
-KEY=$T/cluster.key
-"$B/vcvm" keygen "$KEY" > /dev/null
-HF=$T/hosts
-: > "$HF"
-
-kill_qemus() {
-	local p
-	for p in "$T/$1"/run/*/qemu.pid; do [ -f "$p" ] && kill -9 "$(cat "$p")" 2>/dev/null; done
-	return 0
-}
-henv() {	# the environment of host $1's agent (and of a direct-mode CLI there)
-	echo VCVM_HOST="$1" VCVM_RUN_DIR="$T/$1/run" VCVM_STATE_DIR="$T/$1/state" VCVM_ACCEL=tcg \
-		VCVM_HOSTS_FILE="$HF" VCVM_KEY_FILE="$KEY"
-}
-start_host() {
-	local h=$1
-	host_start "$h" "$img" || return 1
-	host_exec "$h" mount --bind "$(host_mnt "$h")" "$DSP" || return 1
-	echo "$h 10.250.0.$((10 + HOST_IDX[$h]))" >> "$HF"
-	mkdir -p "$T/$h"
-	# nsenter itself, not host_exec: $! must be the agent (nsenter and env
-	# exec it), not the subshell of a backgrounded function
-	# shellcheck disable=SC2046
-	nsenter -t "${HOST_PID[$h]}" -m -u -n -- env $(henv "$h") "$B/vcvm-agent" \
-		> "$T/$h/agent.log" 2>&1 &
-	t_cleanup_push "kill_qemus $h"
-	t_cleanup_push "kill $!"
-}
-vc() { local h=$1; shift; host_exec "$h" env VCVM_KEY_FILE="$KEY" VCVM_HOSTS_FILE="$HF" "$B/vcvm" --host "$h" "$@"; }
+vm_hosts_setup "$T" 2G || { t_fail "VM hosts setup"; exit 0; }
 # shellcheck disable=SC2046
-direct() { local h=$1 die=$2; shift 2; host_exec "$h" env $(henv "$h") VCVM_TEST_DIE_AFTER="$die" "$B/vcvm" "$@"; }
+direct() { local h=$1 die=$2; shift 2; host_exec "$h" env $(vm_henv "$h") VCVM_TEST_DIE_AFTER="$die" "$B/vcvm" "$@"; }
 
 t_section "vm migrate fail: two hosts, one datastore"
-if start_host a && start_host b; then t_pass "hosts a and b mounted the datastore"; else
+if vm_host_start a && vm_host_start b; then t_pass "hosts a and b mounted the datastore"; else
 	t_fail "hosts"; exit 0; fi
 both_list() { vc a list && vc b list; }
 t_run "both agents answer" wait_for 20 both_list
@@ -137,7 +104,7 @@ t_section "vm migrate fail: the source hangs after its release; the destination 
 # its COMMIT fails, and taking the lock back it finds that a held it since
 # its release, so its copy is stale: it must stop it, not resume it
 # shellcheck disable=SC2046
-host_exec b env $(henv b) VCVM_TEST_DIE_AFTER=lock-released:stop "$B/vcvm" migrate "$VM" --to a \
+host_exec b env $(vm_henv b) VCVM_TEST_DIE_AFTER=lock-released:stop "$B/vcvm" migrate "$VM" --to a \
 	> "$T/stop3.out" 2>&1 & mp=$!
 stopped_hook() { grep -q "lock-released:stop: stopping" "$T"/b/run/*/events.log; }
 ran_alone() { grep -q "cont (source silent" "$T"/a/run/*/events.log; }
