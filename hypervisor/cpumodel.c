@@ -4,11 +4,14 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/stat.h>
 #include "hypervisor/cpumodel.h"
 #include "hypervisor/hv_int.h"
 
@@ -81,7 +84,71 @@ static json_t *find_definitions(char *out)
 	return NULL;
 }
 
+/*
+ * The probe starts QEMU (about 80 ms under TCG), once per HOST_INFO and per
+ * migration's PREPARE: a process keeps its last answer for the same QEMU
+ * binary (path, inode, size, mtime: an upgrade probes again), accelerator
+ * and policy.  An unresolvable binary is never cached.
+ */
+static pthread_mutex_t probe_mu = PTHREAD_MUTEX_INITIALIZER;
+static char probe_key[PATH_MAX + 512];
+static json_t *probe_models;
+
+/* The cache key of e's QEMU with policy, or -1 if the binary is not found. */
+static int probe_key_of(const struct vcvm_env *e, const char *policy, char *key, size_t n)
+{
+	char path[PATH_MAX];
+	struct stat st;
+	const char *p = getenv("PATH"), *q;
+	int found = 0;
+
+	if (strchr(e->qemu, '/')) {
+		found = snprintf(path, sizeof(path), "%s", e->qemu) < (int)sizeof(path) &&
+			!stat(path, &st);
+	} else {
+		for (; p && *p && !found; p = *q ? q + 1 : q) {
+			q = strchrnul(p, ':');
+			if (snprintf(path, sizeof(path), "%.*s/%s", (int)(q - p), p, e->qemu) <
+			    (int)sizeof(path))
+				found = !access(path, X_OK) && !stat(path, &st);
+		}
+	}
+	if (!found)
+		return -1;
+	return snprintf(key, n, "%s|%llu|%llu|%lld.%09ld|%s|%s", path,
+			(unsigned long long)st.st_ino, (unsigned long long)st.st_size,
+			(long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec, e->accel,
+			policy ? policy : "") < (int)n ? 0 : -1;
+}
+
+static int cpu_probe(const struct vcvm_env *e, json_t **models, char *why, size_t whylen);
+
 int vcvm_cpu_usable(const struct vcvm_env *e, json_t **models, char *why, size_t whylen)
+{
+	char key[sizeof(probe_key)];
+	int cacheable = probe_key_of(e, getenv("VCVM_CPU_MODELS"), key, sizeof(key)) == 0, rc;
+
+	pthread_mutex_lock(&probe_mu);
+	if (cacheable && probe_models && !strcmp(key, probe_key)) {
+		*models = json_deep_copy(probe_models);
+		pthread_mutex_unlock(&probe_mu);
+		return *models ? 0 : -ENOMEM;
+	}
+	pthread_mutex_unlock(&probe_mu);
+	rc = cpu_probe(e, models, why, whylen);
+	if (!rc && cacheable) {
+		json_t *copy = json_deep_copy(*models);
+
+		pthread_mutex_lock(&probe_mu);
+		json_decref(probe_models);
+		probe_models = copy;
+		strcpy(probe_key, key);
+		pthread_mutex_unlock(&probe_mu);
+	}
+	return rc;
+}
+
+static int cpu_probe(const struct vcvm_env *e, json_t **models, char *why, size_t whylen)
 {
 	static const char in[] = "{\"execute\": \"qmp_capabilities\"}\n"
 				 "{\"execute\": \"query-cpu-definitions\"}\n"

@@ -3,8 +3,9 @@
  * model (the lowest common model, as VMware's EVC baseline).
  *
  * A host "runs" a model when its QEMU, with this host's accelerator, shows
- * it in query-cpu-definitions with no unavailable features (probed once per
- * call: QEMU with -machine none answering QMP on stdin), it is
+ * it in query-cpu-definitions with no unavailable features (probed with QEMU
+ * -machine none answering QMP on stdin; a process keeps the answer for the
+ * same binary, accelerator and policy), it is
  * migration-safe (not max, host or base), and the host's policy allows it
  * (VCVM_CPU_MODELS / vcvm-agent --cpu-models, a comma list; unset: all).
  *

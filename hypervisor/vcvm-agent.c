@@ -31,6 +31,7 @@
 #include <unistd.h>
 #include "common/log.h"
 #include "hypervisor/agent.h"
+#include "hypervisor/cpumodel.h"
 #include "hypervisor/hv_err.h"
 #include "hypervisor/migrate.h"
 #include "hypervisor/wire.h"
@@ -190,6 +191,16 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	freeaddrinfo(ai);
+	{	/* probe the CPU models once, here (before SIGCHLD is ignored:
+		 * the probe waits for its QEMU): every connection child
+		 * inherits the answer (cpumodel.c keeps it per QEMU binary),
+		 * so HOST_INFO and a migration's PREPARE start no QEMU */
+		json_t *m = NULL;
+
+		if (vcvm_cpu_usable(&e, &m, why, sizeof(why)))
+			vcfs_warn("CPU models: %s (probed again at each request)", why);
+		json_decref(m);
+	}
 	signal(SIGCHLD, SIG_IGN);	/* connection children reap themselves */
 	signal(SIGPIPE, SIG_IGN);
 	fprintf(stderr, "vcvm-agent: host %s listening on %s port %s (key %s, accel %s)\n", e.host,

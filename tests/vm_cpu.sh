@@ -42,7 +42,16 @@ vm_hosts_setup "$T" 1G || { t_fail "VM hosts setup"; exit 0; }
 
 t_section "vm cpu: two hosts, b runs fewer models"
 OLD="qemu64,kvm64,Conroe,Penryn,Nehalem,486"
-if vm_host_start a && vm_host_start b --cpu-models "$OLD"; then
+# b's QEMU is a wrapper that counts model probes (-machine none): the agent
+# probes once at its start, and its connection children reuse the answer
+cat > "$T/qemu-count" <<EOF2
+#!/bin/sh
+case " \$* " in *" -machine none "*) echo probe >> "$T/probes.log" ;; esac
+exec qemu-system-x86_64 "\$@"
+EOF2
+chmod +x "$T/qemu-count"
+: > "$T/probes.log"
+if vm_host_start a && VCVM_QEMU=$T/qemu-count vm_host_start b --cpu-models "$OLD"; then
 	t_pass "hosts a and b (b: --cpu-models $OLD)"
 else
 	t_fail "hosts"; exit 0
@@ -54,6 +63,13 @@ if echo "$out" | grep -q '"cpu_best": "Nehalem"' && ! echo "$out" | grep -q '"We
 	t_pass "b answers HOST_INFO: best Nehalem, no Westmere"
 else
 	t_fail "b's host-info: $(echo "$out" | tr '\n' ' ' | cut -c1-300)"
+fi
+vc b host-info > /dev/null
+n=$(wc -l < "$T/probes.log")
+if [ "$n" -eq 1 ]; then
+	t_pass "b's agent probed its QEMU's models once for three or more HOST_INFO requests"
+else
+	t_fail "b's agent probed its QEMU's models $n times (once expected)"
 fi
 
 t_section "vm cpu: cluster-cpu"
