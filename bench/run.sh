@@ -328,6 +328,7 @@ END {
 	}
 }' "$RESULTS" >> "${VCFS_BENCH_SUMMARY:-/dev/null}" 2>/dev/null
 echo; bash "$TOP/bench/fs_bench.sh"	# the filesystem and the cluster: fs_bench.sh, its own tables
+echo; bash "$TOP/bench/dir_bench.sh"	# one directory growing to 100,000 entries
 echo; bash "$TOP/bench/rlock_bench.sh"	# byte-range lock latency through FUSE
 echo; bash "$TOP/bench/storage_bench.sh"	# Storage vMotion: move-storage, vcfs vs plain files
 echo; bash "$TOP/bench/vm_bench.sh"	# vMotion times and downtime: vm_bench.sh
