@@ -65,9 +65,11 @@ LOG=$M1/$VM/serial.log
 SIZE=268435456
 t_cleanup_push "'$V' move-storage $VM --cancel; '$V' stop --hard $VM"
 
+# The log's last line may be one the guest is still writing ("counter 12" of
+# "counter 1235"): the larger of the last two is the last complete one.
 last_counter() {
 	local n
-	n=$(tr -d '\r' < "$LOG" 2>/dev/null | sed -n 's/^counter \([0-9][0-9]*\)$/\1/p' | tail -n 1)
+	n=$(tr -d '\r' < "$LOG" 2>/dev/null | sed -n 's/^counter \([0-9][0-9]*\)$/\1/p' | tail -n 2 | sort -n | tail -n 1)
 	echo "${n:--1}"
 }
 counter_at_least() { [ "$(last_counter)" -ge "$1" ]; }
