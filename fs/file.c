@@ -370,15 +370,14 @@ static int do_open(struct vcfs_fs *fs, uint64_t ino, uint64_t gen, int oflags,
 	}
 	if (!fresh_excl && fs->hb) {
 		/* a holder on another host (its open, or an op): wait for it
-		 * here, without op_mu (fs_int.h, struct rec_wait); the
+		 * here, without op_mu (fs_int.h, "Waiting without op_mu"); the
 		 * acquire under op_mu then only tries if it is still there */
-		struct rec_wait w;
-
-		rec_wait_init(fs, &w, fs->sb.io_timeout_ms);
-		rc = rec_wait(fs, vcfs_inode_lock_blk(&fs->sb, f->ino), f->mode, &w, 0);
-		if (rc < 0)
+		rc = vcfs_lock_acquire(fs->hb, vcfs_inode_lock_blk(&fs->sb, f->ino), f->mode,
+				       VCFS_LOCK_WAIT | VCFS_LOCK_PEEK, fs->sb.io_timeout_ms,
+				       NULL, NULL);
+		if (rc && rc != -EBUSY)
 			goto err;
-		wait = rc;
+		wait = !rc;
 	}
 	pthread_mutex_lock(&fs->op_mu);
 	rc = open_regular(fs, f, fresh_excl, wait);

@@ -152,8 +152,14 @@
  * open, waiting at most one I/O timeout (another host's op ends within it,
  * an open does not): EBUSY names the holder.
  *
- * Opens (and ops) wait for another host's record without op_mu where they
- * hold nothing yet (struct rec_wait below).
+ * Waiting without op_mu.  An op whose FIRST record is held by another host,
+ * and an open of a file held elsewhere, wait for it with op_mu released
+ * (vcfs_lock_acquire with VCFS_LOCK_PEEK: the lock layer's own wait, bounds
+ * and recovery of dead holders, without taking the record), then take it
+ * under op_mu without waiting; an op that loses that race to another host
+ * starts over (it holds nothing yet), within 6 x lock_wait_ms in all.  Only
+ * a wait with nothing held can drop op_mu: a record this host holds must
+ * never be contended between its own threads.
  *
  * Limits, on purpose for now: metadata ops of one host run one at a time.
  * An op waiting for its FIRST record (the directory of a create, unlink,
@@ -435,29 +441,6 @@ void lcache_drop(struct vcfs_fs *fs, uint64_t blkno);
  * checkpoint the journal, which may hold blocks changed under the record.
  * An error means we are fenced: the record must stay ours. */
 int lcache_before_release(struct vcfs_fs *fs, struct vcfs_inode *ip);
-
-/*
- * Waiting for another host's record without op_mu.  An op whose FIRST record
- * is held by another host, and an open of a file held elsewhere, wait for it
- * here with op_mu released, so that this host's other metadata ops (the
- * fills of thin VM disks among them) go on meanwhile; then they take the
- * record under op_mu as before (an op starts over: it holds nothing yet).
- * Only a wait with nothing held can drop op_mu: a record this host holds
- * must never be contended between its own threads.  A later record of an
- * op still waits under op_mu.
- */
-struct rec_wait {
-	uint64_t wait_ns;	/* per change of the record, as vcfs_lock_acquire */
-	uint64_t deadline, hard, seq, backoff;
-};
-void rec_wait_init(struct vcfs_fs *fs, struct rec_wait *w, uint32_t wait_ms);
-/* op_mu held on entry and return iff held: wait until record blk looks
- * takeable in mode (no live holder of another host in a conflicting mode: a
- * holder that is this host, dead or gone counts as takeable -- the acquire
- * decides).  1 takeable, 0 at the deadline, < 0 error (fenced, I/O).  A
- * second call sleeps a backoff before it looks (the acquire lost a race). */
-int rec_wait(struct vcfs_fs *fs, uint64_t blk, enum vcfs_lock_mode mode, struct rec_wait *w,
-	     int held);
 
 /* Read a metadata block of type t: -VCFS_ECORRUPT if not initialised. */
 int op_read(struct vcfs_op *op, uint64_t blkno, enum vcfs_btype t, void **out);

@@ -649,79 +649,13 @@ int vcfs_fs_sync(struct vcfs_fs *fs)
 	return vcfs_journal_commit(fs->j);
 }
 
-void rec_wait_init(struct vcfs_fs *fs, struct rec_wait *w, uint32_t wait_ms)
-{
-	uint64_t now = vcfs_now_ns();
-
-	(void)fs;
-	memset(w, 0, sizeof(*w));
-	w->wait_ns = (uint64_t)wait_ms * VCFS_NS_PER_MS;
-	w->deadline = now + w->wait_ns;
-	w->hard = now + 6 * w->wait_ns;	/* vcfs_lock_acquire's bound */
-}
-
-static int rec_takeable(struct vcfs_fs *fs, const struct vcfs_lock_info *li,
-			enum vcfs_lock_mode mode)
-{
-	for (uint32_t i = 0; i < li->nholders; i++) {
-		if (li->holders[i].stale || li->holders[i].slot == fs->slot)
-			continue;	/* gone, or ours: the acquire decides */
-		if (vcfs_hb_holder_state(fs->hb, li->holders[i].slot, li->holders[i].gen) !=
-		    VCFS_HOLDER_LIVE)
-			return 1;	/* dead: the acquire recovers it */
-		if (mode == VCFS_LOCK_EXCL || li->mode != mode)
-			return 0;
-	}
-	return 1;
-}
-
-int rec_wait(struct vcfs_fs *fs, uint64_t blk, enum vcfs_lock_mode mode, struct rec_wait *w,
-	     int held)
-{
-	int rc;
-
-	if (held)
-		pthread_mutex_unlock(&fs->op_mu);
-	for (;;) {
-		struct vcfs_lock_info li;
-		uint64_t now = vcfs_now_ns();
-
-		if (w->backoff) {
-			if (now >= w->deadline) {
-				rc = 0;
-				break;
-			}
-			vcfs_sleep_ns(w->backoff < w->deadline - now ? w->backoff
-								 : w->deadline - now);
-		}
-		w->backoff = w->backoff ? (w->backoff < 20 * VCFS_NS_PER_MS ? 2 * w->backoff
-									  : w->backoff)
-					: 200 * 1000ull;
-		if ((rc = fs_check(fs, 1)) ||
-		    (rc = vcfs_lock_read(fs->d, &fs->sb, fs->hb, blk, &li)))
-			break;
-		if (rec_takeable(fs, &li, mode)) {
-			rc = 1;
-			break;
-		}
-		/* the record moved (changed hands): busy, not stuck */
-		now = vcfs_now_ns();
-		if (w->seq && li.seq != w->seq && now + w->wait_ns > w->deadline)
-			w->deadline = now + w->wait_ns < w->hard ? now + w->wait_ns : w->hard;
-		w->seq = li.seq;
-	}
-	if (held)
-		pthread_mutex_lock(&fs->op_mu);
-	return rc;
-}
-
 /* Take ino's lock for op (caller checked it is not held by op yet). */
 static int lock_one_inode(struct vcfs_op *op, uint64_t ino, int wait)
 {
 	struct vcfs_fs *fs = op->fs;
 	uint64_t blk = vcfs_inode_lock_blk(&fs->sb, ino);
 	struct vcfs_lock_info busy;
-	struct rec_wait w = { 0 };
+	uint64_t hard = 0;	/* waits outside op_mu end by then, lost races too */
 	struct op_lock *l;
 	struct vcfs_inode *ip;
 	int rc;
@@ -815,22 +749,34 @@ again:
 		lc_mark_busy(fs, blk);
 	if (rc == -EBUSY && wait && !op->nlocks && !op->nbufs) {
 		/* the op's first record: wait for it without op_mu (fs_int.h,
-		 * struct rec_wait), having given back what we cache so that no
-		 * host waits for us while we wait for it; then start over */
+		 * "Waiting without op_mu"), having given back what we cache so
+		 * that no host waits for us while we wait for it; then start
+		 * over, taking it under op_mu (another may win it first) */
+		uint64_t now = vcfs_now_ns();
+
 		if (ip) {
 			pthread_rwlock_unlock(&ip->map_rw);
 			itab_put(fs, ip);
 		}
 		lcache_flush(fs);
-		if (!w.wait_ns)
-			rec_wait_init(fs, &w, fs->lock_wait_ms);
-		rc = rec_wait(fs, blk, VCFS_LOCK_EXCL, &w, 1);
-		if (rc > 0)
-			goto again;
-		if (rc == 0) {
-			rc = -EBUSY;
-			warn_busy(fs, "inode", ino, &busy);
+		if (!hard)
+			hard = now + 6ull * fs->lock_wait_ms * VCFS_NS_PER_MS;
+		rc = -EBUSY;
+		if (now < hard) {
+			uint64_t left_ms = (hard - now) / VCFS_NS_PER_MS + 1;
+
+			pthread_mutex_unlock(&fs->op_mu);
+			rc = vcfs_lock_acquire(fs->hb, blk, VCFS_LOCK_EXCL,
+					       VCFS_LOCK_WAIT | VCFS_LOCK_PEEK,
+					       left_ms < fs->lock_wait_ms ? (uint32_t)left_ms
+									  : fs->lock_wait_ms,
+					       NULL, &busy);
+			pthread_mutex_lock(&fs->op_mu);
+			if (!rc)
+				goto again;
 		}
+		if (rc == -EBUSY)
+			warn_busy(fs, "inode", ino, &busy);
 		return rc;
 	}
 	if (rc == -EBUSY && wait) {

@@ -221,6 +221,10 @@ int vcfs_lock_acquire(struct vcfs_hb *hb, uint64_t blkno, enum vcfs_lock_mode mo
 		if ((rc = rec_read(d, sb, blkno, blk, &r)))
 			goto out;
 		if (find_self(hb, &r) >= 0) {
+			if (flags & VCFS_LOCK_PEEK) {
+				rc = 0;	/* ours already: the caller decides */
+				goto out;
+			}
 			if (in_doubt) {
 				/* the CAS that timed out landed after all: only we
 				 * write entries with our slot and generation */
@@ -298,6 +302,10 @@ int vcfs_lock_acquire(struct vcfs_hb *hb, uint64_t blkno, enum vcfs_lock_mode mo
 				}
 			}
 			rc = -EBUSY;
+			goto out;
+		}
+		if (flags & VCFS_LOCK_PEEK) {
+			rc = 0;		/* takeable now; not taken */
 			goto out;
 		}
 		if (!keep.n)

@@ -191,6 +191,7 @@ void vcfs_hb_monitor_tick(struct vcfs_hb *hb);
 
 /* ---- lock records ---- */
 #define VCFS_LOCK_WAIT	(1u << 0)	/* wait for live holders (bounded) */
+#define VCFS_LOCK_PEEK	(1u << 1)	/* only wait until it could be taken */
 
 struct vcfs_lock_info {
 	enum vcfs_lock_mode mode;
@@ -212,6 +213,11 @@ struct vcfs_lock_info {
  * mode: callers count their own opens; there is no in-place upgrade.
  * -EBUSY also when all VCFS_LOCK_HOLDERS entries are taken by live sharers.
  * -VCFS_ECORRUPT for a damaged record (logged), -VCFS_EFENCED when fenced.
+ * VCFS_LOCK_PEEK: the same wait (dead holders recovered, the same bounds),
+ * but at the point where the record could be taken return 0 without taking
+ * it -- also when this host holds it already: the caller decides.  For a
+ * caller that must not wait while holding its own mutex (fs/: op_mu), then
+ * takes the record under it without waiting (and may lose a race).
  */
 int vcfs_lock_acquire(struct vcfs_hb *hb, uint64_t blkno, enum vcfs_lock_mode mode,
 		      unsigned flags, uint32_t wait_ms, uint64_t *obj_version,

@@ -468,6 +468,44 @@ START_TEST(wait_for_holder)
 }
 END_TEST
 
+/* VCFS_LOCK_PEEK waits like an acquire but takes nothing. */
+START_TEST(peek_takes_nothing)
+{
+	struct host a, b;
+	struct vcfs_lock_info li, busy;
+	uint64_t v, seq;
+
+	join(&a, "alpha", NULL);
+	join(&b, "beta", NULL);
+	/* free: takeable at once, and the record is unchanged */
+	ck_assert_int_eq(vcfs_lock_read(a.d, &sb, NULL, lockblk(12), &li), 0);
+	seq = li.seq;
+	ck_assert_int_eq(vcfs_lock_acquire(b.hb, lockblk(12), VCFS_LOCK_EXCL,
+					   VCFS_LOCK_WAIT | VCFS_LOCK_PEEK, 150, NULL, NULL), 0);
+	ck_assert_int_eq(vcfs_lock_read(a.d, &sb, NULL, lockblk(12), &li), 0);
+	ck_assert_int_eq(li.mode, VCFS_LOCK_FREE);
+	ck_assert_uint_eq(li.seq, seq);
+	/* held EXCL by a: -EBUSY after the bounded wait, naming a */
+	ck_assert_int_eq(vcfs_lock_acquire(a.hb, lockblk(12), VCFS_LOCK_EXCL, 0, 0, &v, NULL), 0);
+	ck_assert_int_eq(vcfs_lock_acquire(b.hb, lockblk(12), VCFS_LOCK_EXCL,
+					   VCFS_LOCK_WAIT | VCFS_LOCK_PEEK, 150, NULL, &busy), -EBUSY);
+	ck_assert_uint_eq(busy.holders[0].slot, vcfs_hb_slot(a.hb));
+	/* held by the peeker itself: 0 (the caller decides), not -EDEADLK */
+	ck_assert_int_eq(vcfs_lock_acquire(a.hb, lockblk(12), VCFS_LOCK_EXCL,
+					   VCFS_LOCK_PEEK, 0, NULL, NULL), 0);
+	/* RO held: an RO peek is takeable, and a's entry is still the only one */
+	ck_assert_int_eq(vcfs_lock_release(a.hb, lockblk(12), 0), 0);
+	ck_assert_int_eq(vcfs_lock_acquire(a.hb, lockblk(12), VCFS_LOCK_RO, 0, 0, &v, NULL), 0);
+	ck_assert_int_eq(vcfs_lock_acquire(b.hb, lockblk(12), VCFS_LOCK_RO, VCFS_LOCK_PEEK, 0,
+					   NULL, NULL), 0);
+	ck_assert_int_eq(vcfs_lock_read(a.d, &sb, NULL, lockblk(12), &li), 0);
+	ck_assert_uint_eq(li.nholders, 1);
+	ck_assert_int_eq(vcfs_lock_release(a.hb, lockblk(12), 0), 0);
+	leave(&a);
+	leave(&b);
+}
+END_TEST
+
 /* ---- crashes and recovery ---- */
 
 /*
@@ -1061,6 +1099,7 @@ static Suite *suite(void)
 	tcase_add_test(t, mw_shares);
 	tcase_add_test(t, obj_version);
 	tcase_add_test(t, wait_for_holder);
+	tcase_add_test(t, peek_takes_nothing);
 	suite_add_tcase(s, t);
 
 	t = tcase_create("recovery");
