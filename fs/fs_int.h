@@ -308,7 +308,6 @@ struct vcfs_fs {
 	uint64_t ro_read_at;
 	struct ro_img *ro_ov;
 	uint32_t ro_cap, ro_n;
-	int ro_err;
 };
 
 /* ronly.c: a read-only mount reading past a dead host.  ro_init/ro_free:

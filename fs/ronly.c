@@ -107,21 +107,27 @@ static int ro_grow(struct vcfs_fs *fs)
 	return 0;
 }
 
+struct ro_scan_ctx {
+	struct vcfs_fs *fs;
+	int err;
+};
+
 /* vcfs_journal_scan callback (ro_mu held by the scanner): keep the newest. */
 static void ro_scan_img(void *arg, uint64_t blkno, const void *img)
 {
-	struct vcfs_fs *fs = arg;
+	struct ro_scan_ctx *c = arg;
+	struct vcfs_fs *fs = c->fs;
 	struct ro_img *e;
 
-	if (fs->ro_err || !blkno)
+	if (c->err || !blkno)
 		return;
-	if (2 * (fs->ro_n + 1) > fs->ro_cap && (fs->ro_err = ro_grow(fs)))
+	if (2 * (fs->ro_n + 1) > fs->ro_cap && (c->err = ro_grow(fs)))
 		return;
 	e = ro_slot_of(fs->ro_ov, fs->ro_cap, blkno);
 	if (e->blkno && vcfs_mhdr_seq(e->img) > vcfs_mhdr_seq(img))
 		return;
 	if (!e->img && !(e->img = malloc(VCFS_BLK))) {
-		fs->ro_err = -ENOMEM;
+		c->err = -ENOMEM;
 		return;
 	}
 	if (!e->blkno)
@@ -133,13 +139,13 @@ static void ro_scan_img(void *arg, uint64_t blkno, const void *img)
 /* Put slot's journal into the overlay (ro_mu held). */
 static int ro_scan(struct vcfs_fs *fs, uint32_t slot, uint64_t gen)
 {
+	struct ro_scan_ctx c = { .fs = fs };
 	unsigned n = 0;
 	int rc;
 
-	fs->ro_err = 0;
-	rc = vcfs_journal_scan(fs->d, &fs->sb, slot, ro_scan_img, fs, &n);
+	rc = vcfs_journal_scan(fs->d, &fs->sb, slot, ro_scan_img, &c, &n);
 	if (!rc)
-		rc = fs->ro_err;
+		rc = c.err;
 	if (rc) {
 		vcfs_warn("read-only mount: reading the journal of dead host slot %u: %s; its "
 			  "metadata stays unreadable here until a read-write host recovers it",
@@ -208,20 +214,14 @@ out:
 
 void ro_overlay(struct vcfs_fs *fs, uint64_t blkno, void *buf)
 {
-	const struct vcfs_mhdr *h = buf;
 	struct ro_img *e;
 
 	if (!__atomic_load_n(&fs->ro_n, __ATOMIC_ACQUIRE))
 		return;
 	pthread_mutex_lock(&fs->ro_mu);
 	e = ro_slot_of(fs->ro_ov, fs->ro_cap, blkno);
-	/* home wins unless it is not a valid block of this volume at blkno
-	 * (torn, never written) or is older than the journal's image */
-	if (e->blkno &&
-	    (le32_get(h->magic) != VCFS_MAGIC || le64_get(h->blkno) != blkno ||
-	     le64_get(h->volgen) != fs->sb.volgen ||
-	     vcfs_mhdr_check(buf, (enum vcfs_btype)le16_get(h->type), blkno, fs->sb.volgen) ||
-	     vcfs_mhdr_seq(buf) < vcfs_mhdr_seq(e->img)))
+	/* what replay would do: the image, unless home is valid and as new */
+	if (e->blkno && !vcfs_journal_home_current(buf, e->img, blkno, fs->sb.volgen))
 		memcpy(buf, e->img, VCFS_BLK);
 	pthread_mutex_unlock(&fs->ro_mu);
 }

@@ -340,6 +340,12 @@ static int home_is_current(const void *home, const void *img, uint64_t blkno,
 	return vcfs_mhdr_seq(home) >= vcfs_mhdr_seq(img);
 }
 
+int vcfs_journal_home_current(const void *home, const void *img, uint64_t blkno,
+			      uint64_t volgen)
+{
+	return home_is_current(home, img, blkno, volgen);
+}
+
 /* What replay_slot found (and did). */
 struct replay_res {
 	uint32_t ntxn, nblocks, nwrite;

@@ -99,6 +99,10 @@ int vcfs_journal_reset(struct vcfs_disk *d, const struct vcfs_sb *sb, uint32_t s
  * -VCFS_ECORRUPT if the header is damaged.
  */
 typedef void (*vcfs_journal_scan_fn)(void *arg, uint64_t blkno, const void *img);
+/* Replay's seq guard: 1 if home (read from blkno) is a valid block of the
+ * volume whose change seq is at least img's, so img must not replace it. */
+int vcfs_journal_home_current(const void *home, const void *img, uint64_t blkno,
+			      uint64_t volgen);
 int vcfs_journal_scan(struct vcfs_disk *d, const struct vcfs_sb *sb, uint32_t slot,
 		      vcfs_journal_scan_fn fn, void *arg, unsigned *nimages);
 
