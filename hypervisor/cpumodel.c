@@ -99,21 +99,8 @@ static int probe_key_of(const struct vcvm_env *e, const char *policy, char *key,
 {
 	char path[PATH_MAX];
 	struct stat st;
-	const char *p = getenv("PATH"), *q;
-	int found = 0;
 
-	if (strchr(e->qemu, '/')) {
-		found = snprintf(path, sizeof(path), "%s", e->qemu) < (int)sizeof(path) &&
-			!stat(path, &st);
-	} else {
-		for (; p && *p && !found; p = *q ? q + 1 : q) {
-			q = strchrnul(p, ':');
-			if (snprintf(path, sizeof(path), "%.*s/%s", (int)(q - p), p, e->qemu) <
-			    (int)sizeof(path))
-				found = !access(path, X_OK) && !stat(path, &st);
-		}
-	}
-	if (!found)
+	if (hv_find_prog(e->qemu, path, sizeof(path)) || stat(path, &st))
 		return -1;
 	return snprintf(key, n, "%s|%llu|%llu|%lld.%09ld|%s|%s", path,
 			(unsigned long long)st.st_ino, (unsigned long long)st.st_size,

@@ -31,4 +31,9 @@ int vcvm_run_lock(const char *rundir, char *why, size_t whylen);
  */
 int hv_run(char *const argv[], const char *in, char *out, size_t outsz, char *err, size_t errsz);
 
+/* The file prog names (a path, or the first executable of that name in
+ * PATH, "/usr/bin:/bin" when unset) into path; -ENOENT if there is none.
+ * hv_run.c. */
+int hv_find_prog(const char *prog, char *path, size_t n);
+
 #endif

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -97,4 +98,19 @@ int hv_run(char *const argv[], const char *in, char *out, size_t outsz, char *er
 		if (errno != EINTR)
 			return -errno;
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+int hv_find_prog(const char *prog, char *path, size_t n)
+{
+	const char *p = getenv("PATH"), *q;
+
+	if (strchr(prog, '/'))
+		return snprintf(path, n, "%s", prog) < (int)n && !access(path, X_OK) ? 0 : -ENOENT;
+	for (p = p ? p : "/usr/bin:/bin"; *p; p = *q ? q + 1 : q) {
+		q = strchrnul(p, ':');
+		if (q > p && snprintf(path, n, "%.*s/%s", (int)(q - p), p, prog) < (int)n &&
+		    !access(path, X_OK))
+			return 0;
+	}
+	return -ENOENT;
 }

@@ -581,26 +581,6 @@ static int build_argv(const struct vcvm_env *e, const char *dir, const struct vc
 	return a->oom ? -ENOMEM : 0;
 }
 
-/* Is prog runnable (a path, or found in PATH)? */
-static bool have_prog(const char *prog)
-{
-	char path[1024], *dirs, *d, *save = NULL;
-	const char *env = getenv("PATH");
-	bool ok = false;
-
-	if (strchr(prog, '/'))
-		return access(prog, X_OK) == 0;
-	dirs = strdup(env ? env : "/usr/bin:/bin");
-	if (!dirs)
-		return false;
-	for (d = strtok_r(dirs, ":", &save); d && !ok; d = strtok_r(NULL, ":", &save)) {
-		snprintf(path, sizeof(path), "%s/%s", d, prog);
-		ok = access(path, X_OK) == 0;
-	}
-	free(dirs);
-	return ok;
-}
-
 /*
  * The shim: a child that starts QEMU in its own session, waits for it and
  * records how it ended.  Never returns.
@@ -842,7 +822,7 @@ int vcvm_vm_start(const struct vcvm_env *e, const char *dir, char *why, size_t w
 int vcvm_vm_start_ex(const struct vcvm_env *e, const char *dir, unsigned flags,
 		     const char *machine, char *why, size_t whylen)
 {
-	char rundir[512], sock[600], logp[600], tail[400];
+	char rundir[512], sock[600], logp[600], tail[400], qpath[1024];
 	int guardfd = -1;
 	struct argv a = { 0 };
 	struct vcvm_status st;
@@ -858,7 +838,7 @@ int vcvm_vm_start_ex(const struct vcvm_env *e, const char *dir, unsigned flags,
 		return rc;
 	if (machine && machine[0])	/* not saved: vm.json keeps its own */
 		snprintf(c.machine, sizeof(c.machine), "%s", machine);
-	if (!have_prog(e->qemu)) {
+	if (hv_find_prog(e->qemu, qpath, sizeof(qpath))) {
 		rc = -VCVM_ENOQEMU;
 		say(why, whylen, "%s: %s", e->qemu, vcvm_strerror(rc));
 		goto out_cfg;
