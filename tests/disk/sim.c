@@ -353,8 +353,7 @@ static void bg_run(int busy)
 	pthread_mutex_unlock(&bg_mu);
 }
 
-/* Background requests (from the hook), counted for the summary. */
-static _Atomic uint64_t bg_ios;
+/* Recoveries the log reported (each is followed by bg_settle). */
 static _Atomic unsigned recoveries_seen;
 
 /* No recovered slot waits for a host's orphan worker, and every background
@@ -586,7 +585,6 @@ static int io_hook(void *arg, uint32_t tag, enum vcfs_disk_op op, uint64_t off, 
 	if (!is_main()) {
 		/* a background thread of h: no PRNG (it is not ours to order) */
 		bg_tag((int)tag);
-		bg_ios++;
 		if ((op == VCFS_OP_WRITE || op == VCFS_OP_ZEROES || op == VCFS_OP_UNMAP) &&
 		    h->gen && !slot_is_ours(h)) {
 			fail("late write: host %d (slot %u, generation %llu) wrote block %llu "
