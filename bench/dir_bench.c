@@ -24,28 +24,13 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "bench/bench_util.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/vcfs_err.h"
 #include "disk/disk.h"
 #include "fs/fs.h"
 #include "fs/mkfs.h"
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-/* p-th percentile (0..100) of v[0..n), sorted here. */
-static double pct_us(uint64_t *v, size_t n, unsigned p)
-{
-	if (!n)
-		return 0;
-	qsort(v, n, sizeof(*v), cmp_u64);
-	return (double)v[n * p / 100 < n ? n * p / 100 : n - 1] / 1e3;
-}
 
 static uint64_t rnd_state = 88172645463325252ull;
 
@@ -76,7 +61,7 @@ int main(int argc, char **argv)
 	struct vcfs_attr a;
 	uint64_t *cr, lk[1000], ms[1000], dir;
 	unsigned long done = 0;
-	int c, rc, fd = -1;
+	int c, rc;
 
 	while ((c = getopt_long(argc, argv, "n:", lo, NULL)) != -1) {
 		switch (c) {
@@ -92,17 +77,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "dir_bench: -n at least 10 and --steps between 1 and n\n");
 		return 2;
 	}
-	if (optind < argc) {
-		path = argv[optind];
-	} else {
-		fd = mkstemp(tmp);
-		if (fd < 0 || ftruncate(fd, (off_t)p.volume_bytes)) {
-			perror(tmp);
-			return 1;
-		}
-		close(fd);
-		path = tmp;
-	}
+	path = bench_scratch(optind < argc ? argv[optind] : NULL, tmp, p.volume_bytes);
+	if (!path)
+		return 1;
 	vcfs_log_set_level(VCFS_LOG_WARN);
 	p.inodes = n + 1000;
 	snprintf(uri, sizeof(uri), "file:%s", path);
@@ -157,13 +134,13 @@ int main(int argc, char **argv)
 		}
 		printf("row %s entries=%lu create_ops=%.0f create_p50_us=%.0f create_p99_us=%.0f "
 		       "lookup_p50_us=%.0f lookup_p99_us=%.0f miss_p50_us=%.0f miss_p99_us=%.0f\n",
-		       label, done, (double)k / secs, pct_us(cr, k, 50), pct_us(cr, k, 99),
-		       pct_us(lk, 1000, 50), pct_us(lk, 1000, 99), pct_us(ms, 1000, 50),
-		       pct_us(ms, 1000, 99));
+		       label, done, (double)k / secs, bench_pct_us(cr, k, 50), bench_pct_us(cr, k, 99),
+		       bench_pct_us(lk, 1000, 50), bench_pct_us(lk, 1000, 99), bench_pct_us(ms, 1000, 50),
+		       bench_pct_us(ms, 1000, 99));
 		fflush(stdout);
 	}
 	rc = vcfs_fs_unmount(fs);
-	if (fd >= 0)
+	if (path == tmp)
 		unlink(tmp);
 	free(cr);
 	return rc ? 1 : 0;

@@ -19,25 +19,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "bench/bench_util.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/vcfs_err.h"
 #include "disk/disk.h"
 #include "lock/lock.h"
 
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 static void report(const char *label, const char *what, uint64_t *ns, int n)
 {
-	qsort(ns, (size_t)n, sizeof(*ns), cmp_u64);
 	printf("row %s case=%s n=%d p50_us=%.1f p99_us=%.1f max_us=%.1f\n", label, what, n,
-	       (double)ns[n / 2] / 1e3, (double)ns[(size_t)n * 99 / 100] / 1e3,
-	       (double)ns[n - 1] / 1e3);
+	       bench_pct_us(ns, (size_t)n, 50), bench_pct_us(ns, (size_t)n, 99),
+	       bench_pct_us(ns, (size_t)n, 100));
 }
 
 static int open_host(const char *path, const struct vcfs_sb *sb, const char *name,
@@ -71,7 +64,7 @@ int main(int argc, char **argv)
 	struct vcfs_sb sb;
 	uint64_t *acq, *rel, *ns, v, t0, blk;
 	uint8_t *cur, *nw;
-	int n = 2000, c, rc, fd;
+	int n = 2000, c, rc;
 
 	while ((c = getopt_long(argc, argv, "n:l:", lo, NULL)) != -1) {
 		switch (c) {
@@ -84,17 +77,9 @@ int main(int argc, char **argv)
 	}
 	if (n < 10)
 		n = 10;
-	if (optind < argc) {
-		path = argv[optind];
-	} else {
-		fd = mkstemp(tmp);
-		if (fd < 0 || ftruncate(fd, (off_t)p.volume_bytes)) {
-			perror(tmp);
-			return 1;
-		}
-		close(fd);
-		path = tmp;
-	}
+	path = bench_scratch(optind < argc ? argv[optind] : NULL, tmp, p.volume_bytes);
+	if (!path)
+		return 1;
 	vcfs_log_set_level(VCFS_LOG_WARN);
 	acq = calloc((size_t)n, sizeof(*acq));
 	rel = calloc((size_t)n, sizeof(*rel));

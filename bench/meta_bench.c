@@ -30,6 +30,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include "bench/bench_util.h"
 
 struct lat {
 	uint64_t *ns;
@@ -59,13 +60,6 @@ static int lat_add(struct lat *l, uint64_t ns)
 	return 0;
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 /* " PHASE_ops=.. PHASE_p50_us=.. PHASE_p99_us=.." for l->n ops over secs. */
 static void report(const char *phase, struct lat *l, double secs)
 {
@@ -73,10 +67,8 @@ static void report(const char *phase, struct lat *l, double secs)
 		printf(" %s_ops=0", phase);
 		return;
 	}
-	qsort(l->ns, l->n, sizeof(*l->ns), cmp_u64);
 	printf(" %s_ops=%.1f %s_p50_us=%.1f %s_p99_us=%.1f", phase, (double)l->n / secs,
-	       phase, (double)l->ns[l->n / 2] / 1e3, phase,
-	       (double)l->ns[l->n * 99 / 100] / 1e3);
+	       phase, bench_pct_us(l->ns, l->n, 50), phase, bench_pct_us(l->ns, l->n, 99));
 }
 
 enum phase { P_CREATE, P_STAT, P_UNLINK };
