@@ -201,6 +201,20 @@ int vcfs_disk_write(struct vcfs_disk *d, uint64_t off, const void *buf, size_t l
 	return rc;
 }
 
+int vcfs_disk_submit(struct vcfs_disk *d, struct vcfs_disk_aio *a)
+{
+	int rc = check_range(d, a->off, a->len);
+
+	if (rc)
+		return rc;
+	if (a->op == VCFS_AIO_WRITE && (d->info.caps & VCFS_DISK_CAP_RDONLY))
+		return -EROFS;
+	if (!d->ops->submit || !a->len || a->len > d->info.max_io || !a->done)
+		return -EOPNOTSUPP;
+	a->xfer = 0;
+	return d->ops->submit(d, a);
+}
+
 int vcfs_disk_flush(struct vcfs_disk *d)
 {
 	return d->ops->flush(d);

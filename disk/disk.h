@@ -132,6 +132,36 @@ int vcfs_disk_pread(struct vcfs_disk *d, uint64_t off, void *buf, size_t len);
 int vcfs_disk_pwrite(struct vcfs_disk *d, uint64_t off, const void *buf, size_t len,
 		     unsigned flags);
 
+/*
+ * Asynchronous reads and writes: the caller fills op, off, buf, len and done;
+ * vcfs_disk_submit() queues the request and returns at once, and done() is
+ * called exactly once, later, from the backend's completion thread, with 0 or
+ * a negative errno (the whole length was transferred when it is 0).  Until
+ * then buf must stay valid and the struct untouched.  done() must not block
+ * on anything that waits for another completion of the same disk.
+ *
+ * Not every backend or request can go this way: -EOPNOTSUPP (backend or
+ * layer without it, AIO unavailable, a buffer an O_DIRECT file would bounce,
+ * length above max_io) and -EAGAIN (queue full) mean "do it with
+ * vcfs_disk_read/write"; done() is then never called.  Alignment and range
+ * are checked as for the synchronous calls.  Today the file: backend opened
+ * O_DIRECT does it (Linux AIO, one context and one completion thread per
+ * handle, set up at the first submission; test layers and the network
+ * backends do not); vcfs_disk_close() waits for every submitted request.
+ */
+enum vcfs_disk_aio_op { VCFS_AIO_READ, VCFS_AIO_WRITE };
+
+struct vcfs_disk_aio {
+	enum vcfs_disk_aio_op op;
+	uint64_t off;
+	void *buf;
+	size_t len;
+	void (*done)(struct vcfs_disk_aio *a, int rc);
+	size_t xfer;		/* private: bytes done so far (short transfers) */
+};
+
+int vcfs_disk_submit(struct vcfs_disk *d, struct vcfs_disk_aio *a);
+
 /* 4096-aligned buffer (zeroed) that no backend needs to bounce; free with free(). */
 void *vcfs_disk_buf_alloc(size_t len);
 
@@ -146,9 +176,11 @@ char *vcfs_uri_redact(const char *uri);
 
 /* ---- test layers: wrap any backend (they take ownership of lower) ---- */
 
+/* VCFS_OP_AIO: requests of vcfs_disk_submit, which also count as their
+ * READ or WRITE (so "aio" rules reach the asynchronous path alone) */
 enum vcfs_disk_op {
 	VCFS_OP_READ, VCFS_OP_WRITE, VCFS_OP_FLUSH, VCFS_OP_CAS, VCFS_OP_UNMAP,
-	VCFS_OP_ZEROES, VCFS_OP_ANY, VCFS_OP_NR
+	VCFS_OP_ZEROES, VCFS_OP_AIO, VCFS_OP_ANY, VCFS_OP_NR
 };
 
 struct vcfs_fault_rule {

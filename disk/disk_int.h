@@ -24,6 +24,8 @@ struct vcfs_disk_ops {
 	void (*close)(struct vcfs_disk *d);
 	/* NULL: the size seen at open is all this handle ever uses */
 	int (*get_size)(struct vcfs_disk *d, uint64_t *size);
+	/* NULL: no asynchronous path (vcfs_disk_submit gives -EOPNOTSUPP) */
+	int (*submit)(struct vcfs_disk *d, struct vcfs_disk_aio *a);
 };
 
 struct vcfs_disk {

@@ -24,6 +24,14 @@
  *
  * The VCFS_FAULT environment variable (read by vcfs_disk_open) uses the spec
  * syntax parsed by vcfs_fault_parse, e.g. "write:1:sticky:EIO,flush:3".
+ *
+ * Asynchronous requests (vcfs_disk_submit) run on a thread of their own
+ * each: it counts the request (as READ or WRITE, as AIO, as ANY), sleeps the
+ * delay, then fails it or does it on lower synchronously, and calls done().
+ * So a delay or an error reaches the asynchronous path exactly as it reaches
+ * the synchronous one, and an "aio" rule reaches only it: tests hold an
+ * asynchronous write in flight while the filesystem changes the file's map.
+ * fault_close waits for those threads first.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -39,6 +47,8 @@ struct fault_priv {
 	/* rule[op].nth == 0 and delay_us == 0: no rule.  Protected by mu. */
 	struct vcfs_fault_rule rule[VCFS_OP_NR];
 	uint64_t count[VCFS_OP_NR];	/* matching ops since the rule was set */
+	pthread_cond_t idle;		/* inflight fell to 0 */
+	unsigned inflight;		/* asynchronous requests not done (mu) */
 };
 
 static const struct vcfs_disk_ops fault_ops;
@@ -62,15 +72,17 @@ static int rule_fires(const struct vcfs_fault_rule *r, uint64_t n)
  * both rules fire, the op's own rule gives the error: it is the more specific.
  * Takes and drops p->mu.
  */
-static int fault_enter(struct vcfs_disk *d, enum vcfs_disk_op op)
+static int fault_enter_as(struct vcfs_disk *d, enum vcfs_disk_op op, int aio)
 {
 	struct fault_priv *p = d->priv;
 	uint64_t delay_us = 0;
 	int err = 0;
-	const enum vcfs_disk_op kinds[2] = { op, VCFS_OP_ANY };
+	const enum vcfs_disk_op kinds[3] = { op, VCFS_OP_AIO, VCFS_OP_ANY };
 
 	pthread_mutex_lock(&p->mu);
-	for (int i = 1; i >= 0; i--) {	/* ANY first so that op's error wins */
+	for (int i = 2; i >= 0; i--) {	/* ANY first so that op's error wins */
+		if (i == 1 && !aio)
+			continue;
 		const struct vcfs_fault_rule *r = &p->rule[kinds[i]];
 		uint64_t n = ++p->count[kinds[i]];
 
@@ -82,6 +94,66 @@ static int fault_enter(struct vcfs_disk *d, enum vcfs_disk_op op)
 	if (delay_us)
 		vcfs_sleep_ns(delay_us * 1000);
 	return err;
+}
+
+static int fault_enter(struct vcfs_disk *d, enum vcfs_disk_op op)
+{
+	return fault_enter_as(d, op, 0);
+}
+
+struct fault_req {
+	struct vcfs_disk *d;
+	struct vcfs_disk_aio *a;
+};
+
+static void *fault_req_run(void *arg)
+{
+	struct fault_req *r = arg;
+	struct vcfs_disk *d = r->d;
+	struct vcfs_disk_aio *a = r->a;
+	struct fault_priv *p = d->priv;
+	int write = a->op == VCFS_AIO_WRITE;
+	int rc = fault_enter_as(d, write ? VCFS_OP_WRITE : VCFS_OP_READ, 1);
+
+	free(r);
+	if (!rc)
+		rc = write ? vcfs_disk_write(d->lower, a->off, a->buf, a->len, 0)
+			   : vcfs_disk_read(d->lower, a->off, a->buf, a->len);
+	a->done(a, rc);
+	pthread_mutex_lock(&p->mu);
+	if (--p->inflight == 0)
+		pthread_cond_broadcast(&p->idle);
+	pthread_mutex_unlock(&p->mu);
+	return NULL;
+}
+
+static int fault_submit(struct vcfs_disk *d, struct vcfs_disk_aio *a)
+{
+	struct fault_priv *p = d->priv;
+	struct fault_req *r = malloc(sizeof(*r));
+	pthread_attr_t at;
+	pthread_t t;
+	int rc;
+
+	if (!r)
+		return -EAGAIN;
+	*r = (struct fault_req){ d, a };
+	pthread_mutex_lock(&p->mu);
+	p->inflight++;
+	pthread_mutex_unlock(&p->mu);
+	pthread_attr_init(&at);
+	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+	rc = pthread_create(&t, &at, fault_req_run, r);
+	pthread_attr_destroy(&at);
+	if (rc) {
+		free(r);
+		pthread_mutex_lock(&p->mu);
+		if (--p->inflight == 0)
+			pthread_cond_broadcast(&p->idle);
+		pthread_mutex_unlock(&p->mu);
+		return -EAGAIN;
+	}
+	return 0;
 }
 
 static int fault_read(struct vcfs_disk *d, uint64_t off, void *buf, size_t len)
@@ -133,8 +205,15 @@ static void fault_close(struct vcfs_disk *d)
 {
 	struct fault_priv *p = d->priv;
 
+	if (p) {
+		pthread_mutex_lock(&p->mu);
+		while (p->inflight)
+			pthread_cond_wait(&p->idle, &p->mu);
+		pthread_mutex_unlock(&p->mu);
+	}
 	vcfs_disk_close(d->lower);
 	if (p) {
+		pthread_cond_destroy(&p->idle);
 		pthread_mutex_destroy(&p->mu);
 		free(p);
 	}
@@ -149,6 +228,7 @@ static const struct vcfs_disk_ops fault_ops = {
 	.unmap = fault_unmap,
 	.write_zeroes = fault_write_zeroes,
 	.close = fault_close,
+	.submit = fault_submit,
 };
 
 /* "<prefix><lower desc>", cut to fit desc[] (snprintf would warn of truncation). */
@@ -185,6 +265,7 @@ int vcfs_fault_wrap(struct vcfs_disk *lower, struct vcfs_disk **out)
 		return -ENOMEM;
 	}
 	pthread_mutex_init(&p->mu, NULL);
+	pthread_cond_init(&p->idle, NULL);
 	d->priv = p;
 	d->lower = lower;
 	d->info = lower->info;
@@ -238,6 +319,7 @@ uint64_t vcfs_fault_count(struct vcfs_disk *fault, enum vcfs_disk_op op)
 static const char *const op_names[VCFS_OP_NR] = {
 	[VCFS_OP_READ] = "read", [VCFS_OP_WRITE] = "write", [VCFS_OP_FLUSH] = "flush",
 	[VCFS_OP_CAS] = "cas", [VCFS_OP_UNMAP] = "unmap", [VCFS_OP_ZEROES] = "zeroes",
+	[VCFS_OP_AIO] = "aio",
 	[VCFS_OP_ANY] = "any",
 };
 

@@ -11,11 +11,31 @@
  * and nothing more, which is what the one-machine multi-host tests need; the
  * capability bit VCFS_DISK_CAP_CAS_SHARED stays clear so tools can say so.
  * Plain writes do not take the lock: protocols must only CAS lock sectors.
+ *
+ * Asynchronous requests (vcfs_disk_submit, used by the FUSE daemon's data
+ * path): Linux native AIO (io_submit), one context per handle, set up at the
+ * first submission (tools never pay for it), and one completion thread that
+ * reaps it (io_getevents, many events per call) and calls each request's
+ * done().  Any thread submits with no lock of ours: io_submit is thread-safe
+ * on one context.  (An io_uring shared by 16 submitting threads needs a lock
+ * around its submission queue; measured here, that lock cost more than the
+ * blocking pwrite it replaced: 4 KiB QD16 writes 31k vs 52k IOPS.)  Only an
+ * O_DIRECT handle submits: buffered AIO would block in io_submit.  A short
+ * transfer or -EAGAIN/-EINTR is sent again for the rest; if that cannot be
+ * queued, the completion thread finishes the request with a plain
+ * pread/pwrite.  Where the context cannot be set up (aio-max-nr reached, a
+ * seccomp filter) the handle says so once and vcfs_disk_submit answers
+ * -EOPNOTSUPP: callers use the synchronous calls.  file_close waits until
+ * every done() has returned, then stops the thread with a zero-length read
+ * whose user data is 0.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/aio_abi.h>
+#include <sys/syscall.h>
 #include <linux/fs.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +54,14 @@ struct file_priv {
 	int direct;			/* opened O_DIRECT */
 	int blockdev;
 	pthread_mutex_t cas_mu[CAS_STRIPES];
+	/* asynchronous path: see the file comment */
+	pthread_mutex_t aio_mu;		/* aio_state set-up, inflight */
+	pthread_cond_t aio_idle;	/* inflight fell to 0 */
+	int aio_state;			/* 0 not tried, 1 up, -1 unavailable */
+	unsigned inflight;		/* submitted, done() not yet returned */
+	aio_context_t actx;
+	pthread_t reaper;
+	struct vcfs_disk *d;
 };
 
 static int file_bounce_needed(const struct file_priv *p, const void *buf)
@@ -271,14 +299,213 @@ static int file_write_zeroes(struct vcfs_disk *d, uint64_t off, uint64_t len,
 	return file_zero_range(d, off, len, flags, 0);
 }
 
+/* ---- asynchronous path (vcfs_disk_submit) ---- */
+
+#define AIO_EVENTS 256
+
+static int sys_io_setup(unsigned n, aio_context_t *ctx)
+{
+	return syscall(SYS_io_setup, n, ctx) ? -errno : 0;
+}
+
+static int sys_io_destroy(aio_context_t ctx)
+{
+	return syscall(SYS_io_destroy, ctx) ? -errno : 0;
+}
+
+/* Queue the rest of a: 0, or a negative errno (-EAGAIN: no room). */
+static int aio_queue(struct file_priv *p, struct vcfs_disk_aio *a)
+{
+	struct iocb cb = {
+		.aio_data = (uint64_t)(uintptr_t)a,
+		.aio_lio_opcode = a->op == VCFS_AIO_WRITE ? IOCB_CMD_PWRITE : IOCB_CMD_PREAD,
+		.aio_fildes = (uint32_t)p->fd,
+		.aio_buf = (uint64_t)(uintptr_t)((char *)a->buf + a->xfer),
+		.aio_nbytes = a->len - a->xfer,
+		.aio_offset = (int64_t)(a->off + a->xfer),
+	}, *cbp = &cb;
+	long n;
+
+	/* what the submitter wrote into a happens before the reaper reads it
+	 * (the kernel orders them; a release/acquire pair on xfer says so to
+	 * ThreadSanitizer too) */
+	__atomic_store_n(&a->xfer, a->xfer, __ATOMIC_RELEASE);
+	do
+		n = syscall(SYS_io_submit, p->actx, 1L, &cbp);
+	while (n < 0 && errno == EINTR);
+	if (n == 1)
+		return 0;
+	return n < 0 ? -errno : -EAGAIN;
+}
+
+static void aio_finish(struct file_priv *p, struct vcfs_disk_aio *a, int rc)
+{
+	a->done(a, rc);
+	pthread_mutex_lock(&p->aio_mu);
+	if (--p->inflight == 0)
+		pthread_cond_broadcast(&p->aio_idle);
+	pthread_mutex_unlock(&p->aio_mu);
+}
+
+/* One completion of a: finish it, or send the rest again. */
+static void aio_complete(struct file_priv *p, struct vcfs_disk_aio *a, long res)
+{
+	struct vcfs_disk *d = p->d;
+	int rc;
+
+	if (res == 0 && a->op == VCFS_AIO_READ) {
+		/* a file shrunk under us: zeros, as file_read gives */
+		memset((char *)a->buf + a->xfer, 0, a->len - a->xfer);
+		res = (long)(a->len - a->xfer);
+	} else if (res == 0) {
+		res = -EIO;	/* a write that wrote nothing and said nothing */
+	}
+	if (res < 0 && res != -EAGAIN && res != -EINTR) {
+		aio_finish(p, a, (int)res);
+		return;
+	}
+	if (res > 0)
+		a->xfer += (size_t)res;
+	if (a->xfer == a->len) {
+		aio_finish(p, a, 0);
+		return;
+	}
+	if (!aio_queue(p, a))
+		return;
+	/* no room: the rest the plain way, here */
+	if (a->op == VCFS_AIO_WRITE)
+		rc = file_write(d, a->off + a->xfer, (char *)a->buf + a->xfer, a->len - a->xfer, 0);
+	else
+		rc = file_read(d, a->off + a->xfer, (char *)a->buf + a->xfer, a->len - a->xfer);
+	aio_finish(p, a, rc);
+}
+
+static void *aio_reaper(void *arg)
+{
+	struct file_priv *p = arg;
+	struct io_event ev[64];
+
+	for (;;) {
+		long n = syscall(SYS_io_getevents, p->actx, 1L, 64L, ev, NULL);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			vcfs_err("%s: waiting for AIO completions: %s", p->d->info.desc,
+				 strerror(errno));
+			vcfs_sleep_ns(10 * VCFS_NS_PER_MS);
+			continue;
+		}
+		for (long i = 0; i < n; i++) {
+			struct vcfs_disk_aio *a = (struct vcfs_disk_aio *)(uintptr_t)ev[i].data;
+			if (!a)
+				return NULL;	/* file_close's stop */
+			(void)__atomic_load_n(&a->xfer, __ATOMIC_ACQUIRE);
+			aio_complete(p, a, (long)ev[i].res);
+		}
+	}
+}
+
+/* Set the context up (aio_mu held): 1 up, -1 unavailable (said once). */
+static int aio_setup(struct file_priv *p)
+{
+	sigset_t all, old;
+	int rc;
+
+	if (p->aio_state)
+		return p->aio_state;
+	/* aio_state is read without aio_mu (file_submit): atomic stores */
+	__atomic_store_n(&p->aio_state, -1, __ATOMIC_RELAXED);
+	rc = sys_io_setup(AIO_EVENTS, &p->actx);
+	if (rc) {
+		vcfs_info("%s: no Linux AIO (%s): reads and writes stay synchronous",
+			  p->d->info.desc, vcfs_strerror(rc));
+		return -1;
+	}
+	/* the reaper takes no signals: they belong to the program's threads */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	rc = pthread_create(&p->reaper, NULL, aio_reaper, p);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc) {
+		vcfs_warn("%s: no AIO completion thread (%s): reads and writes "
+			  "stay synchronous", p->d->info.desc, strerror(rc));
+		sys_io_destroy(p->actx);
+		return -1;
+	}
+	__atomic_store_n(&p->aio_state, 1, __ATOMIC_RELEASE);
+	return 1;
+}
+
+static int file_submit(struct vcfs_disk *d, struct vcfs_disk_aio *a)
+{
+	struct file_priv *p = d->priv;
+	int rc;
+
+	if (file_bounce_needed(p, a->buf) || !p->direct)
+		return -EOPNOTSUPP;	/* buffered AIO would block in submit */
+	if (__atomic_load_n(&p->aio_state, __ATOMIC_ACQUIRE) != 1) {
+		pthread_mutex_lock(&p->aio_mu);
+		rc = aio_setup(p);
+		pthread_mutex_unlock(&p->aio_mu);
+		if (rc != 1)
+			return -EOPNOTSUPP;
+	}
+	pthread_mutex_lock(&p->aio_mu);
+	p->inflight++;
+	pthread_mutex_unlock(&p->aio_mu);
+	rc = aio_queue(p, a);
+	if (rc) {
+		pthread_mutex_lock(&p->aio_mu);
+		if (--p->inflight == 0)
+			pthread_cond_broadcast(&p->aio_idle);
+		pthread_mutex_unlock(&p->aio_mu);
+		if (rc != -EAGAIN)
+			rc = -EOPNOTSUPP;
+	}
+	return rc;
+}
+
+/* Wait for every request, stop the reaper (with a zero-length read whose
+ * user data is 0: the context has no NOP), drop the context. */
+static void aio_stop(struct file_priv *p)
+{
+	pthread_mutex_lock(&p->aio_mu);
+	while (p->inflight)
+		pthread_cond_wait(&p->aio_idle, &p->aio_mu);
+	if (p->aio_state == 1) {
+		struct iocb cb = { .aio_data = 0, .aio_lio_opcode = IOCB_CMD_PREAD,
+				   .aio_fildes = (uint32_t)p->fd }, *cbp = &cb;
+		int tries = 0;
+
+		while (syscall(SYS_io_submit, p->actx, 1L, &cbp) != 1 && ++tries < 1000)
+			vcfs_sleep_ns(VCFS_NS_PER_MS);
+		if (tries < 1000) {
+			pthread_join(p->reaper, NULL);
+			sys_io_destroy(p->actx);
+		} else {
+			/* nothing is in flight: the reaper waits for ever on a
+			 * context left to it, touching nothing */
+			vcfs_warn("%s: could not stop the AIO completion thread (%s); "
+				  "left waiting", p->d->info.desc, strerror(errno));
+			pthread_detach(p->reaper);
+		}
+	}
+	__atomic_store_n(&p->aio_state, -1, __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&p->aio_mu);
+}
+
 static void file_close(struct vcfs_disk *d)
 {
 	struct file_priv *p = d->priv;
 
 	if (p) {
+		aio_stop(p);
 		close(p->fd);
 		for (int i = 0; i < CAS_STRIPES; i++)
 			pthread_mutex_destroy(&p->cas_mu[i]);
+		pthread_mutex_destroy(&p->aio_mu);
+		pthread_cond_destroy(&p->aio_idle);
 		free(p);
 	}
 	free(d);
@@ -306,6 +533,7 @@ static const struct vcfs_disk_ops file_ops = {
 	.write_zeroes = file_write_zeroes,
 	.close = file_close,
 	.get_size = file_get_size,
+	.submit = file_submit,
 };
 
 int vcfs_file_open(const struct vcfs_uri *u, const struct vcfs_disk_opts *o,
@@ -365,6 +593,9 @@ int vcfs_file_open(const struct vcfs_uri *u, const struct vcfs_disk_opts *o,
 	}
 	for (int i = 0; i < CAS_STRIPES; i++)
 		pthread_mutex_init(&p->cas_mu[i], NULL);
+	pthread_mutex_init(&p->aio_mu, NULL);
+	pthread_cond_init(&p->aio_idle, NULL);
+	p->d = d;
 	d->priv = p;
 	d->info.max_io = 4u << 20;
 	d->info.cas_mode = VCFS_CAS_OFD;

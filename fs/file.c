@@ -50,6 +50,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -632,7 +633,7 @@ static int mw_refresh(struct vcfs_fs *fs, struct vcfs_inode *ip)
 		}
 	}
 	if (!rc) {
-		pthread_rwlock_wrlock(&ip->map_rw);
+		inode_map_wrlock(ip);
 		pthread_mutex_lock(&ip->mu);
 		memcpy(ip->body, di, VCFS_BLK);
 		pthread_mutex_unlock(&ip->mu);
@@ -944,6 +945,95 @@ ssize_t vcfs_file_write(struct vcfs_file *f, uint64_t off, const void *buf, size
 		done += (size_t)w;
 	}
 	return done ? (ssize_t)done : rc;
+}
+
+/*
+ * Asynchronous data I/O (fs.h vcfs_file_submit).  Under map_rw shared the
+ * request is checked like the in-place case of vcfs_file_read/write and the
+ * inode pinned (ip->pins); map_rw is then dropped -- a lock held from one
+ * thread to another's completion is no lock -- and the pin keeps the block:
+ * every map change takes map_rw through inode_map_wrlock, which waits for
+ * the pins to go.  A write's size/mtime note (note_write) is made at its
+ * completion, before the unpin, as the synchronous write makes it before
+ * dropping map_rw.
+ */
+static void unpin(struct vcfs_inode *ip)
+{
+	pthread_mutex_lock(&ip->mu);
+	if (--ip->pins == 0)
+		pthread_cond_broadcast(&ip->pins_cv);
+	pthread_mutex_unlock(&ip->mu);
+}
+
+static void aio_done(struct vcfs_disk_aio *da, int rc)
+{
+	struct vcfs_file_aio *a = (struct vcfs_file_aio *)((char *)da -
+							    offsetof(struct vcfs_file_aio, da));
+	struct vcfs_inode *ip = a->f->ip;
+
+	if (!rc && a->write)
+		note_write(ip, a->off + a->len, 0);
+	unpin(ip);
+	a->done(a, rc ? rc : (ssize_t)a->len);
+}
+
+int vcfs_file_submit(struct vcfs_file *f, struct vcfs_file_aio *a)
+{
+	struct vcfs_fs *fs = f->fs;
+	struct vcfs_inode *ip = f->ip;
+	uint32_t lsec = vcfs_disk_info(fs->d)->lsec, bs, boff;
+	uint64_t size, bp = 0;
+	struct vcfs_op op;
+	int rc = file_usable(f, a->write);
+
+	if (rc)
+		return rc;
+	if ((f->vflags & VCFS_OPEN_MULTIWRITER) || (a->write && (f->oflags & O_APPEND)) ||
+	    !a->len || ((a->off | a->len) % lsec))
+		return -EOPNOTSUPP;
+	pthread_rwlock_rdlock(&ip->map_rw);
+	rc = -EOPNOTSUPP;
+	if (mw_shared(fs, ip))
+		goto out;
+	pthread_mutex_lock(&ip->mu);
+	size = le64_get(ip->body->size);
+	bs = bmap_bsize(fs, ip->body);
+	pthread_mutex_unlock(&ip->mu);
+	boff = (uint32_t)(a->off % bs);
+	if (a->off + a->len > size || a->off + a->len < a->off || boff + a->len > bs)
+		goto out;	/* past EOF (a write may grow it), or two blocks */
+	if (!(le32_get(ip->body->flags) & VCFS_IF_LARGE) && a->off + a->len > fs->sb.lblock_size)
+		goto out;
+	op_begin_ro(fs, &op);
+	rc = bmap_get(&op, ip, ip->body, a->off / bs, &bp);
+	op_end_ro(&op);
+	if (rc || !bp || (bp & VCFS_BP_UNWRITTEN)) {
+		rc = -EOPNOTSUPP;	/* a hole to read as zeros, or to fill */
+		goto out;
+	}
+	if (a->write && (rc = vcfs_hb_write_ok(fs->hb)))
+		goto out;
+	a->f = f;
+	a->da = (struct vcfs_disk_aio){
+		.op = a->write ? VCFS_AIO_WRITE : VCFS_AIO_READ,
+		.off = VCFS_BP_ADDR(bp) * VCFS_BLK + boff,
+		.buf = a->buf,
+		.len = a->len,
+		.done = aio_done,
+	};
+	pthread_mutex_lock(&ip->mu);
+	ip->pins++;
+	pthread_mutex_unlock(&ip->mu);
+	pthread_rwlock_unlock(&ip->map_rw);
+	/* once submitted, a, f and ip may be gone (done() answered, the file
+	 * was closed): nothing here touches them after a success */
+	rc = vcfs_disk_submit(fs->d, &a->da);
+	if (rc)
+		unpin(ip);
+	return rc;
+out:
+	pthread_rwlock_unlock(&ip->map_rw);
+	return rc;
 }
 
 int vcfs_file_fsync(struct vcfs_file *f, int datasync)

@@ -28,6 +28,7 @@
 #include <sys/types.h>
 #include <time.h>
 #include "../common/vcfs_err.h"
+#include "../disk/disk.h"
 
 struct vcfs_fs;
 struct vcfs_file;
@@ -160,6 +161,30 @@ int vcfs_file_shared(const struct vcfs_file *f);
 int vcfs_file_release(struct vcfs_file *f);
 ssize_t vcfs_file_read(struct vcfs_file *f, uint64_t off, void *buf, size_t len);
 ssize_t vcfs_file_write(struct vcfs_file *f, uint64_t off, const void *buf, size_t len);
+/*
+ * Asynchronous read or write of f (the FUSE daemon's data path): fill write,
+ * off, buf, len and done; 0 means submitted, and done(a, res) is called
+ * exactly once, later, from the disk layer's completion thread, with the
+ * byte count or a negative errno; buf and a stay untouched until then, and
+ * f open.  Anything else (-EOPNOTSUPP, -EAGAIN, ...) means "not this way":
+ * call vcfs_file_read/write, which also give the right error.  Only the plain
+ * case goes: one block, mapped and written, sector-aligned, inside the size
+ * (a write), not multi-writer, not O_APPEND, on a backend with an
+ * asynchronous path (disk.h vcfs_disk_submit).  The block map cannot change
+ * under the request: it pins the inode, and every map change waits for the
+ * pins to go (fs_int.h, struct vcfs_inode).
+ */
+struct vcfs_file_aio {
+	int write;
+	uint64_t off;
+	void *buf;
+	size_t len;
+	void (*done)(struct vcfs_file_aio *a, ssize_t res);
+	/* private */
+	struct vcfs_disk_aio da;
+	struct vcfs_file *f;
+};
+int vcfs_file_submit(struct vcfs_file *f, struct vcfs_file_aio *a);
 int vcfs_file_fsync(struct vcfs_file *f, int datasync);
 /*
  * Make every metadata change this host made so far durable (one journal

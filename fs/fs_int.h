@@ -99,7 +99,9 @@
  *   Large changes (truncating a big file) run as several ops, each below
  *   vcfs_journal_max_blocks(); the map stays consistent between them.
  *
- * Lock order, per host: fs->op_mu, then inode map_rw (exclusive), then
+ * Lock order, per host: fs->op_mu, then inode map_rw (exclusive, taken by
+ * inode_map_wrlock, which then waits for the inode's asynchronous data I/O
+ * -- its pins -- to complete: that I/O waits for no lock of ours), then
  * fs->itab_mu / ip->mu (short, never held across I/O that waits on locks).
  * Cluster-wide: inode lock records by number, then cluster records by number.
  * A directory rename across parents also takes the root inode's lock record
@@ -198,7 +200,12 @@ struct vcfs_inode {
 	int lock_lost;			/* the record was lost (RO dance failed);
 					 * like held */
 	pthread_rwlock_t map_rw;	/* shared: data I/O reading the map and
-					 * body; exclusive: an op changing them */
+					 * body; exclusive: an op changing them
+					 * (inode_map_wrlock: after the pins) */
+	unsigned pins;			/* asynchronous data I/O in flight on
+					 * blocks the map gave it (mu): a map
+					 * change waits for 0 (pins_cv) */
+	pthread_cond_t pins_cv;
 	pthread_mutex_t mu;		/* size/mtime updates by data writes and
 					 * the indirect cache; never across I/O */
 	struct vcfs_inode_disk *body;	/* valid while held != FREE */
@@ -485,6 +492,9 @@ int fs_geom_refresh(struct vcfs_fs *fs);
 uint8_t dt_of_mode(uint32_t mode);
 void fs_inval(struct vcfs_fs *fs, uint64_t ino);
 void ind_cache_clear(struct vcfs_inode *ip);
+/* map_rw exclusive, once no asynchronous I/O is pinned on the inode's blocks
+ * (vcfs_file_submit pins under map_rw shared, so none comes after) */
+void inode_map_wrlock(struct vcfs_inode *ip);
 /* Free the orphans listed in slot's orphan directory (not open here). */
 int orphans_reclaim(struct vcfs_fs *fs, uint32_t slot);
 /* Free an unlinked inode: blocks (several ops), then inode + orphan entry.

@@ -669,7 +669,7 @@ again:
 	l->ino = ino;
 	ip = itab_get(fs, ino, 0);
 	if (ip && ip->held != VCFS_LOCK_FREE && !ip->lock_lost) {
-		pthread_rwlock_wrlock(&ip->map_rw);
+		inode_map_wrlock(ip);
 		l->ip = ip;
 		if (ip->held == VCFS_LOCK_EXCL) {
 			l->how = OPL_OPEN;
@@ -737,7 +737,7 @@ again:
 		return 0;
 	}
 	if (ip)
-		pthread_rwlock_wrlock(&ip->map_rw);
+		inode_map_wrlock(ip);
 	l->ip = ip;
 	l->how = OPL_OWN;
 	if (lc_take(fs, blk, l)) {

@@ -145,6 +145,7 @@ struct vcfs_inode *itab_get(struct vcfs_fs *fs, uint64_t ino, int create)
 	ip->refs = 1;
 	pthread_rwlock_init(&ip->map_rw, NULL);
 	pthread_mutex_init(&ip->mu, NULL);
+	pthread_cond_init(&ip->pins_cv, NULL);
 	ip->hnext = fs->itab[ino % VCFS_ITAB_SIZE];
 	fs->itab[ino % VCFS_ITAB_SIZE] = ip;
 out:
@@ -160,6 +161,15 @@ void ind_cache_clear(struct vcfs_inode *ip)
 		ip->ic[i].buf = NULL;
 		ip->ic[i].blk = 0;
 	}
+	pthread_mutex_unlock(&ip->mu);
+}
+
+void inode_map_wrlock(struct vcfs_inode *ip)
+{
+	pthread_rwlock_wrlock(&ip->map_rw);
+	pthread_mutex_lock(&ip->mu);
+	while (ip->pins)
+		pthread_cond_wait(&ip->pins_cv, &ip->mu);
 	pthread_mutex_unlock(&ip->mu);
 }
 
@@ -181,6 +191,7 @@ void itab_put(struct vcfs_fs *fs, struct vcfs_inode *ip)
 	ind_cache_clear(ip);
 	pthread_rwlock_destroy(&ip->map_rw);
 	pthread_mutex_destroy(&ip->mu);
+	pthread_cond_destroy(&ip->pins_cv);
 	free(ip->body);
 	free(ip);
 }
@@ -615,6 +626,7 @@ void vcfs_fs_crash(struct vcfs_fs *fs)
 			ind_cache_clear(ip);
 			pthread_rwlock_destroy(&ip->map_rw);
 			pthread_mutex_destroy(&ip->mu);
+			pthread_cond_destroy(&ip->pins_cv);
 			free(ip->body);
 			free(ip);
 		}

@@ -557,10 +557,95 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	}
 }
 
+/*
+ * Asynchronous READs and WRITEs.  A request that vcfs_file_submit takes (the
+ * plain case: one mapped block inside the size, see fs.h) is answered by
+ * aio_reply from the disk layer's completion thread, and the worker goes back
+ * to /dev/fuse at once instead of sleeping in pread/pwrite: the daemon's
+ * cost per 4 KiB request was mostly that sleep and wake-up (measured: with
+ * writes answered at once and never written, a QD16 fio job ran 150-200k
+ * IOPS; with a blocking pwrite per request, 40-47k).  Anything else runs
+ * synchronously in the worker, as before.
+ *
+ * A WRITE's data stays where the worker received it: the request takes the
+ * worker's receive buffer (struct xfer.own) and the worker goes on with a
+ * spare one (rbuf_get); aio_reply puts it back.  No copy, and 4 KiB-aligned
+ * (see the request loop below).  A READ's buffer is its own.  g_xfers counts
+ * requests in flight: main waits for 0 before the session goes.
+ */
+struct xfer {
+	struct vcfs_file_aio a;
+	fuse_req_t req;
+	void *own;	/* WRITE: the receive buffer the data lies in; READ: buf */
+};
+
+#define VCFS_FUSE_RECV_SIZE (VCFS_FUSE_MAX_IO + 2 * 4096u)	/* >= se->bufsize */
+#define RBUF_SPARE 32
+
+static __thread void **t_rbuf;		/* the worker's receive buffer slot */
+static unsigned g_xfers;		/* atomic */
+static pthread_mutex_t rbuf_mu = PTHREAD_MUTEX_INITIALIZER;
+static void *rbuf_spare[RBUF_SPARE];
+static unsigned rbuf_nspare;
+
+static void *rbuf_get(void)
+{
+	void *b = NULL;
+
+	pthread_mutex_lock(&rbuf_mu);
+	if (rbuf_nspare)
+		b = rbuf_spare[--rbuf_nspare];
+	pthread_mutex_unlock(&rbuf_mu);
+	if (!b && posix_memalign(&b, 4096, VCFS_FUSE_RECV_SIZE + 4096))
+		b = NULL;
+	return b;
+}
+
+static void rbuf_put(void *b)
+{
+	pthread_mutex_lock(&rbuf_mu);
+	if (rbuf_nspare < RBUF_SPARE) {
+		rbuf_spare[rbuf_nspare++] = b;
+		b = NULL;
+	}
+	pthread_mutex_unlock(&rbuf_mu);
+	free(b);
+}
+
+static void aio_reply(struct vcfs_file_aio *a, ssize_t res)
+{
+	struct xfer *x = (struct xfer *)(void *)((char *)a - offsetof(struct xfer, a));
+
+	if (res < 0)
+		fuse_reply_err(x->req, to_errno((int)res, a->write ? "write" : "read"));
+	else if (a->write)
+		fuse_reply_write(x->req, (size_t)res);
+	else
+		fuse_reply_buf(x->req, a->buf, (size_t)res);
+	if (a->write)
+		rbuf_put(x->own);
+	else
+		free(x->own);
+	free(x);
+	__atomic_sub_fetch(&g_xfers, 1, __ATOMIC_RELEASE);
+}
+
+/* Submit x (a filled in); 1 if it went, else x is the caller's again. */
+static int aio_try(struct vcfs_file *f, struct xfer *x)
+{
+	x->a.done = aio_reply;
+	__atomic_add_fetch(&g_xfers, 1, __ATOMIC_ACQUIRE);
+	if (!vcfs_file_submit(f, &x->a))
+		return 1;
+	__atomic_sub_fetch(&g_xfers, 1, __ATOMIC_RELEASE);
+	return 0;
+}
+
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
 	void *buf = NULL;
+	struct xfer *x;
 	ssize_t n;
 
 	(void)ino;
@@ -569,6 +654,13 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	if (posix_memalign(&buf, 4096, size ? size : 1)) {
 		fuse_reply_err(req, ENOMEM);
 		return;
+	}
+	if (size && (x = malloc(sizeof(*x)))) {
+		*x = (struct xfer){ .a = { .off = (uint64_t)off, .buf = buf, .len = size },
+				    .req = req, .own = buf };
+		if (aio_try(fh(fi), x))
+			return;
+		free(x);
 	}
 	n = vcfs_file_read(fh(fi), (uint64_t)off, buf, size);
 	if (n < 0)
@@ -602,11 +694,31 @@ static void kill_privs(fuse_ino_t ino, struct fuse_file_info *fi)
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
 		     struct fuse_file_info *fi)
 {
+	int killpriv = __atomic_load_n(&vfh(fi)->killpriv, __ATOMIC_RELAXED);
+	uint8_t *rb = t_rbuf ? *t_rbuf : NULL;
+	struct xfer *x;
 	ssize_t n;
 
+	if (!killpriv && rb && (const uint8_t *)buf >= rb &&
+	    (const uint8_t *)buf + size <= rb + VCFS_FUSE_RECV_SIZE + 4096 &&
+	    (x = malloc(sizeof(*x)))) {
+		void *spare = rbuf_get();
+
+		*x = (struct xfer){ .a = { .write = 1, .off = (uint64_t)off, .buf = (void *)buf,
+					   .len = size }, .req = req, .own = rb };
+		if (spare) {
+			/* the request keeps rb, which its completion may give
+			 * to another worker before aio_try returns */
+			*t_rbuf = spare;
+			if (aio_try(fh(fi), x))
+				return;
+			*t_rbuf = rb;
+			rbuf_put(spare);
+		}
+		free(x);
+	}
 	n = vcfs_file_write(fh(fi), (uint64_t)off, buf, size);
-	if (n > 0 && __atomic_load_n(&vfh(fi)->killpriv, __ATOMIC_RELAXED) &&
-	    fuse_req_ctx(req)->uid != 0)
+	if (n > 0 && killpriv && fuse_req_ctx(req)->uid != 0)
 		kill_privs(ino, fi);
 	if (n < 0)
 		fuse_reply_err(req, to_errno((int)n, "write"));
@@ -1321,7 +1433,6 @@ static int cli_proc(void *data, const char *arg, int key, struct fuse_args *outa
  */
 #define VCFS_FUSE_WORKERS 16
 #define VCFS_FUSE_WRITE_HDR 80	/* fuse_in_header + fuse_write_in */
-#define VCFS_FUSE_RECV_SIZE (VCFS_FUSE_MAX_IO + 2 * 4096u)	/* >= se->bufsize */
 
 static sem_t loop_done;
 static int loop_err;
@@ -1329,12 +1440,12 @@ static int loop_err;
 static void *loop_worker(void *arg)
 {
 	struct fuse_buf fbuf = { .mem = NULL };
-	uint8_t *base = arg;
 	int res;
 
+	t_rbuf = arg;	/* op_write may swap *t_rbuf for a spare one */
 	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
 	while (!fuse_session_exited(g_se)) {
-		fbuf.mem = base + 4096 - VCFS_FUSE_WRITE_HDR;
+		fbuf.mem = (uint8_t *)*t_rbuf + 4096 - VCFS_FUSE_WRITE_HDR;
 		fbuf.size = 0;
 		pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
 		res = fuse_session_receive_buf(g_se, &fbuf);
@@ -1368,7 +1479,7 @@ static int run_loop(void)
 			rc = -ENOMEM;
 			break;
 		}
-		rc = -pthread_create(&th[i], NULL, loop_worker, mem[i]);
+		rc = -pthread_create(&th[i], NULL, loop_worker, &mem[i]);
 		if (rc)
 			break;
 		n++;
@@ -1496,6 +1607,12 @@ int main(int argc, char **argv)
 	}
 
 	ret = run_loop() ? 1 : 0;
+	/* answers still due from the completion thread go out before the
+	 * session does */
+	while (__atomic_load_n(&g_xfers, __ATOMIC_ACQUIRE))
+		vcfs_sleep_ns(VCFS_NS_PER_MS);
+	while (rbuf_nspare)
+		free(rbuf_spare[--rbuf_nspare]);
 	waiter_stop();
 
 	vcfs_fs_set_inval(g_fs, NULL, NULL);

@@ -24,6 +24,7 @@
 #include <unistd.h>
 #include "disk/disk.h"
 #include "disk/disk_int.h"
+#include "disk/mem.h"
 #include "common/clock.h"
 #include "common/log.h"
 
@@ -621,6 +622,87 @@ static struct vcfs_disk *fault_disk(void)
 }
 
 /* One operation of kind op through d: 0 when it went through. */
+/* ---- asynchronous requests: a batch waited for on a condition ---- */
+
+struct aio_batch {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	unsigned done, failed;
+	int last_rc;
+};
+
+struct aio_req {
+	struct vcfs_disk_aio a;
+	struct aio_batch *b;
+	int rc;
+};
+
+static void aio_req_done(struct vcfs_disk_aio *a, int rc)
+{
+	struct aio_req *r = (struct aio_req *)a;	/* a is the first member */
+	struct aio_batch *b = r->b;
+
+	r->rc = rc;
+	pthread_mutex_lock(&b->mu);
+	b->done++;
+	b->failed += rc != 0;
+	b->last_rc = rc;
+	pthread_cond_broadcast(&b->cv);
+	pthread_mutex_unlock(&b->mu);
+}
+
+static void batch_init(struct aio_batch *b)
+{
+	memset(b, 0, sizeof(*b));
+	pthread_mutex_init(&b->mu, NULL);
+	pthread_cond_init(&b->cv, NULL);
+}
+
+/* Wait (at most 10 s) until n requests of b are done; the count. */
+static unsigned batch_wait(struct aio_batch *b, unsigned n)
+{
+	uint64_t end = vcfs_now_ns() + 10 * VCFS_NS_PER_S;
+	unsigned got;
+
+	pthread_mutex_lock(&b->mu);
+	while (b->done < n && vcfs_now_ns() < end) {
+		pthread_mutex_unlock(&b->mu);
+		vcfs_sleep_ns(VCFS_NS_PER_MS);
+		pthread_mutex_lock(&b->mu);
+	}
+	got = b->done;
+	pthread_mutex_unlock(&b->mu);
+	return got;
+}
+
+static void req_init(struct aio_req *r, struct aio_batch *b, enum vcfs_disk_aio_op op,
+		     uint64_t off, void *buf, size_t len)
+{
+	memset(r, 0, sizeof(*r));
+	r->a = (struct vcfs_disk_aio){ .op = op, .off = off, .buf = buf, .len = len,
+				       .done = aio_req_done };
+	r->b = b;
+	r->rc = 1;	/* not called */
+}
+
+/* One asynchronous request, waited for: submit's error or done's. */
+static int aio_one(struct vcfs_disk *d, enum vcfs_disk_aio_op op, uint64_t off, void *buf,
+		   size_t len)
+{
+	struct aio_batch b;
+	struct aio_req r;
+	int rc;
+
+	batch_init(&b);
+	req_init(&r, &b, op, off, buf, len);
+	rc = vcfs_disk_submit(d, &r.a);
+	if (!rc) {
+		ck_assert_uint_eq(batch_wait(&b, 1), 1);
+		rc = r.rc;
+	}
+	return rc;
+}
+
 static int do_op(struct vcfs_disk *d, enum vcfs_disk_op op)
 {
 	uint8_t b[512], cur[512];
@@ -643,6 +725,13 @@ static int do_op(struct vcfs_disk *d, enum vcfs_disk_op op)
 		return vcfs_disk_unmap(d, 8 * 512, 512);
 	case VCFS_OP_ZEROES:
 		return vcfs_disk_write_zeroes(d, 9 * 512, 512, 0);
+	case VCFS_OP_AIO: {
+		void *ab = vcfs_disk_buf_alloc(4096);
+		memset(ab, 0x6b, 4096);
+		rc = aio_one(d, VCFS_AIO_WRITE, 16 * 4096, ab, 4096);
+		free(ab);
+		return rc;
+	}
 	default:
 		ck_abort_msg("bad op %d", op);
 	}
@@ -665,9 +754,11 @@ START_TEST(fault_passthrough_info)
 	for (int op = VCFS_OP_READ; op < VCFS_OP_ANY; op++)
 		for (int k = 0; k < 3; k++)
 			ck_assert_int_eq(do_op(f, (enum vcfs_disk_op)op), 0);
-	/* counts are kept even without a rule */
-	ck_assert_uint_eq(vcfs_fault_count(f, VCFS_OP_WRITE), 3);
-	ck_assert_uint_eq(vcfs_fault_count(f, VCFS_OP_ANY), 18);
+	/* counts are kept even without a rule; an asynchronous write counts as
+	 * a write and as aio */
+	ck_assert_uint_eq(vcfs_fault_count(f, VCFS_OP_WRITE), 6);
+	ck_assert_uint_eq(vcfs_fault_count(f, VCFS_OP_AIO), 3);
+	ck_assert_uint_eq(vcfs_fault_count(f, VCFS_OP_ANY), 21);
 	vcfs_disk_close(f);
 }
 END_TEST
@@ -950,7 +1041,8 @@ START_TEST(fault_parse_good)
 		int rc = vcfs_fault_parse(f, c[i].spec);
 
 		ck_assert_msg(rc == 0, "'%s': %s", c[i].spec, vcfs_strerror(rc));
-		for (int op = VCFS_OP_READ; op < VCFS_OP_ANY; op++) {
+		/* (an asynchronous write also counts as a write: below) */
+		for (int op = VCFS_OP_READ; op < VCFS_OP_AIO; op++) {
 			uint64_t nth = 0;
 			int sticky = 0, err = 0;
 			for (int k = 0; k < 3; k++)
@@ -967,6 +1059,15 @@ START_TEST(fault_parse_good)
 					      rc, vcfs_strerror(rc));
 			}
 		}
+		vcfs_disk_close(f);
+	}
+	/* "aio" reaches asynchronous requests alone */
+	{
+		struct vcfs_disk *f = fault_disk();
+		ck_assert_int_eq(vcfs_fault_parse(f, "aio:1:sticky:EIO"), 0);
+		ck_assert_int_eq(do_op(f, VCFS_OP_WRITE), 0);
+		ck_assert_int_eq(do_op(f, VCFS_OP_AIO), -EIO);
+		ck_assert_int_eq(do_op(f, VCFS_OP_WRITE), 0);
 		vcfs_disk_close(f);
 	}
 }
@@ -1694,6 +1795,155 @@ START_TEST(crash_bad_args)
 }
 END_TEST
 
+/*
+ * The file backend's asynchronous path: 4 threads x 64 writes of distinct
+ * patterns in flight at once, every byte read back both ways; argument
+ * checks; a read-only handle; and close waits for requests in flight.
+ */
+#define AIO_THREADS 4
+#define AIO_PER 64
+struct aio_thr { struct vcfs_disk *d; struct aio_batch *b; struct aio_req *r; uint8_t *buf; int t; };
+
+static void *aio_thr_run(void *arg)
+{
+	struct aio_thr *x = arg;
+
+	for (int i = 0; i < AIO_PER; i++) {
+		int k = x->t * AIO_PER + i;
+		uint8_t *p = x->buf + (size_t)k * 4096;
+		fill(p, 4096, 1000 + (uint64_t)k);
+		/* interleaved: thread t writes every 4th 4 KiB block */
+		req_init(&x->r[k], x->b, VCFS_AIO_WRITE, (uint64_t)(i * AIO_THREADS + x->t) * 4096,
+			 p, 4096);
+		ck_assert_int_eq(vcfs_disk_submit(x->d, &x->r[k].a), 0);
+	}
+	return NULL;
+}
+
+START_TEST(file_submit)
+{
+	struct vcfs_disk *d = open_path(img, 0), *ro;
+	const unsigned n = AIO_THREADS * AIO_PER;
+	uint8_t *buf = vcfs_disk_buf_alloc((size_t)n * 4096), *back = vcfs_disk_buf_alloc(4096);
+	uint8_t *rd = vcfs_disk_buf_alloc((size_t)n * 4096);
+	struct aio_req *r = calloc(n, sizeof(*r)), one;
+	struct aio_thr th[AIO_THREADS];
+	pthread_t tid[AIO_THREADS];
+	struct aio_batch b;
+
+	batch_init(&b);
+	for (int t = 0; t < AIO_THREADS; t++) {
+		th[t] = (struct aio_thr){ d, &b, r, buf, t };
+		ck_assert_int_eq(pthread_create(&tid[t], NULL, aio_thr_run, &th[t]), 0);
+	}
+	for (int t = 0; t < AIO_THREADS; t++)
+		pthread_join(tid[t], NULL);
+	ck_assert_uint_eq(batch_wait(&b, n), n);
+	ck_assert_uint_eq(b.failed, 0);
+	for (unsigned k = 0; k < n; k++) {
+		ck_assert_int_eq(vcfs_disk_read(d, r[k].a.off, back, 4096), 0);
+		ck_assert_msg(!memcmp(back, buf + (size_t)k * 4096, 4096), "write %u lost", k);
+	}
+	/* and read back asynchronously, all in flight at once */
+	batch_init(&b);
+	for (unsigned k = 0; k < n; k++) {
+		req_init(&r[k], &b, VCFS_AIO_READ, (uint64_t)k * 4096, rd + (size_t)k * 4096, 4096);
+		ck_assert_int_eq(vcfs_disk_submit(d, &r[k].a), 0);
+	}
+	ck_assert_uint_eq(batch_wait(&b, n), n);
+	ck_assert_uint_eq(b.failed, 0);
+	for (unsigned k = 0; k < n; k++) {
+		unsigned w = (k % AIO_THREADS) * AIO_PER + k / AIO_THREADS;	/* who wrote it */
+		ck_assert_msg(!memcmp(rd + (size_t)k * 4096, buf + (size_t)w * 4096, 4096),
+			      "async read of block %u", k);
+	}
+	/* what the synchronous calls refuse, and what "do it synchronously" means */
+	batch_init(&b);
+	req_init(&one, &b, VCFS_AIO_READ, 100, rd, 4096);
+	ck_assert_int_eq(vcfs_disk_submit(d, &one.a), -VCFS_EALIGN);
+	req_init(&one, &b, VCFS_AIO_READ, IMG_SIZE, rd, 4096);
+	ck_assert_int_eq(vcfs_disk_submit(d, &one.a), -VCFS_ERANGE);
+	req_init(&one, &b, VCFS_AIO_WRITE, 0, buf + 512, 4096);	/* would bounce */
+	ck_assert_int_eq(vcfs_disk_submit(d, &one.a), -EOPNOTSUPP);
+	req_init(&one, &b, VCFS_AIO_WRITE, 0, buf, 4096);
+	one.a.done = NULL;
+	ck_assert_int_eq(vcfs_disk_submit(d, &one.a), -EOPNOTSUPP);
+	req_init(&one, &b, VCFS_AIO_WRITE, 0, buf, 8u << 20);	/* above max_io, and size */
+	ck_assert_int_lt(vcfs_disk_submit(d, &one.a), 0);
+	ck_assert_uint_eq(b.done, 0);
+	ro = open_path(img, VCFS_DISK_RDONLY);
+	req_init(&one, &b, VCFS_AIO_WRITE, 0, buf, 4096);
+	ck_assert_int_eq(vcfs_disk_submit(ro, &one.a), -EROFS);
+	ck_assert_int_eq(aio_one(ro, VCFS_AIO_READ, 4096, rd, 4096), 0);
+	vcfs_disk_close(ro);
+	/* close with requests in flight: every done() has run when it returns */
+	batch_init(&b);
+	for (unsigned k = 0; k < n; k++) {
+		req_init(&r[k], &b, VCFS_AIO_WRITE, (uint64_t)k * 4096, buf, 4096);
+		ck_assert_int_eq(vcfs_disk_submit(d, &r[k].a), 0);
+	}
+	vcfs_disk_close(d);
+	ck_assert_uint_eq(b.done, n);
+	ck_assert_uint_eq(b.failed, 0);
+	free(r);
+	free(buf);
+	free(rd);
+	free(back);
+}
+END_TEST
+
+/* A backend without an asynchronous path says so; the fault layer has one,
+ * where its rules reach (an "aio" rule only there). */
+START_TEST(fault_submit)
+{
+	struct vcfs_disk *m, *f, *d = open_path(img, 0);
+	struct vcfs_fault_rule fail = { .op = VCFS_OP_AIO, .nth = 2, .err = -EIO };
+	struct vcfs_fault_rule slow = { .op = VCFS_OP_AIO, .delay_us = 200000 };
+	uint8_t *a = vcfs_disk_buf_alloc(4096), *z = vcfs_disk_buf_alloc(4096);
+	uint8_t *back = vcfs_disk_buf_alloc(4096);
+	struct aio_batch b;
+	struct aio_req r;
+	uint64_t t0;
+
+	ck_assert_int_eq(vcfs_mem_create("aio", IMG_SIZE, 0), 0);
+	ck_assert_int_eq(vcfs_mem_open("aio", 1, NULL, &m), 0);
+	batch_init(&b);
+	req_init(&r, &b, VCFS_AIO_READ, 0, back, 4096);
+	ck_assert_int_eq(vcfs_disk_submit(m, &r.a), -EOPNOTSUPP);
+	vcfs_disk_close(m);
+	vcfs_mem_destroy("aio");
+
+	ck_assert_int_eq(vcfs_fault_wrap(d, &f), 0);
+	fill(a, 4096, 5);
+	ck_assert_int_eq(vcfs_fault_set(f, &fail), 0);
+	ck_assert_int_eq(aio_one(f, VCFS_AIO_WRITE, 8192, a, 4096), 0);
+	ck_assert_int_eq(aio_one(f, VCFS_AIO_WRITE, 12288, a, 4096), -EIO);
+	ck_assert_int_eq(vcfs_disk_read(f, 12288, back, 4096), 0);
+	ck_assert_msg(!memcmp(back, z, 4096), "a failed asynchronous write reached the disk");
+	ck_assert_int_eq(vcfs_disk_read(f, 8192, back, 4096), 0);
+	ck_assert_int_eq(memcmp(back, a, 4096), 0);
+	ck_assert_uint_eq(vcfs_fault_count(f, VCFS_OP_AIO), 2);
+	ck_assert_uint_eq(vcfs_fault_count(f, VCFS_OP_WRITE), 2);
+	/* the delay holds the request, not the submitter, nor plain writes */
+	ck_assert_int_eq(vcfs_fault_set(f, &slow), 0);
+	batch_init(&b);
+	req_init(&r, &b, VCFS_AIO_WRITE, 16384, a, 4096);
+	t0 = vcfs_now_ns();
+	ck_assert_int_eq(vcfs_disk_submit(f, &r.a), 0);
+	ck_assert_int_eq(vcfs_disk_write(f, 20480, a, 4096, 0), 0);
+	ck_assert_uint_lt(vcfs_now_ns() - t0, 150 * VCFS_NS_PER_MS);
+	ck_assert_uint_eq(b.done, 0);
+	/* close waits for it */
+	vcfs_disk_close(f);
+	ck_assert_uint_eq(b.done, 1);
+	ck_assert_int_eq(r.rc, 0);
+	ck_assert_uint_ge(vcfs_now_ns() - t0, 190 * VCFS_NS_PER_MS);
+	free(a);
+	free(z);
+	free(back);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("disk");
@@ -1715,6 +1965,7 @@ static Suite *suite(void)
 	tcase_add_test(file, file_cas);
 	tcase_add_test(file, file_unmap_and_zeroes);
 	tcase_add_test(file, file_bytes);
+	tcase_add_test(file, file_submit);
 	suite_add_tcase(s, file);
 
 	tcase_add_checked_fixture(fault, setup, teardown);
@@ -1730,6 +1981,7 @@ static Suite *suite(void)
 	tcase_add_test(fault, fault_parse_any);
 	tcase_add_test(fault, fault_parse_bad);
 	tcase_add_test(fault, fault_env);
+	tcase_add_test(fault, fault_submit);
 	suite_add_tcase(s, fault);
 
 	tcase_add_checked_fixture(crash, setup, teardown);

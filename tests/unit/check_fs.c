@@ -1278,6 +1278,134 @@ static void *open_waiter(void *arg)
 	return NULL;
 }
 
+/*
+ * Asynchronous data I/O (vcfs_file_submit) on a fault-wrapped disk whose
+ * "aio" rule holds every asynchronous request 300 ms.  A truncate and a
+ * punch started while a write is in flight wait for it (the inode's pin):
+ * the write lands before its block is freed, never after, when the block may
+ * already be another file's.  Without the pin both return first (the write
+ * sleeps in the fault layer) and the checks below fail.  What does not
+ * qualify is refused for the synchronous path; an injected error reaches
+ * done() and leaves the old data; data round-trips.
+ */
+struct fa {
+	struct vcfs_file_aio a;		/* first: done() gets it */
+	pthread_mutex_t mu;
+	int ndone;
+	ssize_t res;
+};
+
+static void fa_done(struct vcfs_file_aio *a, ssize_t res)
+{
+	struct fa *x = (struct fa *)a;
+
+	pthread_mutex_lock(&x->mu);
+	x->ndone++;
+	x->res = res;
+	pthread_mutex_unlock(&x->mu);
+}
+
+static int fa_submit(struct vcfs_file *f, struct fa *x, int write, uint64_t off, void *buf,
+		     size_t len)
+{
+	pthread_mutex_init(&x->mu, NULL);
+	x->ndone = 0;
+	x->res = 1;
+	x->a = (struct vcfs_file_aio){ .write = write, .off = off, .buf = buf, .len = len,
+				       .done = fa_done };
+	return vcfs_file_submit(f, &x->a);
+}
+
+static int fa_ndone(struct fa *x)
+{
+	int n;
+
+	pthread_mutex_lock(&x->mu);
+	n = x->ndone;
+	pthread_mutex_unlock(&x->mu);
+	return n;
+}
+
+static void fa_wait(struct fa *x)
+{
+	for (int i = 0; i < 5000 && !fa_ndone(x); i++)
+		vcfs_sleep_ns(VCFS_NS_PER_MS);
+	ck_assert_int_eq(fa_ndone(x), 1);
+}
+
+START_TEST(async_io_pins)
+{
+	struct vcfs_mount_opts o = { .host_name = "hostA" };
+	struct vcfs_fault_rule slow = { .op = VCFS_OP_AIO, .delay_us = 300000 };
+	struct vcfs_fault_rule fail = { .op = VCFS_OP_AIO, .nth = 1, .err = -EIO };
+	struct vcfs_disk *d, *fd;
+	struct vcfs_attr in = { 0 }, a;
+	struct vcfs_file *f;
+	uint8_t *b = vcfs_disk_buf_alloc(8192), *m = malloc(4096);
+	struct fa x;
+	uint64_t ino;
+
+	ck_assert_int_eq(vcfs_fs_unmount(fs), 0);
+	fs = NULL;
+	ck_assert_int_eq(vcfs_disk_open(uri, NULL, &d), 0);
+	ck_assert_int_eq(vcfs_fault_wrap(d, &fd), 0);
+	ck_assert_int_eq(vcfs_fs_mount_disk(fd, &o, &fs), 0);
+	ino = mkfile(fs, root(), "v");
+	f = open_rw(ino);
+	write_pat(f, 0, 4 * MIB, 7);
+
+	/* a read round-trips */
+	ck_assert_int_eq(fa_submit(f, &x, 0, 4096, b, 4096), 0);
+	fa_wait(&x);
+	ck_assert_int_eq(x.res, 4096);
+	fill(m, 4096, 4096, 7);
+	ck_assert_mem_eq(b, m, 4096);
+	/* not the plain case: the caller goes the synchronous way */
+	ck_assert_int_eq(fa_submit(f, &x, 0, 100, b, 4096), -EOPNOTSUPP);	/* unaligned */
+	ck_assert_int_eq(fa_submit(f, &x, 1, 4 * MIB, b, 4096), -EOPNOTSUPP);	/* past EOF */
+	ck_assert_int_eq(fa_submit(f, &x, 0, MIB - 4096, b, 8192), -EOPNOTSUPP); /* 2 blocks */
+	in.size = 6 * MIB;
+	ck_assert_int_eq(vcfs_fs_setattr(fs, ino, &in, VCFS_SET_SIZE, &a), 0);
+	ck_assert_int_eq(fa_submit(f, &x, 0, 5 * MIB, b, 4096), -EOPNOTSUPP);	/* a hole */
+
+	/* a truncate waits for a write in flight in a block it frees */
+	ck_assert_int_eq(vcfs_fault_set(fd, &slow), 0);
+	memset(b, 0x5a, 4096);
+	ck_assert_int_eq(fa_submit(f, &x, 1, 3 * MIB + 8192, b, 4096), 0);
+	in.size = MIB;
+	ck_assert_int_eq(vcfs_fs_setattr(fs, ino, &in, VCFS_SET_SIZE, &a), 0);
+	ck_assert_msg(fa_ndone(&x) == 1, "truncate returned with a write in flight in a block it freed");
+	ck_assert_int_eq(x.res, 4096);
+
+	/* and so does a punch */
+	write_pat(f, MIB, 3 * MIB, 8);
+	ck_assert_int_eq(fa_submit(f, &x, 1, 2 * MIB + 4096, b, 4096), 0);
+	ck_assert_int_eq(vcfs_file_fallocate(f, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+					     2 * MIB, MIB), 0);
+	ck_assert_msg(fa_ndone(&x) == 1, "punch returned with a write in flight in a block it freed");
+	ck_assert_int_eq(x.res, 4096);
+	ck_assert_int_eq(vcfs_file_read(f, 2 * MIB + 4096, m, 4096), 4096);
+	for (int i = 0; i < 4096; i++)
+		ck_assert_int_eq(m[i], 0);
+
+	/* an error reaches done(); the old data stays */
+	vcfs_fault_clear(fd);
+	ck_assert_int_eq(vcfs_fault_set(fd, &fail), 0);
+	memset(b, 0x77, 4096);
+	ck_assert_int_eq(fa_submit(f, &x, 1, 4096, b, 4096), 0);
+	fa_wait(&x);
+	ck_assert_int_eq(x.res, -EIO);
+	ck_assert_int_eq(vcfs_file_read(f, 4096, m, 4096), 4096);
+	fill(b, 4096, 4096, 7);
+	ck_assert_mem_eq(m, b, 4096);
+	vcfs_fault_clear(fd);
+	ck_assert_int_eq(vcfs_file_release(f), 0);
+	free(b);
+	free(m);
+	unmount_and_fsck();
+}
+END_TEST
+
 START_TEST(waits_leave_op_mutex)
 {
 	struct vcfs_fs *b = mount_as("hostB");
@@ -2453,6 +2581,7 @@ static Suite *suite(void)
 	tcase_add_test(t, lock_loss_invalidates);
 	tcase_add_test(t, mw_join_kept_claim);
 	tcase_add_test(t, waits_leave_op_mutex);
+	tcase_add_test(t, async_io_pins);
 	suite_add_tcase(s, t);
 	tcase_add_checked_fixture(big, setup_big, teardown);
 	tcase_set_timeout(big, 900);
