@@ -196,4 +196,25 @@ if VCFS_FAULT="write:0:delay=100000" "$B/vcfs-fuse" -o host=par "$pimg" "$M" \
 else
 	t_fail "mount with a slowed disk (log $T/fuse-par.log)"
 fi
-rm -f "$img" "$pimg" "$T/junk.img" "$T/par.ref" "$T/par.new"
+
+# The asynchronous data path's errors: the fault layer's "aio" rule fails the
+# first direct write that goes asynchronously (an allocated block inside the
+# size); the writer gets EIO, the old bytes stay, the next write lands, and a
+# read going the same way returns the data.
+if VCFS_FAULT="aio:2:EIO" "$B/vcfs-fuse" -o host=aio "$pimg" "$M" \
+		> "$T/fuse-aio.log" 2>&1 && wait_for 10 mountpoint -q "$M"; then
+	t_run "a failed asynchronous write gives EIO and keeps the old bytes; the next one lands" \
+		sh -ec "head -c 8K /dev/urandom > '$T/aio.old'; head -c 4K /dev/urandom > '$T/aio.new'
+		dd if='$T/aio.old' of='$M/aio' bs=8K oflag=direct status=none
+		dd if='$M/aio' of=/dev/null bs=4K count=1 iflag=direct status=none
+		! dd if='$T/aio.new' of='$M/aio' bs=4K seek=1 oflag=direct conv=notrunc status=none 2>'$T/aio.err'
+		grep -q 'Input/output error' '$T/aio.err'
+		cmp '$T/aio.old' '$M/aio'
+		dd if='$T/aio.new' of='$M/aio' bs=4K seek=1 oflag=direct conv=notrunc status=none
+		dd if='$M/aio' bs=4K skip=1 count=1 iflag=direct status=none | cmp - '$T/aio.new'"
+	umount_it >/dev/null 2>&1
+	t_run "fsck is clean after the failed asynchronous write" "$B/fsck.vcfs" -n "$pimg"
+else
+	t_fail "mount with a failing asynchronous path (log $T/fuse-aio.log)"
+fi
+rm -f "$img" "$pimg" "$T/junk.img" "$T/par.ref" "$T/par.new" "$T/aio.old" "$T/aio.new" "$T/aio.err"
