@@ -306,13 +306,13 @@ struct vcfs_fs {
 	pthread_t lc_thread;
 	int lc_started, lc_stop;	/* lc_stop: atomic */
 
-	/* read-only mounts (ronly.c): other hosts' heartbeats as seen from
-	 * here, and the journal images of dead lock holders (the overlay);
-	 * NULL on read-write mounts.  ro_mu; ro_n also read atomically. */
+	/* read-only mounts (ronly.c): a heartbeat observer, per slot the
+	 * holder generation whose journal is in the overlay, and the journal
+	 * images of dead lock holders (the overlay); NULL on read-write
+	 * mounts.  ro_mu; ro_n also read atomically. */
 	pthread_mutex_t ro_mu;
-	struct ro_slot *ro_slots;
-	struct vcfs_slot_info *ro_info;
-	uint64_t ro_read_at;
+	struct vcfs_hb *ro_hb;
+	uint64_t *ro_scanned;		/* gen32 + 1; 0: none */
 	struct ro_img *ro_ov;
 	uint32_t ro_cap, ro_n;
 };

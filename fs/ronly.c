@@ -9,12 +9,12 @@
  * died, a read-write host recovers it within D; but with none mounted (a
  * backup host alone, every writer down) nobody ever would, so here:
  *
- *  - ro_holder_state judges a holder (slot, generation) the way the
- *    monitor of a read-write host does, from the slot's heartbeat block
- *    alone: STALE if the slot is free or at another generation (recovered,
- *    reused), DEAD once its counter has not moved for D on our clock since we
- *    first looked (so a host long dead costs one D at the first contact),
- *    else LIVE.  Slots are re-read at most every T/4.
+ *  - ro_holder_state judges a holder (slot, generation) through a heartbeat
+ *    observer (lock.h vcfs_hb_observe): the monitor's own judgement, from
+ *    the slots' blocks alone -- STALE if the slot is free or at another
+ *    generation, DEAD once it has not changed for D on our clock since we
+ *    first looked (a host long dead costs one D at the first contact), else
+ *    LIVE.
  *  - the first time a holder is DEAD, its journal's committed transactions
  *    that are not home yet (vcfs_journal_scan: read, never written) become
  *    the overlay: blkno -> newest image.  Reads of home blocks (op_read,
@@ -26,7 +26,7 @@
  *
  * The overlay lives until unmount (at most one journal's worth of images
  * per dead incarnation seen).  Locking: ro_mu, never held across I/O of
- * others' locks; the slot table and overlay are NULL on read-write mounts.
+ * others' locks; the observer and overlay are NULL on read-write mounts.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -36,13 +36,6 @@
 #include "../common/log.h"
 #include "../journal/journal.h"
 
-struct ro_slot {
-	uint64_t gen, counter;
-	uint64_t changed_ns;	/* our clock when we saw gen/counter change */
-	int seen;
-	uint64_t scanned_gen;	/* journal already in the overlay (gen + 1; 0 none) */
-};
-
 struct ro_img {
 	uint64_t blkno;		/* 0: empty (block 0 is the header, never journaled) */
 	uint8_t *img;
@@ -50,28 +43,31 @@ struct ro_img {
 
 int ro_init(struct vcfs_fs *fs)
 {
+	int rc;
+
 	pthread_mutex_init(&fs->ro_mu, NULL);
-	fs->ro_slots = calloc(fs->sb.max_hosts, sizeof(*fs->ro_slots));
-	fs->ro_info = calloc(fs->sb.max_hosts, sizeof(*fs->ro_info));
-	if (!fs->ro_slots || !fs->ro_info) {
-		ro_free(fs);
-		return -ENOMEM;
+	fs->ro_scanned = calloc(fs->sb.max_hosts, sizeof(*fs->ro_scanned));
+	rc = fs->ro_scanned ? vcfs_hb_observe(fs->d, &fs->sb, &fs->ro_hb) : -ENOMEM;
+	if (rc) {
+		free(fs->ro_scanned);
+		fs->ro_scanned = NULL;
+		pthread_mutex_destroy(&fs->ro_mu);
 	}
-	return 0;
+	return rc;
 }
 
 void ro_free(struct vcfs_fs *fs)
 {
-	if (!fs->ro_slots && !fs->ro_info)
+	if (!fs->ro_hb)
 		return;
 	for (uint32_t i = 0; i < fs->ro_cap; i++)
 		free(fs->ro_ov[i].img);
 	free(fs->ro_ov);
-	free(fs->ro_slots);
-	free(fs->ro_info);
+	free(fs->ro_scanned);
+	vcfs_hb_abandon(fs->ro_hb);
 	fs->ro_ov = NULL;
-	fs->ro_slots = NULL;
-	fs->ro_info = NULL;
+	fs->ro_scanned = NULL;
+	fs->ro_hb = NULL;
 	fs->ro_cap = fs->ro_n = 0;
 	pthread_mutex_destroy(&fs->ro_mu);
 }
@@ -137,7 +133,7 @@ static void ro_scan_img(void *arg, uint64_t blkno, const void *img)
 }
 
 /* Put slot's journal into the overlay (ro_mu held). */
-static int ro_scan(struct vcfs_fs *fs, uint32_t slot, uint64_t gen)
+static int ro_scan(struct vcfs_fs *fs, uint32_t slot, uint32_t gen32)
 {
 	struct ro_scan_ctx c = { .fs = fs };
 	unsigned n = 0;
@@ -152,62 +148,30 @@ static int ro_scan(struct vcfs_fs *fs, uint32_t slot, uint64_t gen)
 			  slot, vcfs_strerror(rc));
 		return rc;
 	}
-	vcfs_info("read-only mount: host slot %u (generation %llu) is dead; reading its "
+	vcfs_info("read-only mount: host slot %u (generation %u) is dead; reading its "
 		  "metadata through its journal (%u block image(s) not home yet) until a "
-		  "read-write host recovers it", slot, (unsigned long long)gen, n);
+		  "read-write host recovers it", slot, gen32, n);
 	return 0;
 }
 
 int ro_holder_state(struct vcfs_fs *fs, uint32_t slot, uint32_t gen32)
 {
-	struct vcfs_hb_timing tm;
-	struct ro_slot *s;
-	struct vcfs_slot_info *in;
-	uint64_t now = vcfs_now_ns();
-	int rc = 0, st;
+	int st;
 
-	if (!fs->ro_slots || slot >= fs->sb.max_hosts)
+	if (!fs->ro_hb || slot >= fs->sb.max_hosts)
 		return VCFS_HOLDER_LIVE;
-	vcfs_hb_timing_from(fs->sb.io_timeout_ms, &tm);
+	st = vcfs_hb_holder_state(fs->ro_hb, slot, gen32);
+	if (st < 0)
+		return VCFS_HOLDER_LIVE;	/* cannot judge: wait as for a live one */
+	if (st != VCFS_HOLDER_DEAD)
+		return st;
 	pthread_mutex_lock(&fs->ro_mu);
-	if (!fs->ro_read_at || now - fs->ro_read_at >= tm.t_ns / 4) {
-		rc = vcfs_hb_read_slots(fs->d, &fs->sb, fs->ro_info);
-		if (!rc) {
-			fs->ro_read_at = now;
-			for (uint32_t i = 0; i < fs->sb.max_hosts; i++) {
-				struct ro_slot *w = &fs->ro_slots[i];
-				in = &fs->ro_info[i];
-				if (!w->seen || w->gen != in->generation || w->counter != in->counter) {
-					w->seen = 1;
-					w->gen = in->generation;
-					w->counter = in->counter;
-					w->changed_ns = now;
-				}
-			}
-		}
-	}
-	if (rc || !fs->ro_read_at) {
-		st = VCFS_HOLDER_LIVE;	/* cannot judge: wait as for a live one */
-		goto out;
-	}
-	s = &fs->ro_slots[slot];
-	in = &fs->ro_info[slot];
-	if (!in->valid || in->state == VCFS_HB_FREE || (uint32_t)in->generation != gen32) {
-		st = VCFS_HOLDER_STALE;
-		goto out;
-	}
-	if (now - s->changed_ns < tm.dead_ns) {
-		st = VCFS_HOLDER_LIVE;
-		goto out;
-	}
-	st = VCFS_HOLDER_DEAD;
-	if (s->scanned_gen != s->gen + 1) {
-		if (ro_scan(fs, slot, s->gen))
+	if (fs->ro_scanned[slot] != (uint64_t)gen32 + 1) {
+		if (ro_scan(fs, slot, gen32))
 			st = VCFS_HOLDER_LIVE;	/* no overlay: never read past it */
 		else
-			s->scanned_gen = s->gen + 1;
+			fs->ro_scanned[slot] = (uint64_t)gen32 + 1;
 	}
-out:
 	pthread_mutex_unlock(&fs->ro_mu);
 	return st;
 }

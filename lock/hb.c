@@ -102,6 +102,10 @@ struct vcfs_hb {
 	uint8_t *mon_buf;		/* max_hosts blocks, monitor thread only */
 	int mon_last_rc;		/* monitor: last error reported */
 
+	int observer;		/* vcfs_hb_observe: no slot, no threads */
+	uint64_t observed_ns;	/* observer: when every slot was last read
+				 * (view_mu) */
+
 	int driven;		/* no threads: a driver ticks us (lock.h) */
 	int fence_told;		/* driven: on_fence was called */
 	uint8_t *tick_seen;	/* driven: renewal's scratch block */
@@ -775,6 +779,32 @@ out_unlock:
 	return rc;
 }
 
+/* An observer has no monitor thread: read every slot when the views are
+ * older than T/4 (a member's monitor reads them every T). */
+static int observer_refresh(struct vcfs_hb *hb)
+{
+	uint64_t now = vcfs_now_ns();
+	uint8_t *buf;
+	int rc, due;
+
+	pthread_mutex_lock(&hb->view_mu);
+	due = !hb->observed_ns || now - hb->observed_ns >= hb->tm.t_ns / 4;
+	pthread_mutex_unlock(&hb->view_mu);
+	if (!due)
+		return 0;
+	buf = vcfs_disk_buf_alloc((size_t)hb->sb.max_hosts * VCFS_BLK);
+	if (!buf)
+		return -ENOMEM;
+	rc = observe_all(hb, buf);
+	free(buf);
+	if (!rc) {
+		pthread_mutex_lock(&hb->view_mu);
+		hb->observed_ns = now;
+		pthread_mutex_unlock(&hb->view_mu);
+	}
+	return rc;
+}
+
 int vcfs_hb_holder_state(struct vcfs_hb *hb, uint32_t slot, uint32_t gen32)
 {
 	struct slot_view *v;
@@ -783,6 +813,8 @@ int vcfs_hb_holder_state(struct vcfs_hb *hb, uint32_t slot, uint32_t gen32)
 
 	if (slot >= hb->sb.max_hosts)
 		return VCFS_HOLDER_STALE;
+	if (hb->observer && (rc = observer_refresh(hb)))
+		return rc;
 	if (slot == hb->slot)
 		return gen32 == (uint32_t)hb->gen ? VCFS_HOLDER_LIVE : VCFS_HOLDER_STALE;
 	for (;;) {
@@ -1081,6 +1113,32 @@ int vcfs_hb_leave(struct vcfs_hb *hb)
 	free(seen);
 	hb_free(hb);
 	return rc;
+}
+
+int vcfs_hb_observe(struct vcfs_disk *d, const struct vcfs_sb *sb, struct vcfs_hb **out)
+{
+	struct vcfs_hb *hb = calloc(1, sizeof(*hb));
+
+	*out = NULL;
+	if (!hb)
+		return -ENOMEM;
+	hb->d = d;
+	hb->sb = *sb;
+	hb->lsec = vcfs_disk_info(d)->lsec;
+	hb->slot = VCFS_NO_SLOT;
+	hb->observer = 1;
+	pthread_mutex_init(&hb->mu, NULL);
+	pthread_cond_init(&hb->cv, NULL);
+	pthread_mutex_init(&hb->rec_mu, NULL);
+	pthread_mutex_init(&hb->view_mu, NULL);
+	vcfs_hb_timing_from(sb->io_timeout_ms, &hb->tm);
+	hb->views = calloc(sb->max_hosts, sizeof(*hb->views));
+	if (!hb->views) {
+		hb_free(hb);
+		return -ENOMEM;
+	}
+	*out = hb;
+	return 0;
 }
 
 void vcfs_hb_abandon(struct vcfs_hb *hb)

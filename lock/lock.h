@@ -169,6 +169,16 @@ enum vcfs_holder_state {
 };
 /* An enum vcfs_holder_state, or a negative error (reading the slot). */
 int vcfs_hb_holder_state(struct vcfs_hb *hb, uint32_t slot, uint32_t gen32);
+/*
+ * A read-only observer of the heartbeat region (a read-only mount): no slot,
+ * no threads, nothing written.  Only vcfs_hb_holder_state is for it: it
+ * judges holders as a member's monitor does (the same views: dead once a
+ * slot has not changed for D on our clock, a corrupt slot LIVE, RECOVERING by
+ * a dead recoverer DEAD), reading every slot when its last look is older than
+ * T/4.  A holder long dead therefore costs one D at the first contact.  Free
+ * it with vcfs_hb_abandon.
+ */
+int vcfs_hb_observe(struct vcfs_disk *d, const struct vcfs_sb *sb, struct vcfs_hb **out);
 
 /*
  * Simulation seam (tests/disk/sim.c, tests/disk/crashmh.c).  With a driver
