@@ -327,8 +327,8 @@ static int write_home(struct vcfs_disk *d, struct vcfs_hb *hb, const uint64_t *t
  * least img's: the seq guard.  A torn home block (our signature, bad crc)
  * is not valid, so the image repairs it.
  */
-static int home_is_current(const void *home, const void *img, uint64_t blkno,
-			   uint64_t volgen)
+int vcfs_journal_home_current(const void *home, const void *img, uint64_t blkno,
+			      uint64_t volgen)
 {
 	const struct vcfs_mhdr *h = home;
 
@@ -338,12 +338,6 @@ static int home_is_current(const void *home, const void *img, uint64_t blkno,
 	if (vcfs_mhdr_check(home, (enum vcfs_btype)le16_get(h->type), blkno, volgen) != 0)
 		return 0;
 	return vcfs_mhdr_seq(home) >= vcfs_mhdr_seq(img);
-}
-
-int vcfs_journal_home_current(const void *home, const void *img, uint64_t blkno,
-			      uint64_t volgen)
-{
-	return home_is_current(home, img, blkno, volgen);
 }
 
 /* What replay_slot found (and did). */
@@ -395,8 +389,9 @@ static int walk_log(struct vcfs_disk *d, const struct vcfs_sb *sb, uint32_t slot
 				rc = vcfs_disk_read(d, blk_off(targets[i]), home, VCFS_BLK);
 				if (rc)
 					return rc;
-				sel[i] = !home_is_current(home, rec + (size_t)(i + 1) * VCFS_BLK,
-							  targets[i], sb->volgen);
+				sel[i] = !vcfs_journal_home_current(home,
+								    rec + (size_t)(i + 1) * VCFS_BLK,
+								    targets[i], sb->volgen);
 				r->nwrite += sel[i];
 			}
 			rc = scan ? 0 : write_home(d, hb, targets, rec + VCFS_BLK, sel, n);
