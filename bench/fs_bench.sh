@@ -34,7 +34,11 @@
 #
 # Repetitions are interleaved (rep 1 of every row, then rep 2, ...) so that a
 # burst of load from other work on the machine spreads over the rows; each
-# cell is the median of its repetitions.
+# cell is the median of its repetitions.  In the data part raw and vcfs run
+# back to back for each row (raw first in odd repetitions, vcfs first in even
+# ones) and the ratio printed is the median of those pairs' own ratios: the
+# raw file on a VM's disk swings by 2x from one minute to the next, and a
+# ratio of two medians taken at different moments measures that swing.
 #
 # Knobs (environment):
 #   VCFS_FSBENCH_REPS       repetitions per cell (default 3)
@@ -199,10 +203,17 @@ data_part() {
 			--rw=write --bs=1M --numjobs=16 --size=$((FILE_MB / 16))M --ioengine=psync \
 			> /dev/null || FAILS+=("data: filling $t's 16 files")
 	done
+	local order
+	local -A cur
 	for ((rep = 1; rep <= REPS; rep++)); do
 		printf '   run %d/%d:' "$rep" "$REPS"
+		# raw first in odd runs, vcfs first in even ones: a drift of the
+		# backing store (its host's cache filling, a neighbour's burst)
+		# then falls on each side alike
+		if ((rep % 2)); then order="raw vcfs"; else order="vcfs raw"; fi
 		for row in $DATA_ROWS; do
-			for t in raw vcfs; do
+			cur=([raw]= [vcfs]=)
+			for t in $order; do
 				d=${TDIR[$t]}
 				out=$BENCH_DIR/fio.$row.$t.$rep.json
 				timed=(--time_based --runtime="$RUNTIME_MS"ms --ramp_time=500ms)
@@ -237,7 +248,10 @@ data_part() {
 					line=$(fio_run "$out" "${args[@]}")
 				fi
 				if [ -n "$line" ]; then
-					for kv in $line; do add "data|$row|$t|${kv%%=*}" "${kv#*=}"; done
+					for kv in $line; do
+						add "data|$row|$t|${kv%%=*}" "${kv#*=}"
+						[ "${kv%%=*}" = "${DATA_KEY[$row]}" ] && cur[$t]=${kv#*=}
+					done
 					# the daemon's CPU over the whole fio run, % of one CPU
 					[ $t = vcfs ] && add "data|$row|vcfs|dcpu" "$(awk -v c="$(( $(cpu_ticks "${HOST_PID[h1]}") - c0 ))" \
 						-v hz="$(getconf CLK_TCK)" -v w="$(elapsed "$w0" "$(now)")" 'BEGIN { print 100 * c / hz / w }')"
@@ -246,6 +260,9 @@ data_part() {
 					FAILS+=("data $row on $t, run $rep: $(tail -n 2 "$out.log" 2>/dev/null | tr '\n' ' ')")
 				fi
 			done
+			# the pair measured back to back: its own ratio
+			[ -n "${cur[raw]}" ] && [ -n "${cur[vcfs]}" ] &&
+				add "data|$row|pair" "$(ratio "${cur[vcfs]}" "${cur[raw]}" %.3f)"
 			printf ' %s' "$row"
 		done
 		echo
@@ -256,8 +273,10 @@ data_part() {
 data_table() {
 	local row key r v rp vp rat tgt met
 	echo
-	echo "Data path through the FUSE mount vs the raw file (O_DIRECT; median of $REPS; p99 = completion"
-	echo "latency; daemon CPU = vcfs-fuse's user+system time during the run, % of one of $(nproc) CPUs)"
+	echo "Data path through the FUSE mount vs the raw file (O_DIRECT; median of $REPS; vcfs/raw = median of"
+	echo "the runs' own ratios, raw and vcfs measured back to back in each run, in alternating order;"
+	echo "p99 = completion latency; daemon CPU = vcfs-fuse's user+system time during the run, % of one"
+	echo "of $(nproc) CPUs)"
 	printf '| %-52s | %7s | %7s | %8s | %17s | %10s | %-22s |\n' "workload" "raw" "vcfs" "vcfs/raw" \
 		"p99 µs raw/vcfs" "daemon CPU" "target (issue 3)"
 	printf '|%s|%s|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..54})" "$(printf -- '-%.0s' {1..8}):" \
@@ -267,7 +286,10 @@ data_table() {
 		key=${DATA_KEY[$row]}
 		r=$(medv "data|$row|raw|$key"); v=$(medv "data|$row|vcfs|$key")
 		rp=$(medv "data|$row|raw|p99_us"); vp=$(medv "data|$row|vcfs|p99_us")
-		rat=$(ratio "$v" "$r")
+		# the median of the runs' own ratios (each pair measured back to
+		# back), not the ratio of the two medians: raw and vcfs from
+		# different moments of a drifting backing store do not compare
+		rat=$(med $(vals "data|$row|pair")); [ "$rat" = - ] || rat=$(num "$rat" %.2f)
 		case $row in
 		seqrd|seqwr) tgt=0.85 ;;
 		rndrd|rndwr) tgt=0.5 ;;
@@ -283,6 +305,11 @@ data_table() {
 			"$(num "$v") ($(num "$vp"))" "raw file, O_DIRECT" "$(num "$r") ($(num "$rp"))" "$rat" ">= ${tgt}"
 		[ $row = ddnew ] && bench_summary "filesystem (FUSE)" "${DATA_DESC[$row]}" \
 			"$(num "$v")" "raw file, O_DIRECT" "$(num "$r")" "$rat" "-"
+	done
+	echo "Each run's vcfs/raw (the spread is the backing store's as much as vcfs's):"
+	for row in seqrd seqwr rndrd rndwr; do
+		case " $DATA_ROWS " in *" $row "*) ;; *) continue ;; esac
+		printf '  %-40s %s\n' "${DATA_DESC[$row]}:" "$(vals "data|$row|pair")"
 	done
 	# what limits random writes: one file vs one file per thread
 	local one files rone rfiles qd

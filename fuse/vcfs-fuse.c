@@ -37,6 +37,7 @@
 #include <linux/fuse.h>
 #include <pthread.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <semaphore.h>
 #include <time.h>
 #include <signal.h>
@@ -569,7 +570,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
  *
  * A WRITE's data stays where the worker received it: the request takes the
  * worker's receive buffer (struct xfer.own) and the worker goes on with a
- * spare one (rbuf_get); aio_reply puts it back.  No copy, and 4 KiB-aligned
+ * spare one (iobuf_get); aio_reply puts it back.  No copy, and 4 KiB-aligned
  * (see the request loop below).  A READ's buffer is its own.  g_xfers counts
  * requests in flight: main waits for 0 before the session goes.
  */
@@ -580,36 +581,102 @@ struct xfer {
 };
 
 #define VCFS_FUSE_RECV_SIZE (VCFS_FUSE_MAX_IO + 2 * 4096u)	/* >= se->bufsize */
-#define RBUF_SPARE 32
+#define VCFS_FUSE_WORKERS 16
+#define IOBUF_SPARE 32	/* buffers for requests in flight, beyond the workers' */
+
+/*
+ * I/O buffers (the workers' receive buffers, the spares a WRITE swaps in, READ
+ * buffers) come from one region of transparent huge pages (MADV_HUGEPAGE).
+ * The kernel walks and pins a request's buffer twice (the copy through
+ * /dev/fuse, then the O_DIRECT request to the backing file), and the backing
+ * device gets one segment per physically contiguous run: over 4 KiB pages a
+ * 1 MiB request was 256 of each.  Measured on 2 vCPUs (fio, 1 MiB, O_DIRECT,
+ * alternating runs): QD1 writes 1.3 -> 1.6-2.0 GB/s, QD4 reads 1.0-1.2 ->
+ * 1.55-1.87 GB/s with half the daemon's CPU; 4 KiB requests unchanged.
+ * The region holds IOBUF_N buffers, about 50 MiB of address space, resident
+ * as it is used and then kept (daemon RSS measured: 10 MB idle, 47 MB during
+ * and after 1 MiB QD16 writes, which 4 KiB pages also peaked at).  A
+ * buffer outside it (the region could not be mapped, or every buffer is in
+ * use) comes from posix_memalign and goes back to free().
+ */
+#define IOBUF_SIZE (VCFS_FUSE_RECV_SIZE + 4096u)
+#define IOBUF_N (VCFS_FUSE_WORKERS + IOBUF_SPARE)
+#define IOBUF_HUGE (2u << 20)
 
 static __thread void **t_rbuf;		/* the worker's receive buffer slot */
 static unsigned g_xfers;		/* atomic */
-static pthread_mutex_t rbuf_mu = PTHREAD_MUTEX_INITIALIZER;
-static void *rbuf_spare[RBUF_SPARE];
-static unsigned rbuf_nspare;
+static pthread_mutex_t iobuf_mu = PTHREAD_MUTEX_INITIALIZER;
+static uint8_t *iobuf_base;		/* the region, IOBUF_HUGE-aligned */
+static size_t iobuf_len;
+static void *iobuf_free[IOBUF_N];
+static unsigned iobuf_nfree;
 
-static void *rbuf_get(void)
+static void iobuf_init(void)
+{
+	size_t len = ((size_t)IOBUF_N * IOBUF_SIZE + IOBUF_HUGE - 1) & ~(size_t)(IOBUF_HUGE - 1);
+	uint8_t *p, *a;
+	unsigned i;
+
+	p = mmap(NULL, len + IOBUF_HUGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED) {
+		vcfs_warn("mapping %zu MiB of I/O buffers: %s (using malloc'd ones)",
+			  len >> 20, strerror(errno));
+		return;
+	}
+	a = (uint8_t *)(((uintptr_t)p + IOBUF_HUGE - 1) & ~(uintptr_t)(IOBUF_HUGE - 1));
+	if (a > p)
+		munmap(p, (size_t)(a - p));
+	if (a + len < p + len + IOBUF_HUGE)
+		munmap(a + len, (size_t)(p + len + IOBUF_HUGE - (a + len)));
+	/* advice only: without THP (disabled, or "never") the region is
+	 * ordinary pages and everything still works */
+	(void)madvise(a, len, MADV_HUGEPAGE);
+	iobuf_base = a;
+	iobuf_len = len;
+	for (i = 0; i < IOBUF_N; i++)
+		iobuf_free[iobuf_nfree++] = a + (size_t)(IOBUF_N - 1 - i) * IOBUF_SIZE;
+}
+
+static void iobuf_fini(void)
+{
+	if (iobuf_base)
+		munmap(iobuf_base, iobuf_len);
+	iobuf_base = NULL;
+	iobuf_nfree = 0;
+}
+
+/* A 4 KiB-aligned buffer of IOBUF_SIZE bytes from the region, or NULL. */
+static void *iobuf_pooled(void)
 {
 	void *b = NULL;
 
-	pthread_mutex_lock(&rbuf_mu);
-	if (rbuf_nspare)
-		b = rbuf_spare[--rbuf_nspare];
-	pthread_mutex_unlock(&rbuf_mu);
-	if (!b && posix_memalign(&b, 4096, VCFS_FUSE_RECV_SIZE + 4096))
+	pthread_mutex_lock(&iobuf_mu);
+	if (iobuf_nfree)
+		b = iobuf_free[--iobuf_nfree];
+	pthread_mutex_unlock(&iobuf_mu);
+	return b;
+}
+
+/* A 4 KiB-aligned buffer of at least size bytes (<= IOBUF_SIZE), or NULL. */
+static void *iobuf_get(size_t size)
+{
+	void *b = iobuf_pooled();
+
+	if (!b && posix_memalign(&b, 4096, size ? size : 1))
 		b = NULL;
 	return b;
 }
 
-static void rbuf_put(void *b)
+static void iobuf_put(void *b)
 {
-	pthread_mutex_lock(&rbuf_mu);
-	if (rbuf_nspare < RBUF_SPARE) {
-		rbuf_spare[rbuf_nspare++] = b;
-		b = NULL;
+	if (b && iobuf_base && (uint8_t *)b >= iobuf_base &&
+	    (uint8_t *)b < iobuf_base + iobuf_len) {
+		pthread_mutex_lock(&iobuf_mu);
+		iobuf_free[iobuf_nfree++] = b;
+		pthread_mutex_unlock(&iobuf_mu);
+	} else {
+		free(b);
 	}
-	pthread_mutex_unlock(&rbuf_mu);
-	free(b);
 }
 
 static void aio_reply(struct vcfs_file_aio *a, ssize_t res)
@@ -622,10 +689,7 @@ static void aio_reply(struct vcfs_file_aio *a, ssize_t res)
 		fuse_reply_write(x->req, (size_t)res);
 	else
 		fuse_reply_buf(x->req, a->buf, (size_t)res);
-	if (a->write)
-		rbuf_put(x->own);
-	else
-		free(x->own);
+	iobuf_put(x->own);
 	free(x);
 	__atomic_sub_fetch(&g_xfers, 1, __ATOMIC_RELEASE);
 }
@@ -651,7 +715,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	(void)ino;
 	if (size > VCFS_FUSE_MAX_IO)
 		size = VCFS_FUSE_MAX_IO;
-	if (posix_memalign(&buf, 4096, size ? size : 1)) {
+	if (!(buf = iobuf_get(size))) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
@@ -667,7 +731,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_err(req, to_errno((int)n, "read"));
 	else
 		fuse_reply_buf(req, buf, (size_t)n);
-	free(buf);
+	iobuf_put(buf);
 }
 
 /* An unprivileged write clears set-user-ID and set-group-ID (see struct vfh). */
@@ -702,7 +766,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 	if (!killpriv && rb && (const uint8_t *)buf >= rb &&
 	    (const uint8_t *)buf + size <= rb + VCFS_FUSE_RECV_SIZE + 4096 &&
 	    (x = malloc(sizeof(*x)))) {
-		void *spare = rbuf_get();
+		void *spare = iobuf_get(IOBUF_SIZE);
 
 		*x = (struct xfer){ .a = { .write = 1, .off = (uint64_t)off, .buf = (void *)buf,
 					   .len = size }, .req = req, .own = rb };
@@ -713,7 +777,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 			if (aio_try(fh(fi), x))
 				return;
 			*t_rbuf = rb;
-			rbuf_put(spare);
+			iobuf_put(spare);
 		}
 		free(x);
 	}
@@ -1247,7 +1311,7 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 		fuse_reply_xattr(req, (size_t)n);
 	else
 		fuse_reply_buf(req, buf, (size_t)n);
-	free(buf);
+	iobuf_put(buf);
 }
 
 static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
@@ -1266,7 +1330,7 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 		fuse_reply_xattr(req, (size_t)n);
 	else
 		fuse_reply_buf(req, buf, (size_t)n);
-	free(buf);
+	iobuf_put(buf);
 }
 
 static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
@@ -1431,7 +1495,6 @@ static int cli_proc(void *data, const char *arg, int key, struct fuse_args *outa
  * they wait in read (cancellation is disabled around processing), as
  * libfuse's loop does.
  */
-#define VCFS_FUSE_WORKERS 16
 #define VCFS_FUSE_WRITE_HDR 80	/* fuse_in_header + fuse_write_in */
 
 static sem_t loop_done;
@@ -1475,7 +1538,7 @@ static int run_loop(void)
 	if (sem_init(&loop_done, 0, 0))
 		return -errno;
 	for (i = 0; i < VCFS_FUSE_WORKERS; i++) {
-		if (posix_memalign(&mem[i], 4096, VCFS_FUSE_RECV_SIZE + 4096)) {
+		if (!(mem[i] = iobuf_get(IOBUF_SIZE))) {
 			rc = -ENOMEM;
 			break;
 		}
@@ -1503,7 +1566,7 @@ static int run_loop(void)
 		vcfs_err("reading requests from /dev/fuse: %s", strerror(-rc));
 out:
 	for (i = 0; i < VCFS_FUSE_WORKERS; i++)
-		free(mem[i]);
+		iobuf_put(mem[i]);
 	sem_destroy(&loop_done);
 	return rc ? -1 : 0;
 }
@@ -1606,13 +1669,13 @@ int main(int argc, char **argv)
 		}
 	}
 
+	iobuf_init();
 	ret = run_loop() ? 1 : 0;
 	/* answers still due from the completion thread go out before the
 	 * session does */
 	while (__atomic_load_n(&g_xfers, __ATOMIC_ACQUIRE))
 		vcfs_sleep_ns(VCFS_NS_PER_MS);
-	while (rbuf_nspare)
-		free(rbuf_spare[--rbuf_nspare]);
+	iobuf_fini();
 	waiter_stop();
 
 	vcfs_fs_set_inval(g_fs, NULL, NULL);
