@@ -99,12 +99,14 @@ struct vcfs_hb {
 
 	pthread_mutex_t view_mu;
 	struct slot_view *views;	/* max_hosts entries */
-	uint8_t *mon_buf;		/* max_hosts blocks, monitor thread only */
+	uint8_t *mon_buf;		/* max_hosts blocks: the monitor thread's, or
+					 * an observer's refreshing caller's */
 	int mon_last_rc;		/* monitor: last error reported */
 
 	int observer;		/* vcfs_hb_observe: no slot, no threads */
+	int observing;		/* observer: a caller is reading every slot */
 	uint64_t observed_ns;	/* observer: when every slot was last read
-				 * (view_mu) */
+				 * (view_mu, both) */
 
 	int driven;		/* no threads: a driver ticks us (lock.h) */
 	int fence_told;		/* driven: on_fence was called */
@@ -779,29 +781,31 @@ out_unlock:
 	return rc;
 }
 
-/* An observer has no monitor thread: read every slot when the views are
- * older than T/4 (a member's monitor reads them every T). */
+/*
+ * An observer has no monitor thread: read every slot when the views are
+ * older than T/4 (a member's monitor reads them every T).  One caller reads
+ * (into mon_buf) while the others go on with the views they have: a view
+ * that does not know a holder yet makes vcfs_hb_holder_state read that one
+ * slot itself.
+ */
 static int observer_refresh(struct vcfs_hb *hb)
 {
 	uint64_t now = vcfs_now_ns();
-	uint8_t *buf;
-	int rc, due;
+	int rc;
 
 	pthread_mutex_lock(&hb->view_mu);
-	due = !hb->observed_ns || now - hb->observed_ns >= hb->tm.t_ns / 4;
-	pthread_mutex_unlock(&hb->view_mu);
-	if (!due)
-		return 0;
-	buf = vcfs_disk_buf_alloc((size_t)hb->sb.max_hosts * VCFS_BLK);
-	if (!buf)
-		return -ENOMEM;
-	rc = observe_all(hb, buf);
-	free(buf);
-	if (!rc) {
-		pthread_mutex_lock(&hb->view_mu);
-		hb->observed_ns = now;
+	if (hb->observing || (hb->observed_ns && now - hb->observed_ns < hb->tm.t_ns / 4)) {
 		pthread_mutex_unlock(&hb->view_mu);
+		return 0;
 	}
+	hb->observing = 1;
+	pthread_mutex_unlock(&hb->view_mu);
+	rc = observe_all(hb, hb->mon_buf);
+	pthread_mutex_lock(&hb->view_mu);
+	hb->observing = 0;
+	if (!rc)
+		hb->observed_ns = now;
+	pthread_mutex_unlock(&hb->view_mu);
 	return rc;
 }
 
@@ -1133,7 +1137,8 @@ int vcfs_hb_observe(struct vcfs_disk *d, const struct vcfs_sb *sb, struct vcfs_h
 	pthread_mutex_init(&hb->view_mu, NULL);
 	vcfs_hb_timing_from(sb->io_timeout_ms, &hb->tm);
 	hb->views = calloc(sb->max_hosts, sizeof(*hb->views));
-	if (!hb->views) {
+	hb->mon_buf = vcfs_disk_buf_alloc((size_t)sb->max_hosts * VCFS_BLK);
+	if (!hb->views || !hb->mon_buf) {
 		hb_free(hb);
 		return -ENOMEM;
 	}
